@@ -1,0 +1,78 @@
+//! The first account and company admin of a new database, so that a newcomer can sign in
+//! at once (`cargo run` prints the admin's token) and production can be set up with
+//! `api bootstrap`.
+
+use chrono::Utc;
+use entity::{account, user, user::Role};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, TransactionTrait};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    validate,
+};
+
+pub struct FirstAdmin {
+    pub account_name: String,
+    pub time_zone: String,
+    pub admin_name: String,
+    pub admin_email: String,
+}
+
+impl Default for FirstAdmin {
+    fn default() -> Self {
+        Self {
+            account_name: "My company".into(),
+            time_zone: "UTC".into(),
+            admin_name: "Administrator".into(),
+            admin_email: "admin@example.com".into(),
+        }
+    }
+}
+
+/// Creates the first account and its admin when the database has no account yet; returns
+/// them, or `None` when the database was already set up.
+pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<Option<(account::Model, user::Model)>> {
+    let time_zone = validate::time_zone("timeZone", &first.time_zone)?;
+    let account_name = validate::name("accountName", &first.account_name)?;
+    let admin_name = validate::name("adminName", &first.admin_name)?;
+    let admin_email = validate::email("adminEmail", &first.admin_email)?;
+    let txn = db.begin().await?;
+    if account::Entity::find().count(&txn).await? > 0 {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let account = account::Model {
+        id: Uuid::now_v7(),
+        name: account_name,
+        parent_id: None,
+        time_zone,
+        paused: false,
+        add_ons: serde_json::json!([]),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        updated_by: None,
+    }
+    .into_active_model()
+    .reset_all()
+    .insert(&txn)
+    .await?;
+    let admin = user::Model {
+        id: Uuid::now_v7(),
+        account_id: account.id,
+        name: admin_name,
+        email: admin_email,
+        phone: None,
+        role: Role::CompanyAdmin,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    }
+    .into_active_model()
+    .reset_all()
+    .insert(&txn)
+    .await?;
+    txn.commit().await.map_err(ApiError::from)?;
+    Ok(Some((account, admin)))
+}

@@ -1,0 +1,208 @@
+//! Configuration: one typed struct read from `HERALD_*` environment variables, shared by the
+//! api, the worker and the all-in-one binary.
+//!
+//! Every variable has a documented default (README, "Configuration"); a value that cannot be
+//! used stops start-up with a [`ConfigError`] naming the variable. Secrets are wrapped in
+//! [`SecretString`] so that `{:?}` of a config never prints them.
+
+use std::{env, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// A configuration value that must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self { var, message: message.into() }
+    }
+}
+
+/// Limits applied to every GraphQL operation, whatever the transport.
+#[derive(Clone, Debug)]
+pub struct QueryLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_directives: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self { max_depth: 12, max_complexity: 2_000, max_aliases: 30, max_directives: 10 }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `HERALD_BIND`: address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// `HERALD_DATA_DIR`: where the embedded SQLite file and generated key files live.
+    pub data_dir: PathBuf,
+    /// `HERALD_DATABASE_URL`: PostgreSQL (production) or SQLite URL. `None` = embedded SQLite
+    /// file `herald.db` in the data directory.
+    pub database_url: Option<String>,
+    /// `HERALD_DATABASE_SCHEMA`: PostgreSQL schema (search path) to use; tests use one each.
+    pub database_schema: Option<String>,
+    /// `HERALD_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// `HERALD_REDIS_URL`: Redis for cross-process pub/sub. `None` = in-process bus.
+    pub redis_url: Option<String>,
+    /// `HERALD_BUS_PREFIX`: prefix of every Redis channel, so that several deployments (or
+    /// tests) can share one Redis.
+    pub bus_prefix: String,
+    /// `HERALD_JWT_SECRET`: HS256 secret for user tokens. Embedded mode generates one.
+    pub jwt_secret: Option<SecretString>,
+    /// `HERALD_SECRET_KEY`: AEAD keyring `id:base64key[,id:base64key…]`, first one active.
+    /// Embedded mode generates a key file.
+    pub secret_key: Option<SecretString>,
+    /// `HERALD_CORS_ORIGINS`: comma-separated origins allowed for CORS and WebSocket upgrades.
+    pub cors_origins: Vec<String>,
+    /// `HERALD_MAX_BODY_BYTES`: request-body limit on every route.
+    pub max_body_bytes: usize,
+    /// `HERALD_QUERY_MAX_DEPTH`, `_COMPLEXITY`, `_ALIASES`, `_DIRECTIVES`.
+    pub limits: QueryLimits,
+    /// `HERALD_WS_INIT_TIMEOUT_SECS`: time a socket has to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// `HERALD_WS_PING_INTERVAL_SECS`: WebSocket ping period; a peer silent for two periods is
+    /// dropped.
+    pub ws_ping_interval: Duration,
+    /// `HERALD_TOKEN_TTL_SECS`: lifetime of tokens minted by `impersonate` and the CLI.
+    pub token_ttl: Duration,
+}
+
+impl Config {
+    /// Embedded defaults: SQLite in `data_dir`, in-process bus, generated secrets.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            database_schema: None,
+            database_max_connections: 16,
+            redis_url: None,
+            bus_prefix: "herald".into(),
+            jwt_secret: None,
+            secret_key: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            limits: QueryLimits::default(),
+            ws_init_timeout: Duration::from_secs(5),
+            ws_ping_interval: Duration::from_secs(20),
+            token_ttl: Duration::from_secs(3600),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let data_dir = var("HERALD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let mut config = Self::embedded(data_dir);
+        if let Some(bind) = var("HERALD_BIND") {
+            config.bind = bind
+                .parse()
+                .map_err(|e| ConfigError::new("HERALD_BIND", format!("not a socket address ({e}): {bind:?}")))?;
+        }
+        config.database_url = var("HERALD_DATABASE_URL");
+        if let Some(url) = &config.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+                return Err(ConfigError::new("HERALD_DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:"));
+            }
+        }
+        config.database_schema = var("HERALD_DATABASE_SCHEMA");
+        config.database_max_connections = number("HERALD_DATABASE_MAX_CONNECTIONS", config.database_max_connections)?;
+        config.redis_url = var("HERALD_REDIS_URL");
+        if let Some(url) = &config.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::new("HERALD_REDIS_URL", "must start with redis:// or rediss://"));
+            }
+        }
+        if let Some(prefix) = var("HERALD_BUS_PREFIX") {
+            config.bus_prefix = prefix;
+        }
+        config.jwt_secret = var("HERALD_JWT_SECRET").map(SecretString::new);
+        if let Some(secret) = &config.jwt_secret {
+            if secret.expose().len() < 32 {
+                return Err(ConfigError::new("HERALD_JWT_SECRET", "must be at least 32 characters"));
+            }
+        }
+        config.secret_key = var("HERALD_SECRET_KEY").map(SecretString::new);
+        if let Some(key) = &config.secret_key {
+            crate::crypto::Keyring::parse(key.expose())
+                .map_err(|e| ConfigError::new("HERALD_SECRET_KEY", e.to_string()))?;
+        }
+        if config.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+            // Generated secrets live in files next to an embedded database; a production
+            // deployment with several processes must share them explicitly.
+            if config.jwt_secret.is_none() {
+                return Err(ConfigError::new("HERALD_JWT_SECRET", "is required with a PostgreSQL HERALD_DATABASE_URL"));
+            }
+            if config.secret_key.is_none() {
+                return Err(ConfigError::new("HERALD_SECRET_KEY", "is required with a PostgreSQL HERALD_DATABASE_URL"));
+            }
+        }
+        if let Some(origins) = var("HERALD_CORS_ORIGINS") {
+            config.cors_origins = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect();
+            if let Some(bad) = config.cors_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+                return Err(ConfigError::new("HERALD_CORS_ORIGINS", format!("origin {bad:?} must start with http:// or https://")));
+            }
+        }
+        config.max_body_bytes = number("HERALD_MAX_BODY_BYTES", config.max_body_bytes)?;
+        config.limits.max_depth = number("HERALD_QUERY_MAX_DEPTH", config.limits.max_depth)?;
+        config.limits.max_complexity = number("HERALD_QUERY_MAX_COMPLEXITY", config.limits.max_complexity)?;
+        config.limits.max_aliases = number("HERALD_QUERY_MAX_ALIASES", config.limits.max_aliases)?;
+        config.limits.max_directives = number("HERALD_QUERY_MAX_DIRECTIVES", config.limits.max_directives)?;
+        config.ws_init_timeout = Duration::from_secs(number("HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
+        config.ws_ping_interval = Duration::from_secs(number("HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
+        config.token_ttl = Duration::from_secs(number("HERALD_TOKEN_TTL_SECS", 3600u64)?);
+        Ok(config)
+    }
+
+    /// The database URL to connect to: the configured one, or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("herald.db").display()),
+        }
+    }
+}
+
+fn var(name: &'static str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+    T::Err: fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => {
+            let value: T = raw.trim().parse().map_err(|e| ConfigError::new(name, format!("not a number ({e}): {raw:?}")))?;
+            if value < T::from(1) {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
+            Ok(value)
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Accounts and sub-accounts.
+//!
+//! A caller sees their own account. Company admins (and WRITE keys) also see and manage the
+//! sub-accounts below it, at any depth: that is what roll-ups and "log in as" need. Nobody
+//! sees upwards or sideways.
+
+use chrono::Utc;
+use entity::account;
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ActiveModelTrait, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    audit::Change,
+    auth::{account_is_within, Caller},
+    error::{ApiError, ApiResult},
+    state::AppState,
+    validate,
+};
+
+/// Optional products an account can have enabled.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AddOn {
+    /// Users of a parent account see notifications of chosen sub-accounts.
+    NotificationRollUp,
+    /// IMAP mailbox synchronisation.
+    EmailSync,
+    /// Text messages (SMS) to assigned users.
+    TextMessaging,
+}
+
+pub fn add_ons(model: &account::Model) -> Vec<AddOn> {
+    serde_json::from_value(model.add_ons.clone()).unwrap_or_default()
+}
+
+fn add_ons_json(list: &[AddOn]) -> serde_json::Value {
+    let mut list = list.to_vec();
+    list.sort_by_key(|a| *a as u8);
+    list.dedup();
+    serde_json::to_value(list).expect("add-on codes serialize")
+}
+
+/// Company admins and WRITE keys manage the sub-accounts below their account.
+fn manages_descendants(caller: &Caller) -> bool {
+    caller.require_admin_or_write_key().is_ok()
+}
+
+/// The account `id` if the caller may see it; otherwise NOT_FOUND.
+pub async fn find_visible(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<account::Model> {
+    caller.require_read()?;
+    let visible = id == caller.account_id || (manages_descendants(caller) && account_is_within(db, id, caller.account_id).await?);
+    if !visible {
+        return Err(ApiError::NotFound("account"));
+    }
+    account::Entity::find_by_id(id).one(db).await?.ok_or(ApiError::NotFound("account"))
+}
+
+pub struct NewSubAccount {
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub time_zone: Option<String>,
+    pub paused: bool,
+    pub add_ons: Vec<AddOn>,
+}
+
+pub async fn create_sub_account(app: &AppState, caller: &Caller, input: NewSubAccount) -> ApiResult<account::Model> {
+    caller.require_admin_or_write_key()?;
+    let name = validate::name("input.name", &input.name)?;
+    let mut change = Change::begin(app, caller).await?;
+    let parent = find_visible(change.db(), caller, input.parent_id.unwrap_or(caller.account_id)).await?;
+    let time_zone = match &input.time_zone {
+        Some(tz) => validate::time_zone("input.timeZone", tz)?,
+        None => parent.time_zone.clone(),
+    };
+    let now = Utc::now();
+    let model = account::Model {
+        id: Uuid::now_v7(),
+        name,
+        parent_id: Some(parent.id),
+        time_zone,
+        paused: input.paused,
+        add_ons: add_ons_json(&input.add_ons),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        updated_by: caller.user_id(),
+    };
+    let model = model.into_active_model().reset_all().insert(change.db()).await?;
+    change.record(model.id, "account.created", "Account", model.id, None::<&account::Model>, Some(&model)).await?;
+    change.commit().await?;
+    Ok(model)
+}
+
+pub struct AccountPatch {
+    pub id: Option<Uuid>,
+    pub expected_version: Option<i32>,
+    pub name: Option<String>,
+    pub time_zone: Option<String>,
+    pub paused: Option<bool>,
+    pub add_ons: Option<Vec<AddOn>>,
+}
+
+/// Changes account settings; with `expected_version`, only if nobody changed them since.
+pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch) -> ApiResult<account::Model> {
+    caller.require_admin_or_write_key()?;
+    let name = patch.name.as_deref().map(|n| validate::name("input.name", n)).transpose()?;
+    let time_zone = patch.time_zone.as_deref().map(|tz| validate::time_zone("input.timeZone", tz)).transpose()?;
+    let mut change = Change::begin(app, caller).await?;
+    let before = find_visible(change.db(), caller, patch.id.unwrap_or(caller.account_id)).await?;
+    let expected = patch.expected_version.unwrap_or(before.version);
+    let mut update = account::Entity::update_many()
+        .col_expr(account::Column::Version, Expr::col(account::Column::Version).add(1))
+        .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(account::Column::UpdatedBy, Expr::value(caller.user_id()));
+    if let Some(name) = name {
+        update = update.col_expr(account::Column::Name, Expr::value(name));
+    }
+    if let Some(tz) = time_zone {
+        update = update.col_expr(account::Column::TimeZone, Expr::value(tz));
+    }
+    if let Some(paused) = patch.paused {
+        update = update.col_expr(account::Column::Paused, Expr::value(paused));
+    }
+    if let Some(list) = &patch.add_ons {
+        update = update.col_expr(account::Column::AddOns, Expr::value(add_ons_json(list)));
+    }
+    // The version predicate makes the check and the write one atomic statement.
+    let result = update
+        .filter(account::Column::Id.eq(before.id))
+        .filter(account::Column::Version.eq(expected))
+        .exec(change.db())
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(ApiError::Conflict(format!(
+            "the account settings changed since version {expected} (now version {}); reload and try again",
+            before.version
+        )));
+    }
+    let after = account::Entity::find_by_id(before.id).one(change.db()).await?.ok_or(ApiError::NotFound("account"))?;
+    change.record(after.id, "account.updated", "Account", after.id, Some(&before), Some(&after)).await?;
+    change.commit().await?;
+    Ok(after)
+}

@@ -1,0 +1,340 @@
+//! Contacts (customers and leads), their ordered assigned users, and their persons.
+//!
+//! Assignment order matters: the first assigned user is the contact's primary owner, who
+//! gets reminders and "only if assigned" notifications first. Assigning more users appends
+//! them; the order of those already assigned never changes, and unassigning closes the gap.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use entity::{contact, contact::ContactKind, contact_assignee, contact_person, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use crate::{
+    audit::Change,
+    auth::Caller,
+    error::{ApiError, ApiResult},
+    state::AppState,
+    validate,
+};
+
+/// The contact `id` of the caller's account; otherwise NOT_FOUND.
+pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact::Model> {
+    caller.require_read()?;
+    contact::Entity::find_by_id(id)
+        .filter(contact::Column::AccountId.eq(caller.account_id))
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))
+}
+
+pub async fn find_person(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact_person::Model> {
+    caller.require_read()?;
+    contact_person::Entity::find_by_id(id)
+        .filter(contact_person::Column::AccountId.eq(caller.account_id))
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("contact person"))
+}
+
+/// Assigned user ids in order.
+pub async fn assignee_ids(db: &impl ConnectionTrait, contact_id: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(contact_assignee::Entity::find()
+        .filter(contact_assignee::Column::ContactId.eq(contact_id))
+        .order_by_asc(contact_assignee::Column::Position)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| a.user_id)
+        .collect())
+}
+
+/// Checks that every id names a user of the account; the first unknown one is reported.
+async fn ensure_users_of_account(db: &impl ConnectionTrait, account_id: Uuid, ids: &[Uuid], field: &str) -> ApiResult<()> {
+    let wanted: HashSet<Uuid> = ids.iter().copied().collect();
+    let found: HashSet<Uuid> = user::Entity::find()
+        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::Id.is_in(wanted.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(ApiError::BadUserInput { field: field.into(), message: format!("user {missing} not found") });
+    }
+    Ok(())
+}
+
+async fn write_assignees(db: &impl ConnectionTrait, contact: &contact::Model, order: &[Uuid]) -> ApiResult<()> {
+    contact_assignee::Entity::delete_many().filter(contact_assignee::Column::ContactId.eq(contact.id)).exec(db).await?;
+    if order.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = order.iter().enumerate().map(|(i, user_id)| contact_assignee::ActiveModel {
+        contact_id: Set(contact.id),
+        user_id: Set(*user_id),
+        account_id: Set(contact.account_id),
+        position: Set(i as i32),
+        assigned_at: Set(now),
+    });
+    contact_assignee::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+fn dedup_keep_order(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+/// A snapshot of a contact with its assignees, for the audit log.
+#[derive(serde::Serialize)]
+struct ContactSnapshot<'a> {
+    #[serde(flatten)]
+    contact: &'a contact::Model,
+    assignee_ids: &'a [Uuid],
+}
+
+pub struct NewContact {
+    pub kind: ContactKind,
+    pub name: String,
+    pub main_email: Option<String>,
+    pub email_domain: Option<String>,
+    pub valid: bool,
+    pub assignee_ids: Vec<Uuid>,
+}
+
+fn emails(main: Option<&str>, domain: Option<&str>) -> ApiResult<(Option<String>, Option<String>)> {
+    let main = main.filter(|m| !m.trim().is_empty()).map(|m| validate::email("input.mainEmail", m)).transpose()?;
+    let domain = match domain.filter(|d| !d.trim().is_empty()) {
+        Some(d) => Some(validate::domain("input.emailDomain", d)?),
+        None => main.as_deref().and_then(validate::domain_of),
+    };
+    Ok((main, domain))
+}
+
+pub async fn create(app: &AppState, caller: &Caller, input: NewContact) -> ApiResult<(contact::Model, Vec<Uuid>)> {
+    caller.require_admin_or_write_key()?;
+    let name = validate::name("input.name", &input.name)?;
+    let (main_email, email_domain) = emails(input.main_email.as_deref(), input.email_domain.as_deref())?;
+    let assignees = dedup_keep_order(&input.assignee_ids);
+    let mut change = Change::begin(app, caller).await?;
+    ensure_users_of_account(change.db(), caller.account_id, &assignees, "input.assigneeIds").await?;
+    let now = Utc::now();
+    let model = contact::Model {
+        id: Uuid::now_v7(),
+        account_id: caller.account_id,
+        kind: input.kind,
+        name,
+        main_email,
+        email_domain,
+        valid: input.valid,
+        created_at: now,
+        updated_at: now,
+    }
+    .into_active_model()
+    .reset_all()
+    .insert(change.db())
+    .await?;
+    write_assignees(change.db(), &model, &assignees).await?;
+    let after = ContactSnapshot { contact: &model, assignee_ids: &assignees };
+    change.record(model.account_id, "contact.created", "Contact", model.id, None::<&()>, Some(&after)).await?;
+    change.commit().await?;
+    Ok((model, assignees))
+}
+
+pub struct ContactPatch {
+    pub id: Uuid,
+    pub kind: Option<ContactKind>,
+    pub name: Option<String>,
+    /// `Some(None)` clears.
+    pub main_email: Option<Option<String>>,
+    pub email_domain: Option<Option<String>>,
+    pub valid: Option<bool>,
+}
+
+pub async fn update(app: &AppState, caller: &Caller, patch: ContactPatch) -> ApiResult<contact::Model> {
+    caller.require_admin_or_write_key()?;
+    let name = patch.name.as_deref().map(|n| validate::name("input.name", n)).transpose()?;
+    let mut change = Change::begin(app, caller).await?;
+    let before = find(change.db(), caller, patch.id).await?;
+    let mut row = before.clone().into_active_model();
+    if let Some(name) = name {
+        row.name = Set(name);
+    }
+    if let Some(kind) = patch.kind {
+        row.kind = Set(kind);
+    }
+    if let Some(valid) = patch.valid {
+        row.valid = Set(valid);
+    }
+    if patch.main_email.is_some() || patch.email_domain.is_some() {
+        let main = patch.main_email.clone().unwrap_or(before.main_email.clone());
+        // A new main email re-derives the domain unless one is given.
+        let domain = match &patch.email_domain {
+            Some(d) => d.clone(),
+            None if patch.main_email.is_some() => None,
+            None => before.email_domain.clone(),
+        };
+        let (main, domain) = emails(main.as_deref(), domain.as_deref())?;
+        row.main_email = Set(main);
+        row.email_domain = Set(domain);
+    }
+    row.updated_at = Set(Utc::now());
+    let after = row.update(change.db()).await?;
+    change.record(after.account_id, "contact.updated", "Contact", after.id, Some(&before), Some(&after)).await?;
+    change.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<contact::Model> {
+    caller.require_admin_or_write_key()?;
+    let mut change = Change::begin(app, caller).await?;
+    let before = find(change.db(), caller, id).await?;
+    // Explicit, not only ON DELETE CASCADE: SQLite enforces foreign keys per connection.
+    contact_assignee::Entity::delete_many().filter(contact_assignee::Column::ContactId.eq(id)).exec(change.db()).await?;
+    contact_person::Entity::delete_many().filter(contact_person::Column::ContactId.eq(id)).exec(change.db()).await?;
+    contact::Entity::delete_by_id(id).exec(change.db()).await?;
+    change.record(before.account_id, "contact.deleted", "Contact", before.id, Some(&before), None::<&()>).await?;
+    change.commit().await?;
+    Ok(before)
+}
+
+/// Appends users to the contact's assignees (already assigned ones keep their place).
+pub async fn assign(app: &AppState, caller: &Caller, contact_id: Uuid, user_ids: &[Uuid]) -> ApiResult<contact::Model> {
+    edit_assignees(app, caller, contact_id, user_ids, |current, ids| {
+        for id in ids {
+            if !current.contains(id) {
+                current.push(*id);
+            }
+        }
+    })
+    .await
+}
+
+/// Removes users from the contact's assignees; the others keep their order.
+pub async fn unassign(app: &AppState, caller: &Caller, contact_id: Uuid, user_ids: &[Uuid]) -> ApiResult<contact::Model> {
+    edit_assignees(app, caller, contact_id, user_ids, |current, ids| current.retain(|id| !ids.contains(id))).await
+}
+
+async fn edit_assignees(
+    app: &AppState,
+    caller: &Caller,
+    contact_id: Uuid,
+    user_ids: &[Uuid],
+    edit: impl FnOnce(&mut Vec<Uuid>, &[Uuid]),
+) -> ApiResult<contact::Model> {
+    caller.require_admin_or_write_key()?;
+    if user_ids.is_empty() {
+        return Err(ApiError::bad_input("input.userIds", "name at least one user"));
+    }
+    let mut change = Change::begin(app, caller).await?;
+    let contact = find(change.db(), caller, contact_id).await?;
+    ensure_users_of_account(change.db(), caller.account_id, user_ids, "input.userIds").await?;
+    let before = assignee_ids(change.db(), contact.id).await?;
+    let mut after = before.clone();
+    edit(&mut after, user_ids);
+    if after != before {
+        write_assignees(change.db(), &contact, &after).await?;
+        let (b, a) = (
+            ContactSnapshot { contact: &contact, assignee_ids: &before },
+            ContactSnapshot { contact: &contact, assignee_ids: &after },
+        );
+        change.record(contact.account_id, "contact.assignees_changed", "Contact", contact.id, Some(&b), Some(&a)).await?;
+    }
+    change.commit().await?;
+    Ok(contact)
+}
+
+pub struct NewPerson {
+    pub contact_id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub position: Option<String>,
+    pub invalid: bool,
+}
+
+pub async fn create_person(app: &AppState, caller: &Caller, input: NewPerson) -> ApiResult<contact_person::Model> {
+    caller.require_admin_or_write_key()?;
+    let name = validate::name("input.name", &input.name)?;
+    let email = input.email.as_deref().filter(|e| !e.trim().is_empty()).map(|e| validate::email("input.email", e)).transpose()?;
+    let position = validate::optional_text("input.position", input.position.as_deref())?;
+    let mut change = Change::begin(app, caller).await?;
+    let contact = find(change.db(), caller, input.contact_id).await.map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::bad_input("input.contactId", "contact not found"),
+        other => other,
+    })?;
+    let now = Utc::now();
+    let model = contact_person::Model {
+        id: Uuid::now_v7(),
+        account_id: contact.account_id,
+        contact_id: contact.id,
+        name,
+        email,
+        position,
+        invalid: input.invalid,
+        created_at: now,
+        updated_at: now,
+    }
+    .into_active_model()
+    .reset_all()
+    .insert(change.db())
+    .await?;
+    change.record(model.account_id, "contact_person.created", "ContactPerson", model.id, None::<&()>, Some(&model)).await?;
+    change.commit().await?;
+    Ok(model)
+}
+
+pub struct PersonPatch {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub position: Option<Option<String>>,
+    pub invalid: Option<bool>,
+}
+
+pub async fn update_person(app: &AppState, caller: &Caller, patch: PersonPatch) -> ApiResult<contact_person::Model> {
+    caller.require_admin_or_write_key()?;
+    let name = patch.name.as_deref().map(|n| validate::name("input.name", n)).transpose()?;
+    let email = match &patch.email {
+        Some(Some(e)) => Some(Some(validate::email("input.email", e)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let position = patch.position.as_ref().map(|p| validate::optional_text("input.position", p.as_deref())).transpose()?;
+    let mut change = Change::begin(app, caller).await?;
+    let before = find_person(change.db(), caller, patch.id).await?;
+    let mut row = before.clone().into_active_model();
+    if let Some(name) = name {
+        row.name = Set(name);
+    }
+    if let Some(email) = email {
+        row.email = Set(email);
+    }
+    if let Some(position) = position {
+        row.position = Set(position);
+    }
+    if let Some(invalid) = patch.invalid {
+        row.invalid = Set(invalid);
+    }
+    row.updated_at = Set(Utc::now());
+    let after = row.update(change.db()).await?;
+    change.record(after.account_id, "contact_person.updated", "ContactPerson", after.id, Some(&before), Some(&after)).await?;
+    change.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete_person(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<contact_person::Model> {
+    caller.require_admin_or_write_key()?;
+    let mut change = Change::begin(app, caller).await?;
+    let before = find_person(change.db(), caller, id).await?;
+    contact_person::Entity::delete_by_id(id).exec(change.db()).await?;
+    change.record(before.account_id, "contact_person.deleted", "ContactPerson", before.id, Some(&before), None::<&()>).await?;
+    change.commit().await?;
+    Ok(before)
+}
+

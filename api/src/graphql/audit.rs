@@ -1,0 +1,127 @@
+use async_graphql::{Context, InputObject, Json, Object, Subscription, ID};
+use chrono::{DateTime, Utc};
+use entity::audit_event;
+use futures_util::{Stream, StreamExt};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+
+use super::{
+    app, caller,
+    connection::{paginate, IdConnection, Order, PageArgs},
+    loaders, parse_id,
+    users::User,
+};
+use crate::error::ApiError;
+
+/// One recorded change.
+pub struct AuditEvent(pub audit_event::Model);
+
+#[Object]
+impl AuditEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// e.g. `user.updated`, `session.logged_in_as`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    async fn object_type(&self) -> &str {
+        &self.0.object_type
+    }
+    async fn object_id(&self) -> ID {
+        ID(self.0.object_id.clone())
+    }
+    /// The user who really acted: the admin, when they were logged in as someone.
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.actor_user_id else { return Ok(None) };
+        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+    }
+    /// The user the actor was logged in as.
+    async fn impersonated_user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.impersonated_user_id else { return Ok(None) };
+        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+    }
+    /// The API key that made the change, if a partner did.
+    async fn api_key_id(&self) -> Option<ID> {
+        self.0.api_key_id.map(|id| ID(id.to_string()))
+    }
+    /// The object before the change (null on creation). Secrets never appear here.
+    async fn before(&self) -> Option<Json<serde_json::Value>> {
+        self.0.before.clone().map(Json)
+    }
+    /// The object after the change (null on deletion).
+    async fn after(&self) -> Option<Json<serde_json::Value>> {
+        self.0.after.clone().map(Json)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditFilter {
+    pub object_type: Option<String>,
+    pub object_id: Option<ID>,
+    pub actor_id: Option<ID>,
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The account's audit log, newest first (company admins).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<IdConnection<AuditEvent>> {
+        let caller = caller(ctx)?;
+        caller.require_company_admin_user()?;
+        let filter = filter.unwrap_or_default();
+        let mut select = audit_event::Entity::find().filter(audit_event::Column::AccountId.eq(caller.account_id));
+        if let Some(t) = filter.object_type {
+            select = select.filter(audit_event::Column::ObjectType.eq(t));
+        }
+        if let Some(id) = filter.object_id {
+            select = select.filter(audit_event::Column::ObjectId.eq(id.as_str()));
+        }
+        if let Some(actor) = filter.actor_id {
+            select = select.filter(audit_event::Column::ActorUserId.eq(parse_id(&actor, "filter.actorId")?));
+        }
+        Ok(paginate(&app(ctx)?.db, select, audit_event::Column::Id, |e| e.id, Order::NewestFirst, PageArgs::new(first, after, last, before), AuditEvent).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct AuditSubscription;
+
+#[Subscription]
+impl AuditSubscription {
+    /// Changes to the caller's account as they are committed, from every api and worker
+    /// process (company admins). Best effort: the `auditLog` query is the record.
+    async fn audit_events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = AuditEvent>> {
+        let caller = caller(ctx)?;
+        caller.require_company_admin_user()?;
+        let receiver = app(ctx)?.bus.subscribe(&crate::audit::channel(caller.account_id));
+        Ok(BroadcastStream::new(receiver).filter_map(|message| async move {
+            match message {
+                Ok(payload) => match serde_json::from_str::<audit_event::Model>(&payload) {
+                    Ok(event) => Some(AuditEvent(event)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable audit event on the bus");
+                        None
+                    }
+                },
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "audit subscriber fell behind; events skipped");
+                    None
+                }
+            }
+        }))
+    }
+}

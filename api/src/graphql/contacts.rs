@@ -1,0 +1,343 @@
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, ID};
+use chrono::{DateTime, Utc};
+use entity::{contact, contact_assignee, contact_person};
+use sea_orm::{sea_query::Query as SqlQuery, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{
+    app, caller,
+    connection::{paginate, IdConnection, Order, PageArgs},
+    loaders, parse_id, parse_ids,
+    users::{maybe, User},
+};
+use crate::{crm::contacts as service, error::ApiError};
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactKind {
+    Customer,
+    Lead,
+}
+
+impl From<contact::ContactKind> for ContactKind {
+    fn from(kind: contact::ContactKind) -> Self {
+        match kind {
+            contact::ContactKind::Customer => Self::Customer,
+            contact::ContactKind::Lead => Self::Lead,
+        }
+    }
+}
+
+impl From<ContactKind> for contact::ContactKind {
+    fn from(kind: ContactKind) -> Self {
+        match kind {
+            ContactKind::Customer => Self::Customer,
+            ContactKind::Lead => Self::Lead,
+        }
+    }
+}
+
+/// A customer or a lead.
+pub struct Contact(pub contact::Model);
+
+#[Object]
+impl Contact {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> ContactKind {
+        self.0.kind.into()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn main_email(&self) -> Option<&str> {
+        self.0.main_email.as_deref()
+    }
+    /// Mail from this domain is linked to the contact.
+    async fn email_domain(&self) -> Option<&str> {
+        self.0.email_domain.as_deref()
+    }
+    /// False when the contact's details are known to be unusable (bounced email, etc.).
+    async fn valid(&self) -> bool {
+        self.0.valid
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Assigned users in assignment order: the first is the primary assignee.
+    async fn assignees(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        let users = loaders(ctx)?.load_one(loaders::AssigneesOf(self.0.id)).await.map_err(ApiError::from)?.unwrap_or_default();
+        Ok(users.into_iter().map(User).collect())
+    }
+    /// The contact's own people.
+    async fn persons(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactPerson>> {
+        let persons = loaders(ctx)?.load_one(loaders::PersonsOf(self.0.id)).await.map_err(ApiError::from)?.unwrap_or_default();
+        Ok(persons.into_iter().map(ContactPerson).collect())
+    }
+}
+
+/// A person at a customer or lead.
+pub struct ContactPerson(pub contact_person::Model);
+
+#[Object]
+impl ContactPerson {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    /// Job title or role at the contact, e.g. "Purchasing".
+    async fn position(&self) -> Option<&str> {
+        self.0.position.as_deref()
+    }
+    /// True when mail to this person is known to fail.
+    async fn invalid(&self) -> bool {
+        self.0.invalid
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Contact> {
+        let contact = loaders(ctx)?
+            .load_one(loaders::ContactId(self.0.contact_id))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound("contact"))?;
+        Ok(Contact(contact))
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    pub kind: Option<ContactKind>,
+    /// Only contacts this user is assigned to.
+    pub assigned_to: Option<ID>,
+    pub email_domain: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ContactQuery;
+
+#[Object]
+impl ContactQuery {
+    /// Contacts of the caller's account, oldest first.
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ContactFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<IdConnection<Contact>> {
+        let caller = caller(ctx)?;
+        caller.require_read()?;
+        let filter = filter.unwrap_or_default();
+        let mut select = contact::Entity::find().filter(contact::Column::AccountId.eq(caller.account_id));
+        if let Some(kind) = filter.kind {
+            select = select.filter(contact::Column::Kind.eq(contact::ContactKind::from(kind)));
+        }
+        if let Some(domain) = filter.email_domain {
+            select = select.filter(contact::Column::EmailDomain.eq(crate::validate::domain("filter.emailDomain", &domain)?));
+        }
+        if let Some(user) = filter.assigned_to {
+            let user_id = parse_id(&user, "filter.assignedTo")?;
+            select = select.filter(
+                contact::Column::Id.in_subquery(
+                    SqlQuery::select()
+                        .column(contact_assignee::Column::ContactId)
+                        .from(contact_assignee::Entity)
+                        .and_where(contact_assignee::Column::UserId.eq(user_id))
+                        .to_owned(),
+                ),
+            );
+        }
+        Ok(paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?)
+    }
+
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
+        let id = parse_id(&id, "id")?;
+        Ok(Contact(service::find(&app(ctx)?.db, caller(ctx)?, id).await?))
+    }
+
+    async fn contact_person(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ContactPerson> {
+        let id = parse_id(&id, "id")?;
+        Ok(ContactPerson(service::find_person(&app(ctx)?.db, caller(ctx)?, id).await?))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub kind: ContactKind,
+    pub name: String,
+    pub main_email: Option<String>,
+    /// Defaults to the main email's domain.
+    pub email_domain: Option<String>,
+    #[graphql(default = true)]
+    pub valid: bool,
+    /// In order: the first is the primary assignee.
+    #[graphql(default)]
+    pub assignee_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub id: ID,
+    pub kind: Option<ContactKind>,
+    pub name: Option<String>,
+    /// Null clears it; a new main email re-derives the domain unless one is given.
+    pub main_email: MaybeUndefined<String>,
+    pub email_domain: MaybeUndefined<String>,
+    pub valid: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct DeleteContactInput {
+    pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ContactAssigneesInput {
+    pub contact_id: ID,
+    pub user_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct CreateContactPersonInput {
+    pub contact_id: ID,
+    pub name: String,
+    pub email: Option<String>,
+    pub position: Option<String>,
+    #[graphql(default)]
+    pub invalid: bool,
+}
+
+#[derive(InputObject)]
+pub struct UpdateContactPersonInput {
+    pub id: ID,
+    pub name: Option<String>,
+    pub email: MaybeUndefined<String>,
+    pub position: MaybeUndefined<String>,
+    pub invalid: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct DeleteContactPersonInput {
+    pub id: ID,
+}
+
+pub struct ContactPayload(pub contact::Model);
+
+#[Object]
+impl ContactPayload {
+    async fn contact(&self) -> Contact {
+        Contact(self.0.clone())
+    }
+}
+
+pub struct DeleteContactPayload(pub contact::Model);
+
+#[Object]
+impl DeleteContactPayload {
+    async fn deleted_contact_id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+}
+
+pub struct ContactPersonPayload(pub contact_person::Model);
+
+#[Object]
+impl ContactPersonPayload {
+    async fn contact_person(&self) -> ContactPerson {
+        ContactPerson(self.0.clone())
+    }
+}
+
+pub struct DeleteContactPersonPayload(pub contact_person::Model);
+
+#[Object]
+impl DeleteContactPersonPayload {
+    async fn deleted_contact_person_id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+}
+
+#[derive(Default)]
+pub struct ContactMutation;
+
+#[Object]
+impl ContactMutation {
+    async fn create_contact(&self, ctx: &Context<'_>, input: CreateContactInput) -> async_graphql::Result<ContactPayload> {
+        let new = service::NewContact {
+            kind: input.kind.into(),
+            name: input.name,
+            main_email: input.main_email,
+            email_domain: input.email_domain,
+            valid: input.valid,
+            assignee_ids: parse_ids(&input.assignee_ids, "input.assigneeIds")?,
+        };
+        Ok(ContactPayload(service::create(app(ctx)?, caller(ctx)?, new).await?.0))
+    }
+
+    async fn update_contact(&self, ctx: &Context<'_>, input: UpdateContactInput) -> async_graphql::Result<ContactPayload> {
+        let patch = service::ContactPatch {
+            id: parse_id(&input.id, "input.id")?,
+            kind: input.kind.map(Into::into),
+            name: input.name,
+            main_email: maybe(input.main_email),
+            email_domain: maybe(input.email_domain),
+            valid: input.valid,
+        };
+        Ok(ContactPayload(service::update(app(ctx)?, caller(ctx)?, patch).await?))
+    }
+
+    /// Deletes the contact with its persons and assignments.
+    async fn delete_contact(&self, ctx: &Context<'_>, input: DeleteContactInput) -> async_graphql::Result<DeleteContactPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        Ok(DeleteContactPayload(service::delete(app(ctx)?, caller(ctx)?, id).await?))
+    }
+
+    /// Appends users to the contact's assignees; those already assigned keep their place.
+    async fn assign_contact(&self, ctx: &Context<'_>, input: ContactAssigneesInput) -> async_graphql::Result<ContactPayload> {
+        let id = parse_id(&input.contact_id, "input.contactId")?;
+        let users = parse_ids(&input.user_ids, "input.userIds")?;
+        Ok(ContactPayload(service::assign(app(ctx)?, caller(ctx)?, id, &users).await?))
+    }
+
+    /// Removes users from the contact's assignees; the others keep their order.
+    async fn unassign_contact(&self, ctx: &Context<'_>, input: ContactAssigneesInput) -> async_graphql::Result<ContactPayload> {
+        let id = parse_id(&input.contact_id, "input.contactId")?;
+        let users = parse_ids(&input.user_ids, "input.userIds")?;
+        Ok(ContactPayload(service::unassign(app(ctx)?, caller(ctx)?, id, &users).await?))
+    }
+
+    async fn create_contact_person(&self, ctx: &Context<'_>, input: CreateContactPersonInput) -> async_graphql::Result<ContactPersonPayload> {
+        let new = service::NewPerson {
+            contact_id: parse_id(&input.contact_id, "input.contactId")?,
+            name: input.name,
+            email: input.email,
+            position: input.position,
+            invalid: input.invalid,
+        };
+        Ok(ContactPersonPayload(service::create_person(app(ctx)?, caller(ctx)?, new).await?))
+    }
+
+    async fn update_contact_person(&self, ctx: &Context<'_>, input: UpdateContactPersonInput) -> async_graphql::Result<ContactPersonPayload> {
+        let patch = service::PersonPatch {
+            id: parse_id(&input.id, "input.id")?,
+            name: input.name,
+            email: maybe(input.email),
+            position: maybe(input.position),
+            invalid: input.invalid,
+        };
+        Ok(ContactPersonPayload(service::update_person(app(ctx)?, caller(ctx)?, patch).await?))
+    }
+
+    async fn delete_contact_person(&self, ctx: &Context<'_>, input: DeleteContactPersonInput) -> async_graphql::Result<DeleteContactPersonPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        Ok(DeleteContactPersonPayload(service::delete_person(app(ctx)?, caller(ctx)?, id).await?))
+    }
+}

@@ -1,0 +1,126 @@
+//! Request-scoped DataLoaders with typed keys: every relation field of a list resolves in one
+//! statement per level of nesting, whatever the page size.
+//!
+//! Loaders fetch by id without a tenant predicate: they only follow relations of objects the
+//! resolvers already scoped to the caller, and the relations never cross accounts except to
+//! visible ancestors and descendants.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{account, contact, contact_assignee, contact_person, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountId(pub Uuid);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UserId(pub Uuid);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ContactId(pub Uuid);
+/// The ordered assigned users of a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AssigneesOf(pub Uuid);
+/// The persons of a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PersonsOf(pub Uuid);
+
+#[derive(Clone, Debug)]
+pub struct LoadError(Arc<DbErr>);
+
+impl From<LoadError> for ApiError {
+    fn from(err: LoadError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("dataloader: {}", err.0))
+    }
+}
+
+impl From<DbErr> for LoadError {
+    fn from(err: DbErr) -> Self {
+        Self(Arc::new(err))
+    }
+}
+
+pub struct Db(pub DatabaseConnection);
+
+pub type Loaders = DataLoader<Db>;
+
+pub fn loaders(db: DatabaseConnection) -> Loaders {
+    DataLoader::new(Db(db), tokio::spawn)
+}
+
+fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {
+    keys.iter().map(|k| id(*k)).collect()
+}
+
+impl Loader<AccountId> for Db {
+    type Value = account::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, Self::Value>, Self::Error> {
+        let rows = account::Entity::find().filter(account::Column::Id.is_in(ids(keys, |k| k.0))).all(&self.0).await?;
+        Ok(rows.into_iter().map(|r| (AccountId(r.id), r)).collect())
+    }
+}
+
+impl Loader<UserId> for Db {
+    type Value = user::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
+        let rows = user::Entity::find().filter(user::Column::Id.is_in(ids(keys, |k| k.0))).all(&self.0).await?;
+        Ok(rows.into_iter().map(|r| (UserId(r.id), r)).collect())
+    }
+}
+
+impl Loader<ContactId> for Db {
+    type Value = contact::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ContactId]) -> Result<HashMap<ContactId, Self::Value>, Self::Error> {
+        let rows = contact::Entity::find().filter(contact::Column::Id.is_in(ids(keys, |k| k.0))).all(&self.0).await?;
+        Ok(rows.into_iter().map(|r| (ContactId(r.id), r)).collect())
+    }
+}
+
+impl Loader<AssigneesOf> for Db {
+    type Value = Vec<user::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[AssigneesOf]) -> Result<HashMap<AssigneesOf, Self::Value>, Self::Error> {
+        // One statement: the link rows joined to their users, in assignment order.
+        let rows = contact_assignee::Entity::find()
+            .filter(contact_assignee::Column::ContactId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(contact_assignee::Column::ContactId)
+            .order_by_asc(contact_assignee::Column::Position)
+            .find_also_related(user::Entity)
+            .all(&self.0)
+            .await?;
+        let mut out: HashMap<AssigneesOf, Vec<user::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (link, user) in rows {
+            if let Some(user) = user {
+                out.entry(AssigneesOf(link.contact_id)).or_default().push(user);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<PersonsOf> for Db {
+    type Value = Vec<contact_person::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[PersonsOf]) -> Result<HashMap<PersonsOf, Self::Value>, Self::Error> {
+        let rows = contact_person::Entity::find()
+            .filter(contact_person::Column::ContactId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(contact_person::Column::Id)
+            .all(&self.0)
+            .await?;
+        let mut out: HashMap<PersonsOf, Vec<contact_person::Model>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for person in rows {
+            out.entry(PersonsOf(person.contact_id)).or_default().push(person);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,101 @@
+//! The GraphQL schema: types, resolvers grouped by area and merged, and the per-request
+//! context.
+//!
+//! The schema is built without I/O ([`build_schema`]); each request carries its own data:
+//! the [`AppState`], the caller (or none) and a fresh set of DataLoaders. Resolvers are thin:
+//! they take the caller, call a service function, and map its result to a GraphQL type.
+
+mod access;
+mod accounts;
+mod audit;
+pub mod connection;
+mod contacts;
+mod guard;
+pub mod loaders;
+mod projects;
+mod users;
+
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SDLExportOptions, ID};
+use uuid::Uuid;
+
+use crate::{
+    auth::Caller,
+    config::QueryLimits,
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+pub use accounts::Account;
+pub use users::User;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    accounts::AccountQuery,
+    users::UserQuery,
+    contacts::ContactQuery,
+    projects::ProjectQuery,
+    access::AccessQuery,
+    audit::AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    accounts::AccountMutation,
+    users::UserMutation,
+    contacts::ContactMutation,
+    projects::ProjectMutation,
+    access::AccessMutation,
+);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(audit::AuditSubscription);
+
+pub type HeraldSchema = Schema<Query, Mutation, Subscription>;
+
+pub fn build_schema(limits: &QueryLimits) -> HeraldSchema {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives)
+        .limit_recursive_depth(limits.max_depth * 4)
+        .extension(guard::Guard { max_aliases: limits.max_aliases })
+        .finish()
+}
+
+/// The SDL the server serves, sorted so that diffs of `schema.graphql` stay readable.
+pub fn sdl() -> String {
+    build_schema(&QueryLimits::default()).sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
+}
+
+/// The caller of the request, or none when no credentials were presented.
+#[derive(Clone, Debug)]
+pub struct Session(pub Option<Caller>);
+
+pub(crate) fn app<'a>(ctx: &Context<'a>) -> ApiResult<&'a AppState> {
+    ctx.data::<AppState>().map_err(|_| ApiError::Internal(anyhow::anyhow!("AppState missing from request data")))
+}
+
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> ApiResult<&'a Caller> {
+    match ctx.data::<Session>() {
+        Ok(Session(Some(caller))) => Ok(caller),
+        _ => Err(ApiError::Unauthenticated),
+    }
+}
+
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a loaders::Loaders> {
+    ctx.data::<loaders::Loaders>().map_err(|_| ApiError::Internal(anyhow::anyhow!("DataLoader missing from request data")))
+}
+
+/// Parses a GraphQL `ID` argument; `field` names it in the error.
+pub(crate) fn parse_id(id: &ID, field: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::bad_input(field, format!("{:?} is not an id", id.as_str())))
+}
+
+pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
+    ids.iter().map(|id| parse_id(id, field)).collect()
+}
+
+/// Adds what each request needs to a GraphQL request.
+pub fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>) -> async_graphql::Request {
+    request.data(app.clone()).data(Session(caller)).data(loaders::loaders(app.db.clone()))
+}

@@ -1,0 +1,371 @@
+//! The HTTP server: routes, GraphQL over HTTP, health, readiness and metrics.
+//!
+//! GraphQL over HTTP follows the GraphQL-over-HTTP specification, hardened on top of what
+//! async-graphql offers, because a settings API reached from browsers must not run a change
+//! on a cross-site "simple request":
+//! - `GET /graphql` runs queries only; a mutation gets 405 with `Allow: POST`.
+//! - `POST /graphql` needs `Content-Type: application/json` (else 415); a JSON array
+//!   (batch) is refused with 400.
+//! - `Accept` picks `application/graphql-response+json` or `application/json` (406 for
+//!   neither). With the former a response without `data` (a request error) is a 400; with
+//!   the latter it is a 200, as the specification says. No `Accept` means
+//!   `application/json`.
+//! - Bad or expired credentials get 401 before anything runs; no credentials run the
+//!   operation anonymously, where every field answers UNAUTHENTICATED.
+//! - Every route has a body limit; oversized bodies get 413 with a GraphQL error body.
+
+use std::{future::Future, net::SocketAddr, sync::OnceLock, time::Instant};
+
+use async_graphql::{http::GraphiQLSource, parser::types::OperationType};
+use axum::{
+    body::Bytes,
+    extract::{rejection::QueryRejection, MatchedPath, Query, Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sea_orm::ConnectionTrait;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+};
+
+use crate::{
+    auth,
+    config::Config,
+    error::ApiError,
+    graphql,
+    state::{AppState, StartError},
+    ws,
+};
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// A bound, not yet running, server: tests read its port before running it.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let state = AppState::init(config).await?;
+        Self::bind(state).await
+    }
+
+    pub async fn bind(state: AppState) -> Result<Self, StartError> {
+        let addr = state.config.bind;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let app = router(self.state);
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let cors = cors_layer(&state.config);
+    let mut router = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn(track_metrics))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn(move |req, next| oversized_as_graphql_error(req, next, max_body)));
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
+}
+
+fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// The media type a GraphQL response is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the response media type from `Accept` (highest q first; q=0 excludes).
+fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty()) else {
+        return Ok(MediaType::Json);
+    };
+    let mut ranges: Vec<(f32, &str)> = accept
+        .split(',')
+        .filter_map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next()?;
+            let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+            Some((q, media))
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    for (_, media) in ranges {
+        match media.to_ascii_lowercase().as_str() {
+            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => return Ok(MediaType::GraphqlResponseJson),
+            "application/json" => return Ok(MediaType::Json),
+            _ => {}
+        }
+    }
+    Err(error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        MediaType::Json,
+        "BAD_USER_INPUT",
+        "Accept must allow application/graphql-response+json or application/json",
+    ))
+}
+
+fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    (status, [(header::CONTENT_TYPE, media.content_type())], body.to_string()).into_response()
+}
+
+fn unauthenticated(media: MediaType) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, media, "UNAUTHENTICATED", "invalid or expired credentials");
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Option<auth::Caller>, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match auth::authenticate(&app.db, &app.tokens, authorization).await {
+        Ok(caller) => Ok(caller),
+        Err(ApiError::Unauthenticated) => Err(unauthenticated(media)),
+        Err(other) => {
+            tracing::error!(error = format!("{:#}", anyhow::Error::from(other)), "authentication failed unexpectedly");
+            Err(error_response(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error"))
+        }
+    }
+}
+
+async fn execute(app: &AppState, request: async_graphql::Request, caller: Option<auth::Caller>, media: MediaType) -> Response {
+    let request = graphql::prepare(request, app, caller);
+    let response = app.schema.execute(request).await;
+    // A request error (parse, validation, variables) has no `data` at all; field errors
+    // carry a path.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if request_error && media == MediaType::GraphqlResponseJson { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if request_error {
+        if let Some(object) = body.as_object_mut() {
+            object.remove("data");
+        }
+    }
+    (status, [(header::CONTENT_TYPE, media.content_type())], body.to_string()).into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn graphql_post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(response) => return response,
+    };
+    if !is_json(&headers) {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, "BAD_USER_INPUT", "Content-Type must be application/json");
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", &format!("malformed JSON body: {e}")),
+    };
+    if value.is_array() {
+        return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", "batched requests are not supported; send one operation per request");
+    }
+    let request: async_graphql::Request = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", &format!("not a GraphQL request: {e}")),
+    };
+    let caller = match caller_of(&app, &headers, media).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    execute(&app, request, caller, media).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+fn graphiql() -> Response {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    Html(PAGE.get_or_init(|| GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Herald").finish()).clone())
+        .into_response()
+}
+
+async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Result<Query<GetParams>, QueryRejection>) -> Response {
+    let params = params.ok().map(|Query(p)| p);
+    let Some(query) = params.as_ref().and_then(|p| p.query.clone()) else {
+        if wants_html(&headers) {
+            return graphiql();
+        }
+        let media = negotiate(&headers).unwrap_or(MediaType::Json);
+        return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", "query parameter missing");
+    };
+    let params = params.expect("query came from params");
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(response) => return response,
+    };
+    let mut request = async_graphql::Request::new(query.clone());
+    if let Some(name) = params.operation_name.clone() {
+        request = request.operation_name(name);
+    }
+    for (field, raw) in [("variables", &params.variables), ("extensions", &params.extensions)] {
+        if let Some(raw) = raw {
+            let parsed: serde_json::Value = match serde_json::from_str(raw) {
+                Ok(v) => v,
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", &format!("{field} is not JSON: {e}")),
+            };
+            if field == "variables" {
+                request = request.variables(async_graphql::Variables::from_json(parsed));
+            } else if let Ok(ext) = serde_json::from_value(parsed) {
+                request.extensions = ext;
+            }
+        }
+    }
+    if operation_type(&query, params.operation_name.as_deref()).is_some_and(|t| t != OperationType::Query) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET; send mutations and subscriptions with POST",
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let caller = match caller_of(&app, &headers, media).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    execute(&app, request, caller, media).await
+}
+
+/// The type of the operation a document would run; `None` when it does not parse or the
+/// operation is ambiguous (execution then reports the error).
+fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let mut operations = document.operations.iter();
+    match operation_name {
+        Some(name) => operations.find(|(n, _)| n.map(|n| n.as_str()) == Some(name)).map(|(_, op)| op.node.ty),
+        None => {
+            let (_, first) = operations.next()?;
+            // Several operations and no name: refuse at execution, but never run a mutation.
+            if operations.any(|(_, op)| op.node.ty != OperationType::Query) {
+                return Some(OperationType::Mutation);
+            }
+            Some(first.node.ty)
+        }
+    }
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let database = app.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(|e| e.to_string());
+    let bus = app.bus.ping().await.map_err(|e| e.to_string());
+    let ok = database.is_ok() && bus.is_ok();
+    let body = json!({
+        "database": database.err().unwrap_or_else(|| "ok".into()),
+        "bus": bus.err().unwrap_or_else(|| "ok".into()),
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The process-wide Prometheus recorder (installed once, even with many servers in a test).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed by an embedding program: keep ours local.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+async fn metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()).into_response()
+}
+
+async fn track_metrics(request: Request, next: Next) -> Response {
+    metrics_handle();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    metrics::counter!("herald_http_requests_total", &labels).increment(1);
+    metrics::histogram!("herald_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The body limit's plain-text 413 becomes a GraphQL error a client can read.
+async fn oversized_as_graphql_error(request: Request, next: Next, limit: usize) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let media = MediaType::Json;
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, media, "BAD_USER_INPUT", &format!("request body exceeds {limit} bytes"));
+    }
+    response
+}

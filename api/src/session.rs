@@ -1,0 +1,57 @@
+//! "Log in as": a company admin acts as a user of their account or of a sub-account.
+//!
+//! The token returned is the target user's for every query, mutation and subscription (their
+//! notifications, their settings); the admin travels along only in the token's `act` claim,
+//! which the audit log records as the real actor. Impersonation does not chain: only an admin
+//! acting as themselves can start one.
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::EntityTrait;
+use uuid::Uuid;
+
+use crate::{
+    audit::Change,
+    auth::{account_is_within, Caller, Principal},
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+pub struct Impersonation {
+    pub token: String,
+    pub user: user::Model,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn impersonate(app: &AppState, caller: &Caller, user_id: Uuid) -> ApiResult<Impersonation> {
+    let admin_id = caller.require_company_admin_user()?;
+    if matches!(caller.principal, Principal::User { impersonator_id: Some(_), .. }) {
+        return Err(ApiError::forbidden("already logged in as another user; return to your own session first"));
+    }
+    if user_id == admin_id {
+        return Err(ApiError::bad_input("input.userId", "that is you"));
+    }
+    let mut change = Change::begin(app, caller).await?;
+    let target = user::Entity::find_by_id(user_id).one(change.db()).await?.ok_or(ApiError::NotFound("user"))?;
+    if !account_is_within(change.db(), target.account_id, caller.account_id).await? {
+        return Err(ApiError::NotFound("user"));
+    }
+    if !target.active {
+        return Err(ApiError::bad_input("input.userId", "this user is deactivated"));
+    }
+    // Recorded in the admin's account and, for a sub-account user, in theirs too.
+    let mut accounts = vec![caller.account_id];
+    if target.account_id != caller.account_id {
+        accounts.push(target.account_id);
+    }
+    for account_id in accounts {
+        change.record(account_id, "session.logged_in_as", "User", target.id, None::<&()>, Some(&target)).await?;
+    }
+    change.commit().await?;
+    let ttl = app.config.token_ttl;
+    Ok(Impersonation {
+        token: app.tokens.mint(target.id, Some(admin_id), ttl),
+        expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+        user: target,
+    })
+}

@@ -1,0 +1,63 @@
+//! Everything a request needs, built once per process and cloned cheaply into each request.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::TokenIssuer,
+    bus::Bus,
+    config::Config,
+    crypto::{read_or_create_secret_file, Keyring},
+    db,
+    graphql::{self, HeraldSchema},
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub bus: Bus,
+    pub tokens: TokenIssuer,
+    pub keyring: Keyring,
+    pub schema: HeraldSchema,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("bus: {0}")]
+    Bus(#[from] crate::bus::BusError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] crate::crypto::CryptoError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+impl AppState {
+    /// Connects to the database (running pending migrations) and the bus, and loads secrets.
+    pub async fn init(config: Config) -> Result<Self, StartError> {
+        let db = db::connect(&config).await?;
+        db::migrate(&db).await?;
+        let bus = match &config.redis_url {
+            Some(url) => Bus::redis(url, &config.bus_prefix).await?,
+            None => Bus::local(),
+        };
+        let jwt_secret = match &config.jwt_secret {
+            Some(secret) => secret.expose().to_string(),
+            None => read_or_create_secret_file(&config.data_dir.join("herald.jwt"), || {
+                use base64::Engine;
+                let mut bytes = [0u8; 48];
+                rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            })?,
+        };
+        let keyring = match &config.secret_key {
+            Some(spec) => Keyring::parse(spec.expose())?,
+            None => Keyring::load_or_create_file(&config.data_dir.join("herald.key"))?,
+        };
+        let schema = graphql::build_schema(&config.limits);
+        Ok(Self { tokens: TokenIssuer::new(jwt_secret.as_bytes()), config: Arc::new(config), db, bus, keyring, schema })
+    }
+}

@@ -1,0 +1,313 @@
+//! GraphQL over WebSocket at `/graphql/ws`: the graphql-transport-ws protocol, and the legacy
+//! graphql-ws (subscriptions-transport-ws) one for older clients.
+//!
+//! Written here rather than taken from async-graphql-axum because the guarantees Herald
+//! needs are not all there: `connection_init` must arrive within a deadline and carry a valid
+//! token or the socket closes with the protocol's code (4408, 4403) before any data flows;
+//! an operation before the handshake closes with 4401; idle sockets get WebSocket pings
+//! and a peer silent for two ping periods is dropped; a client too slow to take a message
+//! within [`SEND_TIMEOUT`] is dropped rather than buffered without bound. Every connection
+//! runs on its own task, so a slow client never holds up another.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use futures_util::{stream::BoxStream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::{sleep, Instant};
+use tokio_stream::StreamMap;
+
+use crate::{auth, graphql, state::AppState};
+
+/// How long one message may take to reach a client before it is judged too slow.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub const LEGACY_WS: &str = "graphql-ws";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// graphql-transport-ws (the graphql-ws library).
+    Transport,
+    /// subscriptions-transport-ws (Apollo's legacy protocol, subprotocol `graphql-ws`).
+    Legacy,
+}
+
+pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if !origin_allowed(&app.config.cors_origins, origin.to_str().unwrap_or(""), host) {
+            return (StatusCode::FORBIDDEN, "WebSocket origin not allowed").into_response();
+        }
+    }
+    ws.protocols([TRANSPORT_WS, LEGACY_WS])
+        .on_upgrade(move |socket| async move {
+            let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
+                Some(LEGACY_WS) => Protocol::Legacy,
+                _ => Protocol::Transport,
+            };
+            Connection::new(app, socket, protocol).serve().await;
+        })
+}
+
+/// A browser may open a socket from the server's own origin or from a configured one.
+fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return true;
+    }
+    match (host, origin.split_once("://")) {
+        (Some(host), Some(("http" | "https", rest))) => rest == host,
+        _ => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    payload: Option<Value>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// One operation's results, ended by `None` so that completion can be announced.
+type OperationStream = BoxStream<'static, Option<async_graphql::Response>>;
+
+struct Connection {
+    app: AppState,
+    socket: WebSocket,
+    protocol: Protocol,
+    caller: Option<auth::Caller>,
+    init_received: bool,
+    operations: StreamMap<String, OperationStream>,
+    /// Operations that have produced at least one result.
+    started: std::collections::HashSet<String>,
+    last_seen: Instant,
+}
+
+impl Connection {
+    fn new(app: AppState, socket: WebSocket, protocol: Protocol) -> Self {
+        Self {
+            app,
+            socket,
+            protocol,
+            caller: None,
+            init_received: false,
+            operations: StreamMap::new(),
+            started: Default::default(),
+            last_seen: Instant::now(),
+        }
+    }
+
+    async fn serve(mut self) {
+        let init_deadline = sleep(self.app.config.ws_init_timeout);
+        tokio::pin!(init_deadline);
+        let period = self.app.config.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            let flow = tokio::select! {
+                _ = &mut init_deadline, if self.caller.is_none() => {
+                    self.close(4408, "Connection initialisation timeout").await
+                }
+                incoming = self.socket.recv() => match incoming {
+                    None | Some(Err(_)) => Flow::Stop,
+                    Some(Ok(message)) => {
+                        self.last_seen = Instant::now();
+                        self.on_message(message).await
+                    }
+                },
+                Some((id, item)) = self.operations.next(), if !self.operations.is_empty() => {
+                    self.on_result(id, item).await
+                }
+                _ = ping.tick() => self.on_ping_tick(period).await,
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    async fn send(&mut self, message: Message) -> Flow {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::Stop,
+            Err(_) => {
+                tracing::info!("dropping a WebSocket client too slow to take messages");
+                Flow::Stop
+            }
+        }
+    }
+
+    async fn send_json(&mut self, value: Value) -> Flow {
+        self.send(Message::Text(value.to_string().into())).await
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> Flow {
+        let _ = tokio::time::timeout(
+            SEND_TIMEOUT,
+            self.socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))),
+        )
+        .await;
+        Flow::Stop
+    }
+
+    async fn on_ping_tick(&mut self, period: Duration) -> Flow {
+        if self.last_seen.elapsed() > period * 2 {
+            tracing::info!("dropping an unresponsive WebSocket peer");
+            return self.close(1001, "No pong received").await;
+        }
+        if let Flow::Stop = self.send(Message::Ping(Default::default())).await {
+            return Flow::Stop;
+        }
+        if self.protocol == Protocol::Legacy && self.caller.is_some() {
+            return self.send_json(json!({"type": "ka"})).await;
+        }
+        Flow::Continue
+    }
+
+    async fn on_message(&mut self, message: Message) -> Flow {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Flow::Stop,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            Message::Binary(_) => return self.close(4400, "Binary messages are not supported").await,
+        };
+        let Ok(message) = serde_json::from_str::<ClientMessage>(text.as_str()) else {
+            return self.close(4400, "Invalid message").await;
+        };
+        match (self.protocol, message.kind.as_str()) {
+            (_, "connection_init") => self.on_init(message.payload).await,
+            (Protocol::Transport, "ping") => self.send_json(json!({"type": "pong"})).await,
+            (Protocol::Transport, "pong") => Flow::Continue,
+            (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => self.on_subscribe(message.id, message.payload).await,
+            (Protocol::Transport, "complete") => {
+                if let Some(id) = message.id {
+                    self.operations.remove(&id);
+                    self.started.remove(&id);
+                }
+                Flow::Continue
+            }
+            (Protocol::Legacy, "stop") => match message.id {
+                Some(id) => {
+                    self.operations.remove(&id);
+                    self.started.remove(&id);
+                    self.send_json(json!({"type": "complete", "id": id})).await
+                }
+                None => Flow::Continue,
+            },
+            (Protocol::Legacy, "connection_terminate") => self.close(1000, "Terminated").await,
+            _ => self.close(4400, &format!("Unexpected message type {:?}", message.kind)).await,
+        }
+    }
+
+    async fn on_init(&mut self, payload: Option<Value>) -> Flow {
+        if self.init_received {
+            return self.close(4429, "Too many initialisation requests").await;
+        }
+        self.init_received = true;
+        let token = payload.as_ref().and_then(token_from_payload);
+        let caller = match token {
+            None => None,
+            Some(token) => auth::authenticate(&self.app.db, &self.app.tokens, Some(&token)).await.ok().flatten(),
+        };
+        match caller {
+            Some(caller) => {
+                self.caller = Some(caller);
+                if let Flow::Stop = self.send_json(json!({"type": "connection_ack"})).await {
+                    return Flow::Stop;
+                }
+                if self.protocol == Protocol::Legacy {
+                    return self.send_json(json!({"type": "ka"})).await;
+                }
+                Flow::Continue
+            }
+            None => {
+                if self.protocol == Protocol::Legacy {
+                    let error = json!({"type": "connection_error", "payload": {"message": "Forbidden: a valid token is required", "extensions": {"code": "UNAUTHENTICATED"}}});
+                    if let Flow::Stop = self.send_json(error).await {
+                        return Flow::Stop;
+                    }
+                }
+                self.close(4403, "Forbidden").await
+            }
+        }
+    }
+
+    async fn on_subscribe(&mut self, id: Option<String>, payload: Option<Value>) -> Flow {
+        let Some(caller) = self.caller.clone() else {
+            return self.close(4401, "Unauthorized").await;
+        };
+        let Some(id) = id else {
+            return self.close(4400, "Operation id missing").await;
+        };
+        if self.operations.contains_key(&id) {
+            return self.close(4409, &format!("Subscriber for {id} already exists")).await;
+        }
+        let Some(request) = payload.and_then(|p| serde_json::from_value::<async_graphql::Request>(p).ok()) else {
+            return self.close(4400, "Invalid subscribe payload").await;
+        };
+        let request = graphql::prepare(request, &self.app, Some(caller));
+        let stream = self.app.schema.execute_stream(request).map(Some).chain(futures_util::stream::once(async { None })).boxed();
+        self.operations.insert(id, stream);
+        Flow::Continue
+    }
+
+    async fn on_result(&mut self, id: String, item: Option<async_graphql::Response>) -> Flow {
+        let Some(response) = item else {
+            self.started.remove(&id);
+            return self.send_json(json!({"type": "complete", "id": id})).await;
+        };
+        let first = self.started.insert(id.clone());
+        // An operation that fails before producing anything (validation, rights) gets the
+        // protocol's `error` message, which also ends it.
+        if first && response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+            self.operations.remove(&id);
+            self.started.remove(&id);
+            let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+            return self.send_json(json!({"type": "error", "id": id, "payload": errors})).await;
+        }
+        let kind = match self.protocol {
+            Protocol::Transport => "next",
+            Protocol::Legacy => "data",
+        };
+        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
+        self.send_json(json!({"type": kind, "id": id, "payload": payload})).await
+    }
+}
+
+/// The token of a `connection_init` payload: `{"Authorization": "Bearer …"}` as the HTTP
+/// header would carry it, or `{"token": "…"}` / `{"authToken": "…"}`.
+fn token_from_payload(payload: &Value) -> Option<String> {
+    let object = payload.as_object()?;
+    ["Authorization", "authorization", "token", "authToken"]
+        .iter()
+        .find_map(|key| object.get(*key).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_allowed_from_the_list_or_the_same_host() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        assert!(origin_allowed(&allowed, "https://app.example.com", Some("api.example.com")));
+        assert!(origin_allowed(&allowed, "http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(!origin_allowed(&allowed, "https://evil.example", Some("api.example.com")));
+        assert!(!origin_allowed(&[], "null", Some("api.example.com")));
+    }
+}

@@ -1,0 +1,17 @@
+//! Herald's schema migrations, for SQLite (embedded) and PostgreSQL (production).
+//!
+//! Migrations are frozen once they land: a change to the schema is a new migration, never an
+//! edit of an old one. Enumerations are stored as short strings (not PostgreSQL enum types)
+//! so that one migration serves both databases and adding a value needs no DDL.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_foundation::Migration)]
+    }
+}
