@@ -224,6 +224,9 @@ async fn graphql_post(State(app): State<AppState>, headers: HeaderMap, body: Byt
     if value.is_array() {
         return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", "batched requests are not supported; send one operation per request");
     }
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", "not a GraphQL request: `query` must be a string");
+    }
     let request: async_graphql::Request = match serde_json::from_value(value) {
         Ok(request) => request,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", &format!("not a GraphQL request: {e}")),

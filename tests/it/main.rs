@@ -1,1 +1,10 @@
+//! Herald's integration tests: one binary (linking one per file costs minutes on two cores),
+//! a module per area. Every test starts the real server on a random port.
 
+mod auth;
+mod crm;
+mod helpers;
+mod http;
+mod schema;
+mod tenancy;
+mod ws;

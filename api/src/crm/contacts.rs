@@ -63,8 +63,10 @@ async fn ensure_users_of_account(db: &impl ConnectionTrait, account_id: Uuid, id
         .into_iter()
         .map(|u| u.id)
         .collect();
-    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
-        return Err(ApiError::BadUserInput { field: field.into(), message: format!("user {missing} not found") });
+    // The message names the position, not the id: the caller knows what it sent.
+    if let Some(position) = ids.iter().position(|id| !found.contains(id)) {
+        let name = field.rsplit('.').next().unwrap_or(field);
+        return Err(ApiError::BadUserInput { field: field.into(), message: format!("{name}[{position}] is not a user of this account") });
     }
     Ok(())
 }

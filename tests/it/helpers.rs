@@ -1,0 +1,227 @@
+//! The test harness: each test runs the real server on a random port over its own database
+//! (a fresh SQLite file, or a PostgreSQL schema dropped at the end when
+//! `HERALD_TEST_DATABASE_URL` is set) and its own bus (in process, or a Redis channel prefix
+//! of its own when `HERALD_TEST_REDIS_URL` is set), and speaks HTTP and WebSocket to it.
+
+use std::{net::SocketAddr, time::Duration};
+
+use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config, Server};
+use reqwest::header::{HeaderMap, HeaderValue};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub config: Config,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    pub admin_id: String,
+    pub account_id: String,
+    _stop: oneshot::Sender<()>,
+    _db: DbGuard,
+}
+
+enum DbGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { url: String, schema: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { url, schema } = self {
+            let (url, schema) = (url.clone(), schema.clone());
+            // Drop runs outside async context: use a runtime of its own on another thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(db) = Database::connect(url.as_str()).await {
+                        let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+                        let _ = db.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("HERALD_TEST_REDIS_URL").ok().filter(|v| !v.is_empty())
+}
+
+async fn test_config() -> (Config, DbGuard) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::embedded(dir.path());
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(SecretString::new("test-secret-test-secret-test-secret!!"));
+    config.secret_key = Some(SecretString::new(Keyring::generate_spec("test")));
+    config.database_max_connections = 5;
+    config.ws_init_timeout = Duration::from_secs(2);
+    let guard = match std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+        Some(url) => {
+            let schema = format!("it_{}", Uuid::now_v7().simple());
+            let db = Database::connect(url.as_str()).await.expect("HERALD_TEST_DATABASE_URL reachable");
+            db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("create schema");
+            db.close().await.ok();
+            config.database_url = Some(url.clone());
+            config.database_schema = Some(schema.clone());
+            DbGuard::Postgres { url, schema }
+        }
+        None => DbGuard::Sqlite(dir),
+    };
+    if let Some(url) = redis_url() {
+        config.redis_url = Some(url);
+        config.bus_prefix = format!("it-{}", Uuid::now_v7().simple());
+    }
+    (config, guard)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let (mut config, guard) = test_config().await;
+    tweak(&mut config);
+    let state = AppState::init(config.clone()).await.expect("app state");
+    let first = bootstrap::FirstAdmin { account_name: "Acme".into(), ..Default::default() };
+    let (account, admin) = bootstrap::bootstrap(&state.db, first).await.expect("bootstrap").expect("fresh database");
+    let admin_token = state.tokens.mint(admin.id, None, Duration::from_secs(600));
+    let (addr, stop) = serve(state.clone()).await;
+    TestApp {
+        addr,
+        state,
+        config,
+        http: reqwest::Client::new(),
+        admin_token,
+        admin_id: admin.id.to_string(),
+        account_id: account.id.to_string(),
+        _stop: stop,
+        _db: guard,
+    }
+}
+
+async fn serve(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
+    let server = Server::bind(state).await.expect("bind");
+    let addr = server.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// Another api process over the same database and Redis (a replica).
+pub struct Replica {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    pub async fn spawn_replica(&self) -> Replica {
+        let state = AppState::init(self.config.clone()).await.expect("replica state");
+        let (addr, stop) = serve(state).await;
+        Replica { addr, _stop: stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr)
+    }
+
+    /// POSTs an operation with a bearer token (or none) and returns the JSON body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.http.post(self.url()).json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        response.json().await.expect("JSON body")
+    }
+
+    /// As the bootstrap admin; panics on errors.
+    pub async fn admin(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(&self.admin_token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    pub async fn post_raw(&self, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        self.http.post(self.url()).headers(map).body(body).send().await.expect("request")
+    }
+
+    /// Creates a user in the admin's account and returns (id, token).
+    pub async fn user(&self, name: &str, role: &str) -> (String, String) {
+        let email = format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), Uuid::now_v7().simple());
+        let data = self
+            .admin(
+                "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
+                json!({"i": {"name": name, "email": email, "role": role}}),
+            )
+            .await;
+        let id = data["createUser"]["user"]["id"].as_str().unwrap().to_string();
+        let token = self.token_for(&id);
+        (id, token)
+    }
+
+    pub fn token_for(&self, user_id: &str) -> String {
+        self.state.tokens.mint(user_id.parse().unwrap(), None, Duration::from_secs(600))
+    }
+
+    /// A second tenant: a new top-level account with its own admin (id, token, account id).
+    pub async fn other_tenant(&self) -> (String, String, String) {
+        use entity::{account, user};
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        let now = chrono::Utc::now();
+        let account = account::Model {
+            id: Uuid::now_v7(),
+            name: "Globex".into(),
+            parent_id: None,
+            time_zone: "America/New_York".into(),
+            paused: false,
+            add_ons: json!([]),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            updated_by: None,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&self.state.db)
+        .await
+        .unwrap();
+        let admin = user::Model {
+            id: Uuid::now_v7(),
+            account_id: account.id,
+            name: "Globex admin".into(),
+            email: "admin@globex.example".into(),
+            phone: None,
+            role: user::Role::CompanyAdmin,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&self.state.db)
+        .await
+        .unwrap();
+        let token = self.token_for(&admin.id.to_string());
+        (admin.id.to_string(), token, account.id.to_string())
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}

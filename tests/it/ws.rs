@@ -1,0 +1,204 @@
+//! GraphQL over WebSocket: both subprotocols, the handshake rules, pings, and delivery of
+//! live events across processes.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    connect_async,
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, Error as WsError, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+use crate::helpers::{redis_url, spawn_app, spawn_with, TestApp};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect_to(url: String, protocol: &str, origin: Option<&str>) -> Result<Socket, WsError> {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", HeaderValue::from_str(origin).unwrap());
+    }
+    connect_async(request).await.map(|(socket, _)| socket)
+}
+
+async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    connect_to(app.ws_url(), protocol, None).await.expect("websocket upgrade")
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+/// The next text message as JSON, or the close code as `{"close": code}`.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a message within 10 s");
+        match message {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(Message::Close(frame))) => return json!({"close": frame.map(|f| u16::from(f.code)).unwrap_or(1005)}),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return json!({"close": "dropped"}),
+        }
+    }
+}
+
+async fn init(socket: &mut Socket, token: &str) {
+    send(socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+    assert_eq!(next(socket).await["type"], "connection_ack");
+}
+
+#[tokio::test]
+async fn a_socket_without_connection_init_is_closed_with_4408() {
+    let app = spawn_with(|c| c.ws_init_timeout = Duration::from_millis(300)).await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4408}));
+}
+
+#[tokio::test]
+async fn an_invalid_token_is_closed_with_4403_on_both_protocols() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}})).await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4403}));
+
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4403}), "no token at all");
+
+    let mut legacy = connect(&app, "graphql-ws").await;
+    send(&mut legacy, json!({"type": "connection_init", "payload": {"authToken": "nope"}})).await;
+    let error = next(&mut legacy).await;
+    assert_eq!(error["type"], "connection_error");
+    assert_eq!(next(&mut legacy).await, json!({"close": 4403}));
+}
+
+#[tokio::test]
+async fn an_operation_before_the_handshake_is_closed_with_4401() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "subscribe", "id": "1", "payload": {"query": "subscription { auditEvents { action } }"}})).await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4401}));
+}
+
+#[tokio::test]
+async fn a_browser_upgrade_from_a_foreign_origin_is_refused() {
+    let app = spawn_with(|c| c.cors_origins = vec!["https://app.example.com".into()]).await;
+    let refused = connect_to(app.ws_url(), "graphql-transport-ws", Some("https://evil.example")).await;
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    assert!(connect_to(app.ws_url(), "graphql-transport-ws", Some("https://app.example.com")).await.is_ok());
+}
+
+#[tokio::test]
+async fn queries_and_subscriptions_flow_over_graphql_transport_ws() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &app.admin_token).await;
+
+    send(&mut socket, json!({"type": "subscribe", "id": "q", "payload": {"query": "{ viewer { user { name } } }"}})).await;
+    let result = next(&mut socket).await;
+    assert_eq!(result["type"], "next");
+    assert_eq!(result["payload"]["data"]["viewer"]["user"]["name"], "Administrator");
+    assert_eq!(next(&mut socket).await, json!({"type": "complete", "id": "q"}));
+
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut socket).await["type"], "pong");
+
+    send(&mut socket, json!({"type": "subscribe", "id": "s", "payload": {"query": "subscription { auditEvents { action objectType actor { name } } }"}})).await;
+    // Give the subscription a moment to be registered before the change it should see.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.user("Carol", "USER").await;
+    let event = next(&mut socket).await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["id"], "s");
+    assert_eq!(event["payload"]["data"]["auditEvents"], json!({"action": "user.created", "objectType": "User", "actor": {"name": "Administrator"}}));
+
+    send(&mut socket, json!({"type": "subscribe", "id": "s", "payload": {"query": "subscription { auditEvents { action } }"}})).await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4409}), "a duplicate id is a protocol error");
+}
+
+#[tokio::test]
+async fn a_plain_user_may_not_subscribe_to_the_audit_log() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("Dave", "USER").await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &token).await;
+    send(&mut socket, json!({"type": "subscribe", "id": "1", "payload": {"query": "subscription { auditEvents { action } }"}})).await;
+    let error = next(&mut socket).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_works_too() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "graphql-ws").await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"authToken": app.admin_token}})).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    assert_eq!(next(&mut socket).await["type"], "ka");
+    send(&mut socket, json!({"type": "start", "id": "1", "payload": {"query": "subscription { auditEvents { action } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.user("Erin", "USER").await;
+    let data = next(&mut socket).await;
+    assert_eq!(data, json!({"type": "data", "id": "1", "payload": {"data": {"auditEvents": {"action": "user.created"}}}}));
+    send(&mut socket, json!({"type": "stop", "id": "1"})).await;
+    assert_eq!(next(&mut socket).await, json!({"type": "complete", "id": "1"}));
+}
+
+#[tokio::test]
+async fn idle_sockets_are_pinged_and_silent_peers_dropped() {
+    let app = spawn_with(|c| c.ws_ping_interval = Duration::from_millis(300)).await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &app.admin_token).await;
+    // tungstenite answers pings while we read, so the connection stays up and pings arrive.
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(Message::Ping(_)))) = tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 2, "expected pings, got {pings}");
+    assert!(socket.send(Message::Text(json!({"type": "ping"}).to_string().into())).await.is_ok());
+
+    // A peer that stops reading (and so never pongs) is dropped after two periods.
+    let mut silent = connect(&app, "graphql-transport-ws").await;
+    init(&mut silent, &app.admin_token).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut closed = false;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(2), silent.next()).await {
+        match message {
+            Ok(Message::Close(_)) | Err(_) => {
+                closed = true;
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(closed, "the silent peer was not dropped");
+}
+
+/// A change made through one api process reaches a subscriber connected to another, over
+/// Redis. Needs HERALD_TEST_REDIS_URL (set by .ci/run); without Redis there is one process.
+#[tokio::test]
+async fn events_cross_processes_over_redis() {
+    if redis_url().is_none() {
+        eprintln!("HERALD_TEST_REDIS_URL not set: cross-process delivery needs Redis; skipped on embedded defaults");
+        return;
+    }
+    let app = spawn_app().await;
+    let replica = app.spawn_replica().await;
+    let mut socket = connect_to(format!("ws://{}/graphql/ws", replica.addr), "graphql-transport-ws", None).await.unwrap();
+    init(&mut socket, &app.admin_token).await;
+    send(&mut socket, json!({"type": "subscribe", "id": "s", "payload": {"query": "subscription { auditEvents { action objectType } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.user("Frank", "USER").await; // through the first process
+    let event = next(&mut socket).await;
+    assert_eq!(event["payload"]["data"]["auditEvents"], json!({"action": "user.created", "objectType": "User"}));
+}
