@@ -37,6 +37,9 @@ pub struct Caller {
     /// The account everything is scoped to.
     pub account_id: Uuid,
     pub principal: Principal,
+    /// When the credentials stop being valid (unix seconds): a user token's `exp`. A
+    /// WebSocket authenticated with it is closed then.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -217,7 +220,11 @@ pub async fn authenticate(db: &DatabaseConnection, issuer: &TokenIssuer, authori
             Some(admin_id)
         }
     };
-    Ok(Some(Caller { account_id: user.account_id, principal: Principal::User { user_id: user.id, role: user.role, impersonator_id } }))
+    Ok(Some(Caller {
+        account_id: user.account_id,
+        principal: Principal::User { user_id: user.id, role: user.role, impersonator_id },
+        expires_at: Some(claims.exp),
+    }))
 }
 
 async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult<Caller> {
@@ -240,7 +247,7 @@ async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult
         active.last_used_at = Set(Some(now));
         active.update(db).await?;
     }
-    Ok(Caller { account_id: key.account_id, principal: Principal::ApiKey { key_id: key.id, scopes } })
+    Ok(Caller { account_id: key.account_id, principal: Principal::ApiKey { key_id: key.id, scopes }, expires_at: None })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

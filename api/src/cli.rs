@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
-use crate::{bootstrap, config::Config, crypto::Keyring, graphql, state::AppState};
+use crate::{bootstrap, config::Config, crypto::Keyring, graphql, secrets, state::AppState};
 
 #[derive(Parser)]
 #[command(name = "api", about = "Herald's GraphQL API")]
@@ -47,6 +48,8 @@ pub enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Re-seal every stored secret under the active key of HERALD_SECRET_KEY.
+    RotateSecrets,
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -79,6 +82,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::RotateSecrets => {
+            let state = AppState::init(config).await?;
+            let report = secrets::rotate(&state.db, &state.keyring, secrets::SEALED_COLUMNS).await?;
+            println!(
+                "{} secrets examined, {} re-sealed under key {:?}",
+                report.examined,
+                report.resealed,
+                state.keyring.active_key_id()
+            );
+            Ok(())
+        }
         Command::GenerateSecretKey { id } => {
             let spec = Keyring::generate_spec(&id);
             Keyring::parse(&spec)?;
@@ -87,5 +101,3 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
     }
 }
-
-use sea_orm::EntityTrait;

@@ -115,6 +115,12 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let data_dir = var("HERALD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         let mut config = Self::embedded(data_dir);
         if let Some(bind) = var("HERALD_BIND") {
@@ -129,7 +135,7 @@ impl Config {
             }
         }
         config.database_schema = var("HERALD_DATABASE_SCHEMA");
-        config.database_max_connections = number("HERALD_DATABASE_MAX_CONNECTIONS", config.database_max_connections)?;
+        config.database_max_connections = number(&var, "HERALD_DATABASE_MAX_CONNECTIONS", config.database_max_connections)?;
         config.redis_url = var("HERALD_REDIS_URL");
         if let Some(url) = &config.redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -166,14 +172,14 @@ impl Config {
                 return Err(ConfigError::new("HERALD_CORS_ORIGINS", format!("origin {bad:?} must start with http:// or https://")));
             }
         }
-        config.max_body_bytes = number("HERALD_MAX_BODY_BYTES", config.max_body_bytes)?;
-        config.limits.max_depth = number("HERALD_QUERY_MAX_DEPTH", config.limits.max_depth)?;
-        config.limits.max_complexity = number("HERALD_QUERY_MAX_COMPLEXITY", config.limits.max_complexity)?;
-        config.limits.max_aliases = number("HERALD_QUERY_MAX_ALIASES", config.limits.max_aliases)?;
-        config.limits.max_directives = number("HERALD_QUERY_MAX_DIRECTIVES", config.limits.max_directives)?;
-        config.ws_init_timeout = Duration::from_secs(number("HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
-        config.ws_ping_interval = Duration::from_secs(number("HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
-        config.token_ttl = Duration::from_secs(number("HERALD_TOKEN_TTL_SECS", 3600u64)?);
+        config.max_body_bytes = number(&var, "HERALD_MAX_BODY_BYTES", config.max_body_bytes)?;
+        config.limits.max_depth = number(&var, "HERALD_QUERY_MAX_DEPTH", config.limits.max_depth)?;
+        config.limits.max_complexity = number(&var, "HERALD_QUERY_MAX_COMPLEXITY", config.limits.max_complexity)?;
+        config.limits.max_aliases = number(&var, "HERALD_QUERY_MAX_ALIASES", config.limits.max_aliases)?;
+        config.limits.max_directives = number(&var, "HERALD_QUERY_MAX_DIRECTIVES", config.limits.max_directives)?;
+        config.ws_init_timeout = Duration::from_secs(number(&var, "HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
+        config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
+        config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", 3600u64)?);
         Ok(config)
     }
 
@@ -186,11 +192,7 @@ impl Config {
     }
 }
 
-fn var(name: &'static str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn number<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+fn number<T>(var: &impl Fn(&'static str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + From<u8>,
     T::Err: fmt::Display,
@@ -204,5 +206,51 @@ where
             }
             Ok(value)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_vars(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.is_none() && config.redis_url.is_none());
+        assert!(config.effective_database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("HERALD_BIND", "localhost")], "HERALD_BIND"),
+            (&[("HERALD_DATABASE_URL", "mysql://x")], "HERALD_DATABASE_URL"),
+            (&[("HERALD_REDIS_URL", "127.0.0.1:6379")], "HERALD_REDIS_URL"),
+            (&[("HERALD_JWT_SECRET", "short")], "HERALD_JWT_SECRET"),
+            (&[("HERALD_SECRET_KEY", "k1:nope")], "HERALD_SECRET_KEY"),
+            (&[("HERALD_MAX_BODY_BYTES", "lots")], "HERALD_MAX_BODY_BYTES"),
+            (&[("HERALD_QUERY_MAX_DEPTH", "0")], "HERALD_QUERY_MAX_DEPTH"),
+            (&[("HERALD_CORS_ORIGINS", "app.example.com")], "HERALD_CORS_ORIGINS"),
+            (&[("HERALD_DATABASE_URL", "postgres://localhost/herald")], "HERALD_JWT_SECRET"),
+        ];
+        for (vars, name) in cases {
+            let err = read(vars).unwrap_err();
+            assert_eq!(err.var, *name, "{vars:?}");
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = read(&[("HERALD_JWT_SECRET", "a-very-long-secret-that-must-not-leak-0123")]).unwrap();
+        assert!(!format!("{config:?}").contains("must-not-leak"));
     }
 }

@@ -11,7 +11,7 @@
 //! - [`crm`], [`api_keys`], [`session`], [`audit`]: the services resolvers call; all SQL
 //!   lives there, and every change runs in an [`audit::Change`] (transaction + audit row).
 //! - [`auth`]: tokens, API keys, roles; [`error`]: the one error type and its GraphQL codes.
-//! - [`crypto`]: secrets at rest; [`bus`]: pub/sub over Redis or in process.
+//! - [`crypto`] and [`secrets`]: secrets at rest and key rotation; [`bus`]: pub/sub over Redis or in process.
 
 pub mod api_keys;
 pub mod audit;
@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod state;

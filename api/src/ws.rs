@@ -116,6 +116,10 @@ impl Connection {
         let init_deadline = sleep(self.app.config.ws_init_timeout);
         tokio::pin!(init_deadline);
         let period = self.app.config.ws_ping_interval;
+        // Far enough to never fire until a token with an expiry authenticates the socket.
+        let expiry = sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(expiry);
+        let mut expiry_armed = false;
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
         loop {
             let flow = tokio::select! {
@@ -133,7 +137,15 @@ impl Connection {
                     self.on_result(id, item).await
                 }
                 _ = ping.tick() => self.on_ping_tick(period).await,
+                _ = &mut expiry, if expiry_armed => self.close(4403, "Token expired").await,
             };
+            if !expiry_armed {
+                if let Some(exp) = self.caller.as_ref().and_then(|c| c.expires_at) {
+                    let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+                    expiry.as_mut().reset(Instant::now() + Duration::from_secs(left));
+                    expiry_armed = true;
+                }
+            }
             if let Flow::Stop = flow {
                 return;
             }

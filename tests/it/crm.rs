@@ -242,3 +242,25 @@ async fn sub_accounts_are_listed_and_managed_by_the_parent_admin() {
         .await;
     assert_eq!(paused["updateAccount"]["account"], json!({"paused": true, "version": 2}));
 }
+
+#[tokio::test]
+async fn relations_of_a_page_load_in_one_statement_per_level() {
+    let app = spawn_app().await;
+    let (u1, _) = app.user("One", "USER").await;
+    let (u2, _) = app.user("Two", "USER").await;
+    for i in 0..12 {
+        let c = app.admin(CREATE_CONTACT, json!({"i": {"kind": "CUSTOMER", "name": format!("C{i}"), "assigneeIds": [u1, u2]}})).await;
+        let id = c["createContact"]["contact"]["id"].as_str().unwrap().to_string();
+        app.admin(
+            "mutation($i: CreateContactPersonInput!) { createContactPerson(input: $i) { contactPerson { id } } }",
+            json!({"i": {"contactId": id, "name": "P"}}),
+        )
+        .await;
+    }
+    let page = |n: usize| format!("{{ contacts(first: {n}) {{ nodes {{ name assignees {{ name account {{ name }} }} persons {{ name }} }} }} }}");
+    let small = app.statements_for(&page(2)).await;
+    let large = app.statements_for(&page(12)).await;
+    assert_eq!(small, large, "statements grow with the page size (N+1)");
+    // Authentication, the page, assignees (one join), their accounts, persons.
+    assert_eq!(large, 5);
+}

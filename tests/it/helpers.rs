@@ -3,7 +3,14 @@
 //! `HERALD_TEST_DATABASE_URL` is set) and its own bus (in process, or a Redis channel prefix
 //! of its own when `HERALD_TEST_REDIS_URL` is set), and speaks HTTP and WebSocket to it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config, Server};
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -20,6 +27,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub admin_id: String,
     pub account_id: String,
+    /// SQL statements executed by the server so far (sea-orm's metric hook).
+    pub statements: Arc<AtomicUsize>,
     _stop: oneshot::Sender<()>,
     _db: DbGuard,
 }
@@ -86,7 +95,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let (mut config, guard) = test_config().await;
     tweak(&mut config);
-    let state = AppState::init(config.clone()).await.expect("app state");
+    let mut state = AppState::init(config.clone()).await.expect("app state");
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    state.db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
     let first = bootstrap::FirstAdmin { account_name: "Acme".into(), ..Default::default() };
     let (account, admin) = bootstrap::bootstrap(&state.db, first).await.expect("bootstrap").expect("fresh database");
     let admin_token = state.tokens.mint(admin.id, None, Duration::from_secs(600));
@@ -99,6 +113,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         admin_token,
         admin_id: admin.id.to_string(),
         account_id: account.id.to_string(),
+        statements,
         _stop: stop,
         _db: guard,
     }
@@ -125,6 +140,13 @@ impl TestApp {
         let state = AppState::init(self.config.clone()).await.expect("replica state");
         let (addr, stop) = serve(state).await;
         Replica { addr, _stop: stop }
+    }
+
+    /// Statements the server runs to answer one operation as the admin.
+    pub async fn statements_for(&self, query: &str) -> usize {
+        let before = self.statements.load(Ordering::SeqCst);
+        self.admin(query, json!({})).await;
+        self.statements.load(Ordering::SeqCst) - before
     }
 
     pub fn url(&self) -> String {

@@ -5,6 +5,7 @@ mod auth;
 mod crm;
 mod helpers;
 mod http;
+mod migrations;
 mod schema;
 mod tenancy;
 mod ws;

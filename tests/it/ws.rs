@@ -202,3 +202,13 @@ async fn events_cross_processes_over_redis() {
     let event = next(&mut socket).await;
     assert_eq!(event["payload"]["data"]["auditEvents"], json!({"action": "user.created", "objectType": "User"}));
 }
+
+#[tokio::test]
+async fn a_socket_closes_when_its_token_expires() {
+    let app = spawn_app().await;
+    let short = app.state.tokens.mint(app.admin_id.parse().unwrap(), None, Duration::from_secs(2));
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &short).await;
+    send(&mut socket, json!({"type": "subscribe", "id": "s", "payload": {"query": "subscription { auditEvents { action } }"}})).await;
+    assert_eq!(next(&mut socket).await, json!({"close": 4403}));
+}

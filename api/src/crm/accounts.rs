@@ -48,11 +48,15 @@ fn manages_descendants(caller: &Caller) -> bool {
     caller.require_admin_or_write_key().is_ok()
 }
 
+/// Whether the caller may see account `id` (no query for the caller's own account).
+pub async fn is_visible(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<bool> {
+    Ok(id == caller.account_id || (manages_descendants(caller) && account_is_within(db, id, caller.account_id).await?))
+}
+
 /// The account `id` if the caller may see it; otherwise NOT_FOUND.
 pub async fn find_visible(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<account::Model> {
     caller.require_read()?;
-    let visible = id == caller.account_id || (manages_descendants(caller) && account_is_within(db, id, caller.account_id).await?);
-    if !visible {
+    if !is_visible(db, caller, id).await? {
         return Err(ApiError::NotFound("account"));
     }
     account::Entity::find_by_id(id).one(db).await?.ok_or(ApiError::NotFound("account"))

@@ -66,6 +66,7 @@ impl Account {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Account>> {
+        self.ensure_visible(ctx).await?;
         let select = account::Entity::find().filter(account::Column::ParentId.eq(self.0.id));
         Ok(paginate(&app(ctx)?.db, select, account::Column::Id, |a| a.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Account).await?)
     }
@@ -79,8 +80,20 @@ impl Account {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<User>> {
+        self.ensure_visible(ctx).await?;
         let select = user_select(self.0.id, filter.unwrap_or_default());
         Ok(paginate(&app(ctx)?.db, select, user::Column::Id, |u| u.id, Order::OldestFirst, PageArgs::new(first, after, last, before), User).await?)
+    }
+}
+
+impl Account {
+    /// Lists hang off an account only for callers who may see it, however it was reached.
+    async fn ensure_visible(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        if service::is_visible(&app(ctx)?.db, caller(ctx)?, self.0.id).await? {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::NotFound("account").into())
+        }
     }
 }
 

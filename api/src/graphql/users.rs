@@ -73,13 +73,13 @@ impl User {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Account> {
-        let account = loaders(ctx)?
-            .load_one(loaders::AccountId(self.0.account_id))
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound("account"))?;
-        Ok(Account(account))
+    /// The user's account; null when the caller may not see it (an admin of a parent
+    /// account named in a sub-account's audit log, say).
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        if !crate::crm::accounts::is_visible(&app(ctx)?.db, caller(ctx)?, self.0.account_id).await? {
+            return Ok(None);
+        }
+        Ok(loaders(ctx)?.load_one(loaders::AccountId(self.0.account_id)).await.map_err(ApiError::from)?.map(Account))
     }
 }
 
