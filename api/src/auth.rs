@@ -190,11 +190,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A caller with, for users, the row authentication read (to prime the request's loader).
+pub struct Authenticated {
+    pub caller: Caller,
+    pub user: Option<user::Model>,
+}
+
 /// Resolves an `Authorization` header value to a caller.
+pub async fn authenticate(db: &DatabaseConnection, issuer: &TokenIssuer, authorization: Option<&str>) -> ApiResult<Option<Caller>> {
+    Ok(authenticate_with_user(db, issuer, authorization).await?.map(|a| a.caller))
+}
+
+/// As [`authenticate`], also returning the user row it read.
 ///
 /// `Ok(None)`: no credentials (anonymous). `Err(Unauthenticated)`: credentials that are not
 /// valid — the HTTP layer answers 401 for those rather than running the operation.
-pub async fn authenticate(db: &DatabaseConnection, issuer: &TokenIssuer, authorization: Option<&str>) -> ApiResult<Option<Caller>> {
+pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssuer, authorization: Option<&str>) -> ApiResult<Option<Authenticated>> {
     let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -204,7 +215,7 @@ pub async fn authenticate(db: &DatabaseConnection, issuer: &TokenIssuer, authori
         .unwrap_or(value)
         .trim();
     if token.starts_with(API_KEY_PREFIX) {
-        return authenticate_api_key(db, token).await.map(Some);
+        return authenticate_api_key(db, token).await.map(|caller| Some(Authenticated { caller, user: None }));
     }
     let claims = issuer.verify(token).map_err(|_| ApiError::Unauthenticated)?;
     let user_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::Unauthenticated)?;
@@ -220,11 +231,12 @@ pub async fn authenticate(db: &DatabaseConnection, issuer: &TokenIssuer, authori
             Some(admin_id)
         }
     };
-    Ok(Some(Caller {
+    let caller = Caller {
         account_id: user.account_id,
         principal: Principal::User { user_id: user.id, role: user.role, impersonator_id },
         expires_at: Some(claims.exp),
-    }))
+    };
+    Ok(Some(Authenticated { caller, user: Some(user) }))
 }
 
 async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult<Caller> {

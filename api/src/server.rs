@@ -171,9 +171,9 @@ fn unauthenticated(media: MediaType) -> Response {
     response
 }
 
-async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Option<auth::Caller>, Response> {
+async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Option<auth::Authenticated>, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match auth::authenticate(&app.db, &app.tokens, authorization).await {
+    match auth::authenticate_with_user(&app.db, &app.tokens, authorization).await {
         Ok(caller) => Ok(caller),
         Err(ApiError::Unauthenticated) => Err(unauthenticated(media)),
         Err(other) => {
@@ -183,22 +183,31 @@ async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Res
     }
 }
 
-async fn execute(app: &AppState, request: async_graphql::Request, caller: Option<auth::Caller>, media: MediaType) -> Response {
-    let request = graphql::prepare(request, app, caller);
-    let response = app.schema.execute(request).await;
+async fn execute(app: &AppState, request: async_graphql::Request, caller: Option<auth::Authenticated>, media: MediaType) -> Response {
+    let (caller, user) = match caller {
+        Some(auth::Authenticated { caller, user }) => (Some(caller), user),
+        None => (None, None),
+    };
+    let response = graphql::execute(app, request, caller, user).await;
     // A request error (parse, validation, variables) has no `data` at all; field errors
     // carry a path.
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let status = if request_error && media == MediaType::GraphqlResponseJson { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    if request_error {
-        if let Some(object) = body.as_object_mut() {
-            object.remove("data");
+    let body = if request_error {
+        // Request errors carry no `data` entry at all.
+        serde_json::to_vec(&json!({"errors": response.errors}))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    match body {
+        Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "response not serializable");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error")
         }
     }
-    (status, [(header::CONTENT_TYPE, media.content_type())], body.to_string()).into_response()
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -271,8 +271,7 @@ impl Connection {
         let Some(request) = payload.and_then(|p| serde_json::from_value::<async_graphql::Request>(p).ok()) else {
             return self.close(4400, "Invalid subscribe payload").await;
         };
-        let request = graphql::prepare(request, &self.app, Some(caller));
-        let stream = self.app.schema.execute_stream(request).map(Some).chain(futures_util::stream::once(async { None })).boxed();
+        let stream = graphql::execute_stream(&self.app, request, Some(caller)).map(Some).chain(futures_util::stream::once(async { None })).boxed();
         self.operations.insert(id, stream);
         Flow::Continue
     }

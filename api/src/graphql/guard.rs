@@ -1,31 +1,18 @@
-//! A schema extension that applies, on every transport, what async-graphql's own limits do
-//! not: a cap on aliases (an "alias bomb" asks one expensive field hundreds of times under
-//! different names), and a stable `extensions.code` on the errors async-graphql raises itself.
-
-use std::sync::Arc;
+//! What every operation goes through on every transport, besides async-graphql's own depth,
+//! complexity and directive limits: a cap on aliases (an "alias bomb" asks one expensive
+//! field hundreds of times under different names), and the one mapping of errors to
+//! `extensions.code`.
+//!
+//! This is deliberately not an async-graphql `Extension`: any registered extension wraps
+//! every field resolution in an extra future, which cost the settings-page benchmark a
+//! measurable share of its throughput. Parsing the document once more here is cheaper.
 
 use async_graphql::{
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe},
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
-    Response, ServerError, ServerResult, Variables,
+    parser::types::{Selection, SelectionSet},
+    Response, ServerError,
 };
-use futures_util::{stream::BoxStream, StreamExt};
 
 use crate::error::ensure_code;
-
-pub struct Guard {
-    pub max_aliases: usize,
-}
-
-impl ExtensionFactory for Guard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension { max_aliases: self.max_aliases })
-    }
-}
-
-struct GuardExtension {
-    max_aliases: usize,
-}
 
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
@@ -38,34 +25,20 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
-fn with_codes(mut response: Response) -> Response {
-    response.errors = response.errors.into_iter().map(ensure_code).collect();
-    response
+/// Refuses a document with more than `max` aliases. A document that does not parse passes:
+/// execution reports the parse error itself.
+pub fn check_aliases(query: &str, max: usize) -> Result<(), ServerError> {
+    let Ok(document) = async_graphql::parser::parse_query(query) else { return Ok(()) };
+    let aliases: usize = document.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
+        + document.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
+    if aliases > max {
+        return Err(ServerError::new(format!("Query has {aliases} aliases; the limit is {max}"), None));
+    }
+    Ok(())
 }
 
-#[async_trait::async_trait]
-impl Extension for GuardExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        with_codes(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(&self, ctx: &ExtensionContext<'_>, stream: BoxStream<'s, Response>, next: NextSubscribe<'_>) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_codes).boxed()
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let aliases: usize = document.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
-            + document.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
-        if aliases > self.max_aliases {
-            return Err(ServerError::new(format!("Query has {aliases} aliases; the limit is {}", self.max_aliases), None));
-        }
-        Ok(document)
-    }
+/// Gives every error of a response its `extensions.code`.
+pub fn with_codes(mut response: Response) -> Response {
+    response.errors = response.errors.into_iter().map(ensure_code).collect();
+    response
 }

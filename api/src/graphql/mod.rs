@@ -58,7 +58,6 @@ pub fn build_schema(limits: &QueryLimits) -> HeraldSchema {
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .limit_recursive_depth(limits.max_depth * 4)
-        .extension(guard::Guard { max_aliases: limits.max_aliases })
         .finish()
 }
 
@@ -96,6 +95,40 @@ pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
 }
 
 /// Adds what each request needs to a GraphQL request.
-pub fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>) -> async_graphql::Request {
-    request.data(app.clone()).data(Session(caller)).data(loaders::loaders(app.db.clone()))
+fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: loaders::Loaders) -> async_graphql::Request {
+    request.data(app.clone()).data(Session(caller)).data(loaders)
+}
+
+/// Runs one operation for `caller`. `signed_in` is the caller's user row when the transport
+/// just read it (authentication does): it primes the user loader, saving a statement.
+pub async fn execute(
+    app: &AppState,
+    request: async_graphql::Request,
+    caller: Option<Caller>,
+    signed_in: Option<entity::user::Model>,
+) -> async_graphql::Response {
+    if let Err(error) = guard::check_aliases(&request.query, app.config.limits.max_aliases) {
+        return guard::with_codes(async_graphql::Response::from_errors(vec![error]));
+    }
+    let loaders = loaders::loaders(app.db.clone());
+    if let Some(user) = signed_in {
+        loaders.feed_one(loaders::UserId(user.id), user).await;
+    }
+    guard::with_codes(app.schema.execute(prepare(request, app, caller, loaders)).await)
+}
+
+/// Runs one operation as a stream of results (subscriptions, and any operation over
+/// WebSocket).
+pub fn execute_stream(
+    app: &AppState,
+    request: async_graphql::Request,
+    caller: Option<Caller>,
+) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+    use futures_util::StreamExt;
+    if let Err(error) = guard::check_aliases(&request.query, app.config.limits.max_aliases) {
+        let response = guard::with_codes(async_graphql::Response::from_errors(vec![error]));
+        return futures_util::stream::once(async move { response }).boxed();
+    }
+    let request = prepare(request, app, caller, loaders::loaders(app.db.clone()));
+    app.schema.execute_stream(request).map(guard::with_codes).boxed()
 }
