@@ -5,11 +5,11 @@
 //!
 //! This is deliberately not an async-graphql `Extension`: any registered extension wraps
 //! every field resolution in an extra future, which cost the settings-page benchmark a
-//! measurable share of its throughput. Parsing the document once more here is cheaper.
+//! measurable share of its throughput. The document parsed here is the one execution uses.
 
 use async_graphql::{
     parser::types::{Selection, SelectionSet},
-    Response, ServerError,
+    Request, Response, ServerError,
 };
 
 use crate::error::ensure_code;
@@ -25,10 +25,11 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
-/// Refuses a document with more than `max` aliases. A document that does not parse passes:
+/// Refuses a document with more than `max` aliases. The parsed document stays in the request,
+/// so execution does not parse it again; a document that does not parse passes, and
 /// execution reports the parse error itself.
-pub fn check_aliases(query: &str, max: usize) -> Result<(), ServerError> {
-    let Ok(document) = async_graphql::parser::parse_query(query) else { return Ok(()) };
+pub fn check_aliases(request: &mut Request, max: usize) -> Result<(), ServerError> {
+    let Ok(document) = request.parsed_query() else { return Ok(()) };
     let aliases: usize = document.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
         + document.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
     if aliases > max {

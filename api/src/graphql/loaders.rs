@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, contact, contact_assignee, contact_person, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -44,10 +44,12 @@ impl From<DbErr> for LoadError {
 
 pub struct Db(pub DatabaseConnection);
 
-pub type Loaders = DataLoader<Db>;
+/// Request-scoped, with a cache: a row loaded once per request (or fed from
+/// authentication) is not loaded again.
+pub type Loaders = DataLoader<Db, HashMapCache>;
 
 pub fn loaders(db: DatabaseConnection) -> Loaders {
-    DataLoader::new(Db(db), tokio::spawn)
+    DataLoader::with_cache(Db(db), tokio::spawn, HashMapCache::default())
 }
 
 fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {

@@ -103,11 +103,11 @@ fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Calle
 /// just read it (authentication does): it primes the user loader, saving a statement.
 pub async fn execute(
     app: &AppState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     caller: Option<Caller>,
     signed_in: Option<entity::user::Model>,
 ) -> async_graphql::Response {
-    if let Err(error) = guard::check_aliases(&request.query, app.config.limits.max_aliases) {
+    if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
         return guard::with_codes(async_graphql::Response::from_errors(vec![error]));
     }
     let loaders = loaders::loaders(app.db.clone());
@@ -121,11 +121,11 @@ pub async fn execute(
 /// WebSocket).
 pub fn execute_stream(
     app: &AppState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     caller: Option<Caller>,
 ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
     use futures_util::StreamExt;
-    if let Err(error) = guard::check_aliases(&request.query, app.config.limits.max_aliases) {
+    if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
         let response = guard::with_codes(async_graphql::Response::from_errors(vec![error]));
         return futures_util::stream::once(async move { response }).boxed();
     }
