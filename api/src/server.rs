@@ -280,7 +280,7 @@ async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Re
         Ok(media) => media,
         Err(response) => return response,
     };
-    let mut request = async_graphql::Request::new(query.clone());
+    let mut request = async_graphql::Request::new(query);
     if let Some(name) = params.operation_name.clone() {
         request = request.operation_name(name);
     }
@@ -297,7 +297,7 @@ async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Re
             }
         }
     }
-    if operation_type(&query, params.operation_name.as_deref()).is_some_and(|t| t != OperationType::Query) {
+    if operation_type(&mut request, params.operation_name.as_deref()).is_some_and(|t| t != OperationType::Query) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
@@ -315,9 +315,10 @@ async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Re
 }
 
 /// The type of the operation a document would run; `None` when it does not parse or the
-/// operation is ambiguous (execution then reports the error).
-fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
+/// operation is ambiguous (execution then reports the error). The parsed document stays in
+/// the request for execution.
+fn operation_type(request: &mut async_graphql::Request, operation_name: Option<&str>) -> Option<OperationType> {
+    let document = request.parsed_query().ok()?;
     let mut operations = document.operations.iter();
     match operation_name {
         Some(name) => operations.find(|(n, _)| n.map(|n| n.as_str()) == Some(name)).map(|(_, op)| op.node.ty),

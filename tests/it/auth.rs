@@ -1,8 +1,7 @@
 //! Tokens, API keys and "log in as".
 
-use std::time::Duration;
-
 use jsonwebtoken::{encode, EncodingKey, Header};
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app};
@@ -154,7 +153,7 @@ async fn log_in_as_reaches_sub_accounts_but_never_upwards() {
     assert_eq!(sub["createSubAccount"]["account"]["parent"]["id"], app.account_id.as_str());
 
     // A user of the sub-account, created directly (the sub-account has no admin token yet).
-    let sub_user = insert_user(&app, &sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
+    let sub_user = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
     let listed = app
         .admin("query($id: ID) { account(id: $id) { users { nodes { id } } } }", json!({"id": sub_id}))
         .await;
@@ -173,30 +172,4 @@ async fn log_in_as_reaches_sub_accounts_but_never_upwards() {
     assert_eq!(error_code(&parent), Some("NOT_FOUND"));
     let own = app.gql(Some(&sub_token), "{ account { name parent { id } } }", json!({})).await;
     assert_eq!(own["data"]["account"]["parent"], Value::Null, "the parent stays hidden: {own}");
-
-    let _ = Duration::from_secs(0);
 }
-
-pub async fn insert_user(app: &crate::helpers::TestApp, account_id: &str, name: &str, role: entity::user::Role) -> String {
-    use sea_orm::{ActiveModelTrait, IntoActiveModel};
-    let now = chrono::Utc::now();
-    let user = entity::user::Model {
-        id: uuid::Uuid::now_v7(),
-        account_id: account_id.parse().unwrap(),
-        name: name.into(),
-        email: format!("{}@example.com", uuid::Uuid::now_v7().simple()),
-        phone: None,
-        role,
-        active: true,
-        created_at: now,
-        updated_at: now,
-    }
-    .into_active_model()
-    .reset_all()
-    .insert(&app.state.db)
-    .await
-    .unwrap();
-    user.id.to_string()
-}
-
-use sea_orm::EntityTrait;

@@ -202,7 +202,7 @@ impl TestApp {
 
     /// A second tenant: a new top-level account with its own admin (id, token, account id).
     pub async fn other_tenant(&self) -> (String, String, String) {
-        use entity::{account, user};
+        use entity::account;
         use sea_orm::{ActiveModelTrait, IntoActiveModel};
         let now = chrono::Utc::now();
         let account = account::Model {
@@ -222,13 +222,23 @@ impl TestApp {
         .insert(&self.state.db)
         .await
         .unwrap();
-        let admin = user::Model {
+        let admin = self.insert_user(&account.id.to_string(), "Globex admin", entity::user::Role::CompanyAdmin).await;
+        let token = self.token_for(&admin);
+        (admin, token, account.id.to_string())
+    }
+
+    /// A user written straight to the database, in any account (the API only creates users
+    /// in the caller's own account).
+    pub async fn insert_user(&self, account_id: &str, name: &str, role: entity::user::Role) -> String {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        let now = chrono::Utc::now();
+        let user = entity::user::Model {
             id: Uuid::now_v7(),
-            account_id: account.id,
-            name: "Globex admin".into(),
-            email: "admin@globex.example".into(),
+            account_id: account_id.parse().unwrap(),
+            name: name.into(),
+            email: format!("{}@example.com", Uuid::now_v7().simple()),
             phone: None,
-            role: user::Role::CompanyAdmin,
+            role,
             active: true,
             created_at: now,
             updated_at: now,
@@ -238,8 +248,7 @@ impl TestApp {
         .insert(&self.state.db)
         .await
         .unwrap();
-        let token = self.token_for(&admin.id.to_string());
-        (admin.id.to_string(), token, account.id.to_string())
+        user.id.to_string()
     }
 }
 
