@@ -68,13 +68,13 @@ impl Contact {
     }
     /// Assigned users in assignment order: the first is the primary assignee.
     async fn assignees(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let users = loaders(ctx)?.load_one(loaders::AssigneesOf(self.0.id)).await.map_err(ApiError::from)?.unwrap_or_default();
-        Ok(users.into_iter().map(User).collect())
+        let users = loaders(ctx)?.load_one(loaders::AssigneesOf(self.0.id)).await.map_err(ApiError::from)?;
+        Ok(users.iter().flat_map(|list| list.iter()).cloned().map(User).collect())
     }
     /// The contact's own people.
     async fn persons(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactPerson>> {
-        let persons = loaders(ctx)?.load_one(loaders::PersonsOf(self.0.id)).await.map_err(ApiError::from)?.unwrap_or_default();
-        Ok(persons.into_iter().map(ContactPerson).collect())
+        let persons = loaders(ctx)?.load_one(loaders::PersonsOf(self.0.id)).await.map_err(ApiError::from)?;
+        Ok(persons.iter().flat_map(|list| list.iter()).cloned().map(ContactPerson).collect())
     }
 }
 

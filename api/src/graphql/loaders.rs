@@ -87,7 +87,8 @@ impl Loader<ContactId> for Db {
 }
 
 impl Loader<AssigneesOf> for Db {
-    type Value = Vec<user::Model>;
+    /// Shared, because the loader hands each requester its own copy of the value.
+    type Value = Arc<[user::Model]>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[AssigneesOf]) -> Result<HashMap<AssigneesOf, Self::Value>, Self::Error> {
@@ -105,12 +106,12 @@ impl Loader<AssigneesOf> for Db {
                 out.entry(AssigneesOf(link.contact_id)).or_default().push(user);
             }
         }
-        Ok(out)
+        Ok(out.into_iter().map(|(k, v)| (k, Arc::from(v))).collect())
     }
 }
 
 impl Loader<PersonsOf> for Db {
-    type Value = Vec<contact_person::Model>;
+    type Value = Arc<[contact_person::Model]>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[PersonsOf]) -> Result<HashMap<PersonsOf, Self::Value>, Self::Error> {
@@ -123,6 +124,6 @@ impl Loader<PersonsOf> for Db {
         for person in rows {
             out.entry(PersonsOf(person.contact_id)).or_default().push(person);
         }
-        Ok(out)
+        Ok(out.into_iter().map(|(k, v)| (k, Arc::from(v))).collect())
     }
 }
