@@ -190,10 +190,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A caller with, for users, the row authentication read (to prime the request's loader).
+/// A caller with, for users, the rows authentication read (to prime the request's loaders).
 pub struct Authenticated {
     pub caller: Caller,
-    pub user: Option<user::Model>,
+    pub user: Option<(user::Model, account::Model)>,
 }
 
 /// Resolves an `Authorization` header value to a caller.
@@ -219,7 +219,11 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
     }
     let claims = issuer.verify(token).map_err(|_| ApiError::Unauthenticated)?;
     let user_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::Unauthenticated)?;
-    let user = user::Entity::find_by_id(user_id).one(db).await?.filter(|u| u.active).ok_or(ApiError::Unauthenticated)?;
+    // The user with their account in one statement: nearly every operation needs both.
+    let (user, account) = match user::Entity::find_by_id(user_id).find_also_related(account::Entity).one(db).await? {
+        Some((user, Some(account))) if user.active => (user, account),
+        _ => return Err(ApiError::Unauthenticated),
+    };
     let impersonator_id = match claims.act {
         None => None,
         Some(actor) => {
@@ -236,7 +240,7 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
         principal: Principal::User { user_id: user.id, role: user.role, impersonator_id },
         expires_at: Some(claims.exp),
     };
-    Ok(Some(Authenticated { caller, user: Some(user) }))
+    Ok(Some(Authenticated { caller, user: Some((user, account)) }))
 }
 
 async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult<Caller> {

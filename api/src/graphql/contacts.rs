@@ -110,6 +110,19 @@ impl ContactPerson {
     }
 }
 
+/// Loads assignees and persons of a page of contacts up front when the query asks for them.
+async fn prefetch_relations(ctx: &Context<'_>, page: &IdConnection<Contact>) -> async_graphql::Result<()> {
+    let ids = || page.edges.iter().map(|e| e.node.0.id);
+    let loaders = loaders(ctx)?;
+    if loaders::wants(ctx, "assignees") {
+        loaders::prefetch(loaders, ids().map(loaders::AssigneesOf).collect()).await.map_err(ApiError::from)?;
+    }
+    if loaders::wants(ctx, "persons") {
+        loaders::prefetch(loaders, ids().map(loaders::PersonsOf).collect()).await.map_err(ApiError::from)?;
+    }
+    Ok(())
+}
+
 #[derive(InputObject, Default)]
 pub struct ContactFilter {
     pub kind: Option<ContactKind>,
@@ -155,7 +168,9 @@ impl ContactQuery {
                 ),
             );
         }
-        Ok(paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?)
+        let page = paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?;
+        prefetch_relations(ctx, &page).await?;
+        Ok(page)
     }
 
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {

@@ -99,20 +99,21 @@ fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Calle
     request.data(app.clone()).data(Session(caller)).data(loaders)
 }
 
-/// Runs one operation for `caller`. `signed_in` is the caller's user row when the transport
-/// just read it (authentication does): it primes the user loader, saving a statement.
+/// Runs one operation for `caller`. `signed_in` is the caller's user and account rows when
+/// the transport just read them (authentication does): they prime the loaders.
 pub async fn execute(
     app: &AppState,
     mut request: async_graphql::Request,
     caller: Option<Caller>,
-    signed_in: Option<entity::user::Model>,
+    signed_in: Option<(entity::user::Model, entity::account::Model)>,
 ) -> async_graphql::Response {
     if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
         return guard::with_codes(async_graphql::Response::from_errors(vec![error]));
     }
     let loaders = loaders::loaders(app.db.clone());
-    if let Some(user) = signed_in {
+    if let Some((user, account)) = signed_in {
         loaders.feed_one(loaders::UserId(user.id), user).await;
+        loaders.feed_one(loaders::AccountId(account.id), account).await;
     }
     guard::with_codes(app.schema.execute(prepare(request, app, caller, loaders)).await)
 }
