@@ -8,6 +8,7 @@
 //! - [`server`]: HTTP routes and the GraphQL-over-HTTP rules; [`ws`]: GraphQL over
 //!   WebSocket. [`server::Server`] binds first and runs later, so tests can bind port 0.
 //! - [`graphql`]: the schema, resolvers grouped by area, connections and DataLoaders.
+//! - [`notifications`]: the notification types (settings and fan-out build on them).
 //! - [`crm`], [`api_keys`], [`session`], [`audit`]: the services resolvers call; all SQL
 //!   lives there, and every change runs in an [`audit::Change`] (transaction + audit row).
 //! - [`auth`]: tokens, API keys, roles; [`error`]: the one error type and its GraphQL codes.
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod notifications;
 pub mod secrets;
 pub mod server;
 pub mod session;

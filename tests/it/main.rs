@@ -6,6 +6,7 @@ mod crm;
 mod helpers;
 mod http;
 mod migrations;
+mod notifications;
 mod schema;
 mod tenancy;
 mod ws;

@@ -51,6 +51,12 @@ fn cases() -> Vec<Case> {
         Case { field: "project", operation: r#"{ project(id: "{project}") { id name } }"#, foreign: NF, as_user: Allowed },
         Case { field: "viewer", operation: "{ viewer { user { id } account { id name } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
         Case { field: "apiKeys", operation: "{ apiKeys { nodes { id name } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case {
+            field: "notificationTypes",
+            operation: "{ notificationTypes { type label concernsContact } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
         Case { field: "auditLog", operation: "{ auditLog { nodes { id objectId after } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case {
             field: "createSubAccount",

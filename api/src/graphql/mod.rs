@@ -12,6 +12,7 @@ pub mod connection;
 mod contacts;
 mod guard;
 pub mod loaders;
+mod notifications;
 mod projects;
 mod users;
 
@@ -36,6 +37,7 @@ pub struct Query(
     projects::ProjectQuery,
     access::AccessQuery,
     audit::AuditQuery,
+    notifications::NotificationQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -1,0 +1,4 @@
+//! Notifications: the catalogue of types now; per-user Control and Roll-up settings, event
+//! fan-out and the live panel build on it.
+
+pub mod catalog;
