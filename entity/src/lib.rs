@@ -16,6 +16,9 @@ pub mod audit_event;
 pub mod contact;
 pub mod contact_assignee;
 pub mod contact_person;
+pub mod notification_default;
+pub mod notification_override;
+pub mod notification_setting;
 pub mod project;
 pub mod user;
 

@@ -57,6 +57,42 @@ fn cases() -> Vec<Case> {
             foreign: Foreign::OwnDataOnly,
             as_user: Allowed,
         },
+        Case {
+            field: "notificationControl",
+            operation: r#"{ notificationControl(userId: "{user}") { version types { type system { enabled } } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "accountNotificationDefaults",
+            operation: "{ accountNotificationDefaults { version types { type system { enabled } } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "updateNotificationControl",
+            operation: r#"mutation { updateNotificationControl(input: {userId: "{user}", changes: [{type: NEW_LEAD, switch: SYSTEM, enabled: true}]}) { control { version } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "resetNotificationControl",
+            operation: r#"mutation { resetNotificationControl(input: {userId: "{user}"}) { control { version } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateAccountNotificationDefaults",
+            operation: "mutation { updateAccountNotificationDefaults(input: {changes: [{type: NEW_LEAD, switch: SYSTEM, enabled: true, locked: true}]}) { defaults { version } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "resetAccountNotificationDefaults",
+            operation: "mutation { resetAccountNotificationDefaults(input: {}) { defaults { version } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
         Case { field: "auditLog", operation: "{ auditLog { nodes { id objectId after } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case {
             field: "createSubAccount",
@@ -205,7 +241,7 @@ async fn seed(app: &TestApp) -> Owner {
 /// Everything the owner has, as its admin sees it: must not change during the sweep.
 async fn snapshot(app: &TestApp) -> Value {
     app.admin(
-        "{ account { name version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } }",
+        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } }",
         json!({}),
     )
     .await

@@ -38,6 +38,7 @@ pub struct Query(
     access::AccessQuery,
     audit::AuditQuery,
     notifications::NotificationQuery,
+    notifications::NotificationControlQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +48,7 @@ pub struct Mutation(
     contacts::ContactMutation,
     projects::ProjectMutation,
     access::AccessMutation,
+    notifications::NotificationControlMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -2,3 +2,4 @@
 //! fan-out and the live panel build on it.
 
 pub mod catalog;
+pub mod control;

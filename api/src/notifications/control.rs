@@ -1,0 +1,410 @@
+//! Control settings: for every notification type, four switches per user — System (shown in
+//! the panel), AU (shown only for contacts the user is assigned to), Text AU and Email AU.
+//!
+//! Three layers, resolved when an event is fanned out and when the settings page asks:
+//! built-in defaults (System on for strongly encouraged types, all else off) < the account's
+//! defaults that company admins set for their users < the user's own overrides. Only
+//! overrides are stored, so a change of the account's defaults reaches every user who has
+//! not chosen otherwise, and a reset is the removal of a user's overrides. An account default
+//! can be locked: then it is the value, whatever the user chose.
+//!
+//! The AU switches apply only to types that concern a contact; setting them elsewhere is an
+//! input error rather than a silent no-op.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use entity::{notification_default, notification_override, notification_setting};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::catalog::{info, NotificationType, TypeInfo};
+use crate::{
+    audit::Change,
+    auth::Caller,
+    crm::{accounts, users},
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Switch {
+    /// Shown in the user's panel.
+    System,
+    /// Shown in the panel only when the user is an assigned user of the event's contact.
+    Au,
+    /// A text message to the assigned user.
+    TextAu,
+    /// An email to the assigned user.
+    EmailAu,
+}
+
+impl Switch {
+    pub const ALL: [Switch; 4] = [Switch::System, Switch::Au, Switch::TextAu, Switch::EmailAu];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Switch::System => "SYSTEM",
+            Switch::Au => "AU",
+            Switch::TextAu => "TEXT_AU",
+            Switch::EmailAu => "EMAIL_AU",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    pub fn applies_to(self, info: &TypeInfo) -> bool {
+        self == Switch::System || info.concerns_contact
+    }
+}
+
+/// Where a switch's effective value comes from, so a UI can say why a box is ticked.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SettingSource {
+    Default,
+    Account,
+    User,
+}
+
+#[derive(async_graphql::SimpleObject, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchState {
+    pub enabled: bool,
+    pub source: SettingSource,
+    /// Set by the account's admins for everyone; a user cannot change it.
+    pub locked: bool,
+    /// False for the AU switches of types that do not concern a contact.
+    pub applicable: bool,
+}
+
+pub fn type_code(kind: NotificationType) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(code)) => code,
+        _ => unreachable!("notification types serialize as strings"),
+    }
+}
+
+fn parse_type(code: &str) -> Option<NotificationType> {
+    serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
+}
+
+/// The stored layers for one account and, optionally, one of its users.
+#[derive(Debug, Default, Clone)]
+pub struct Layers {
+    account: HashMap<(NotificationType, Switch), (bool, bool)>,
+    user: HashMap<(NotificationType, Switch), bool>,
+}
+
+impl Layers {
+    pub async fn load(db: &impl ConnectionTrait, account_id: Uuid, user_id: Option<Uuid>) -> ApiResult<Self> {
+        let mut layers = Layers::default();
+        for row in notification_default::Entity::find().filter(notification_default::Column::AccountId.eq(account_id)).all(db).await? {
+            if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
+                layers.account.insert((kind, switch), (row.enabled, row.locked));
+            }
+        }
+        if let Some(user_id) = user_id {
+            for row in notification_override::Entity::find().filter(notification_override::Column::UserId.eq(user_id)).all(db).await? {
+                if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
+                    layers.user.insert((kind, switch), row.enabled);
+                }
+            }
+        }
+        Ok(layers)
+    }
+
+    /// The effective value of one switch.
+    pub fn resolve(&self, info: &TypeInfo, switch: Switch) -> SwitchState {
+        if !switch.applies_to(info) {
+            return SwitchState { enabled: false, source: SettingSource::Default, locked: false, applicable: false };
+        }
+        let mut state = SwitchState {
+            enabled: switch == Switch::System && info.strongly_encouraged,
+            source: SettingSource::Default,
+            locked: false,
+            applicable: true,
+        };
+        if let Some(&(enabled, locked)) = self.account.get(&(info.kind, switch)) {
+            state = SwitchState { enabled, source: SettingSource::Account, locked, applicable: true };
+        }
+        if !state.locked {
+            if let Some(&enabled) = self.user.get(&(info.kind, switch)) {
+                state.enabled = enabled;
+                state.source = SettingSource::User;
+            }
+        }
+        state
+    }
+
+    /// The account layer alone (what a user with no overrides gets).
+    pub fn account_only(&self) -> Layers {
+        Layers { account: self.account.clone(), user: HashMap::new() }
+    }
+
+    fn locked(&self, kind: NotificationType, switch: Switch) -> bool {
+        self.account.get(&(kind, switch)).is_some_and(|&(_, locked)| locked)
+    }
+}
+
+/// One change of one switch. `enabled: None` removes the layer's value (inherit again).
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchChange {
+    pub kind: NotificationType,
+    pub switch: Switch,
+    pub enabled: Option<bool>,
+    /// Account defaults only.
+    pub locked: Option<bool>,
+}
+
+fn check_changes(changes: &[SwitchChange], account_level: bool) -> ApiResult<()> {
+    if changes.is_empty() {
+        return Err(ApiError::bad_input("input.changes", "name at least one switch to change"));
+    }
+    let mut seen = HashSet::new();
+    for (i, change) in changes.iter().enumerate() {
+        let field = format!("input.changes[{i}]");
+        if !change.switch.applies_to(info(change.kind)) {
+            return Err(ApiError::bad_input(
+                format!("{field}.switch"),
+                format!("{} does not concern a contact, so {} does not apply", info(change.kind).label, change.switch.code()),
+            ));
+        }
+        if !seen.insert((change.kind, change.switch)) {
+            return Err(ApiError::bad_input(field, "the same switch is changed twice"));
+        }
+        match (account_level, change.locked, change.enabled) {
+            (false, Some(_), _) => return Err(ApiError::bad_input(format!("{field}.locked"), "only an account's defaults can be locked")),
+            (true, Some(true), None) => return Err(ApiError::bad_input(format!("{field}.locked"), "a locked default needs a value")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks `expected` against the settings object's version and bumps it, atomically.
+async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, scope: &str, expected: Option<i32>) -> ApiResult<notification_setting::Model> {
+    let db = change.db();
+    let current = notification_setting::Entity::find_by_id(owner_id).one(db).await?;
+    let version = current.as_ref().map_or(0, |h| h.version);
+    if let Some(expected) = expected {
+        if expected != version {
+            return Err(ApiError::Conflict(format!("the settings changed since version {expected} (now version {version}); reload and try again")));
+        }
+    }
+    let now = Utc::now();
+    let actor = change.caller().user_id();
+    match current {
+        None => {
+            let header = notification_setting::Model { owner_id, account_id, scope: scope.into(), version: 1, updated_at: now, updated_by: actor };
+            // A concurrent first save inserts the same key: one of them fails, as CONFLICT.
+            header.into_active_model().reset_all().insert(db).await.map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict("the settings were changed concurrently; reload and try again".into()),
+                _ => e.into(),
+            })
+        }
+        Some(_) => {
+            let done = notification_setting::Entity::update_many()
+                .col_expr(notification_setting::Column::Version, Expr::col(notification_setting::Column::Version).add(1))
+                .col_expr(notification_setting::Column::UpdatedAt, Expr::value(now))
+                .col_expr(notification_setting::Column::UpdatedBy, Expr::value(actor))
+                .filter(notification_setting::Column::OwnerId.eq(owner_id))
+                .filter(notification_setting::Column::Version.eq(version))
+                .exec(db)
+                .await?;
+            if done.rows_affected == 0 {
+                return Err(ApiError::Conflict("the settings were changed concurrently; reload and try again".into()));
+            }
+            notification_setting::Entity::find_by_id(owner_id).one(db).await?.ok_or(ApiError::NotFound("settings"))
+        }
+    }
+}
+
+pub async fn header(db: &impl ConnectionTrait, owner_id: Uuid) -> ApiResult<Option<notification_setting::Model>> {
+    Ok(notification_setting::Entity::find_by_id(owner_id).one(db).await?)
+}
+
+/// The user whose Control settings the caller may read or change: themselves (the user they
+/// act as), or any user of the account for its admins. Another account's user is NOT_FOUND.
+pub async fn target_user(db: &impl ConnectionTrait, caller: &Caller, user_id: Option<Uuid>) -> ApiResult<entity::user::Model> {
+    let user_id = match user_id.or(caller.user_id()) {
+        Some(id) => id,
+        None => return Err(ApiError::bad_input("userId", "an API key must name the user")),
+    };
+    let user = users::find(db, caller, user_id).await?;
+    caller.require_self_or_admin(user.id)?;
+    Ok(user)
+}
+
+#[derive(Serialize)]
+struct Snapshot {
+    version: i32,
+    values: Vec<(String, &'static str, bool)>,
+}
+
+fn snapshot(version: i32, values: &HashMap<(NotificationType, Switch), bool>) -> Snapshot {
+    let mut values: Vec<_> = values.iter().map(|(&(kind, switch), &on)| (type_code(kind), switch.code(), on)).collect();
+    values.sort();
+    Snapshot { version, values }
+}
+
+/// Changes a user's switches (that user, or an admin of the account).
+pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, expected: Option<i32>, changes: &[SwitchChange]) -> ApiResult<Uuid> {
+    check_changes(changes, false)?;
+    let mut change = Change::begin(app, caller).await?;
+    let user = target_user(change.db(), caller, user_id).await?;
+    let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
+    for (i, c) in changes.iter().enumerate() {
+        if before.locked(c.kind, c.switch) {
+            return Err(ApiError::Forbidden(format!(
+                "input.changes[{i}]: {} / {} is locked by the account's admins",
+                info(c.kind).label,
+                c.switch.code()
+            )));
+        }
+    }
+    let old_version = header(change.db(), user.id).await?.map_or(0, |h| h.version);
+    for c in changes {
+        notification_override::Entity::delete_many()
+            .filter(notification_override::Column::UserId.eq(user.id))
+            .filter(notification_override::Column::NotificationType.eq(type_code(c.kind)))
+            .filter(notification_override::Column::Switch.eq(c.switch.code()))
+            .exec(change.db())
+            .await?;
+        if let Some(enabled) = c.enabled {
+            notification_override::ActiveModel {
+                user_id: Set(user.id),
+                notification_type: Set(type_code(c.kind)),
+                switch: Set(c.switch.code().into()),
+                account_id: Set(user.account_id),
+                enabled: Set(enabled),
+            }
+            .insert(change.db())
+            .await?;
+        }
+    }
+    let header = bump_version(&change, user.id, user.account_id, "USER", expected).await?;
+    let after = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
+    change
+        .record(user.account_id, "notification_control.updated", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &after.user)))
+        .await?;
+    change.commit().await?;
+    Ok(user.id)
+}
+
+/// Removes all of a user's overrides: they get the account's defaults again.
+pub async fn reset_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, expected: Option<i32>) -> ApiResult<Uuid> {
+    let mut change = Change::begin(app, caller).await?;
+    let user = target_user(change.db(), caller, user_id).await?;
+    let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
+    let old_version = header(change.db(), user.id).await?.map_or(0, |h| h.version);
+    notification_override::Entity::delete_many().filter(notification_override::Column::UserId.eq(user.id)).exec(change.db()).await?;
+    let header = bump_version(&change, user.id, user.account_id, "USER", expected).await?;
+    change
+        .record(user.account_id, "notification_control.reset", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &HashMap::new())))
+        .await?;
+    change.commit().await?;
+    Ok(user.id)
+}
+
+#[derive(Serialize)]
+struct AccountSnapshot {
+    version: i32,
+    values: Vec<(String, &'static str, bool, bool)>,
+}
+
+fn account_snapshot(version: i32, layers: &Layers) -> AccountSnapshot {
+    let mut values: Vec<_> = layers.account.iter().map(|(&(kind, switch), &(on, locked))| (type_code(kind), switch.code(), on, locked)).collect();
+    values.sort();
+    AccountSnapshot { version, values }
+}
+
+/// Changes the account's defaults for its users (company admins).
+pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i32>, changes: &[SwitchChange]) -> ApiResult<Uuid> {
+    caller.require_admin_or_write_key()?;
+    check_changes(changes, true)?;
+    let mut change = Change::begin(app, caller).await?;
+    let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
+    let before = Layers::load(change.db(), account.id, None).await?;
+    let old_version = header(change.db(), account.id).await?.map_or(0, |h| h.version);
+    for c in changes {
+        notification_default::Entity::delete_many()
+            .filter(notification_default::Column::AccountId.eq(account.id))
+            .filter(notification_default::Column::NotificationType.eq(type_code(c.kind)))
+            .filter(notification_default::Column::Switch.eq(c.switch.code()))
+            .exec(change.db())
+            .await?;
+        if let Some(enabled) = c.enabled {
+            notification_default::ActiveModel {
+                account_id: Set(account.id),
+                notification_type: Set(type_code(c.kind)),
+                switch: Set(c.switch.code().into()),
+                enabled: Set(enabled),
+                locked: Set(c.locked.unwrap_or(false)),
+            }
+            .insert(change.db())
+            .await?;
+        }
+    }
+    let header = bump_version(&change, account.id, account.id, "ACCOUNT", expected).await?;
+    let after = Layers::load(change.db(), account.id, None).await?;
+    change
+        .record(account.id, "notification_defaults.updated", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &after)))
+        .await?;
+    change.commit().await?;
+    Ok(account.id)
+}
+
+/// Removes the account's defaults and locks: everyone gets the built-in defaults again
+/// (users' own overrides stay).
+pub async fn reset_account(app: &AppState, caller: &Caller, expected: Option<i32>) -> ApiResult<Uuid> {
+    caller.require_admin_or_write_key()?;
+    let mut change = Change::begin(app, caller).await?;
+    let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
+    let before = Layers::load(change.db(), account.id, None).await?;
+    let old_version = header(change.db(), account.id).await?.map_or(0, |h| h.version);
+    notification_default::Entity::delete_many().filter(notification_default::Column::AccountId.eq(account.id)).exec(change.db()).await?;
+    let header = bump_version(&change, account.id, account.id, "ACCOUNT", expected).await?;
+    change
+        .record(account.id, "notification_defaults.reset", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &Layers::default())))
+        .await?;
+    change.commit().await?;
+    Ok(account.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use NotificationType::*;
+
+    #[test]
+    fn layers_resolve_default_then_account_then_user_and_locks_win() {
+        let mut layers = Layers::default();
+        let paused = info(AccountPaused);
+        let lead = info(NewLead);
+        assert_eq!(layers.resolve(paused, Switch::System), SwitchState { enabled: true, source: SettingSource::Default, locked: false, applicable: true });
+        assert!(!layers.resolve(lead, Switch::System).enabled);
+        assert!(!layers.resolve(paused, Switch::Au).applicable, "AU needs a contact");
+
+        layers.account.insert((NewLead, Switch::System), (true, false));
+        layers.user.insert((NewLead, Switch::System), false);
+        assert_eq!(layers.resolve(lead, Switch::System), SwitchState { enabled: false, source: SettingSource::User, locked: false, applicable: true });
+        assert_eq!(layers.account_only().resolve(lead, Switch::System).source, SettingSource::Account);
+
+        layers.account.insert((NewLead, Switch::System), (true, true));
+        assert_eq!(layers.resolve(lead, Switch::System), SwitchState { enabled: true, source: SettingSource::Account, locked: true, applicable: true });
+    }
+
+    #[test]
+    fn type_codes_round_trip() {
+        for info in super::super::catalog::CATALOG {
+            assert_eq!(parse_type(&type_code(info.kind)), Some(info.kind));
+        }
+        assert_eq!(type_code(ThumbTack), "THUMBTACK");
+    }
+}
