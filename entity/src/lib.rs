@@ -18,6 +18,7 @@ pub mod contact_assignee;
 pub mod contact_person;
 pub mod notification_default;
 pub mod notification_override;
+pub mod notification_roll_up;
 pub mod notification_setting;
 pub mod project;
 pub mod user;

@@ -1,5 +1,5 @@
-//! The header of a notification settings object (a user's Control tab, or an account's
-//! defaults for its users): version, last change and who made it. The switches themselves
+//! The header of a notification settings object (a user's Control or Roll-up tab, or an
+//! account's defaults for its users): version, last change and who made it. The switches themselves
 //! live in `notification_default` and `notification_override`, which store only what differs
 //! from the layer below.
 use sea_orm::entity::prelude::*;
@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "notification_setting")]
 pub struct Model {
-    /// The user (scope `USER`) or the account (scope `ACCOUNT`) the settings belong to.
+    /// The user (scopes `CONTROL`, `ROLL_UP`) or the account (scope `ACCOUNT_DEFAULTS`) the
+    /// settings belong to.
     #[sea_orm(primary_key, auto_increment = false)]
     pub owner_id: Uuid,
-    pub account_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub scope: String,
+    pub account_id: Uuid,
     pub version: i32,
     pub updated_at: DateTimeUtc,
     pub updated_by: Option<Uuid>,

@@ -1,5 +1,5 @@
-//! Notification Control settings: headers (version per user and per account), account
-//! defaults with locks, and user overrides.
+//! Notification settings: headers (a version per settings object), account defaults with
+//! locks, user overrides (the Control tab) and users' chosen sub-accounts (the Roll-up tab).
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
@@ -38,6 +38,14 @@ enum NotificationOverride {
 }
 
 #[derive(DeriveIden)]
+enum NotificationRollUp {
+    Table,
+    UserId,
+    SubAccountId,
+    AccountId,
+}
+
+#[derive(DeriveIden)]
 enum Account {
     Table,
     Id,
@@ -55,12 +63,13 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(NotificationSetting::Table)
-                .col(uuid(NotificationSetting::OwnerId).primary_key())
+                .col(uuid(NotificationSetting::OwnerId))
                 .col(uuid(NotificationSetting::AccountId))
-                .col(string_len(NotificationSetting::Scope, 16))
+                .col(string_len(NotificationSetting::Scope, 24))
                 .col(integer(NotificationSetting::Version))
                 .col(timestamp_with_time_zone(NotificationSetting::UpdatedAt))
                 .col(uuid_null(NotificationSetting::UpdatedBy))
+                .primary_key(Index::create().col(NotificationSetting::OwnerId).col(NotificationSetting::Scope))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_notification_setting_account")
@@ -119,6 +128,38 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        m.create_table(
+            Table::create()
+                .table(NotificationRollUp::Table)
+                .col(uuid(NotificationRollUp::UserId))
+                .col(uuid(NotificationRollUp::SubAccountId))
+                .col(uuid(NotificationRollUp::AccountId))
+                .primary_key(Index::create().col(NotificationRollUp::UserId).col(NotificationRollUp::SubAccountId))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_notification_roll_up_user")
+                        .from(NotificationRollUp::Table, NotificationRollUp::UserId)
+                        .to(User::Table, User::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_notification_roll_up_sub_account")
+                        .from(NotificationRollUp::Table, NotificationRollUp::SubAccountId)
+                        .to(Account::Table, Account::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_notification_roll_up_sub_account")
+                .table(NotificationRollUp::Table)
+                .col(NotificationRollUp::SubAccountId)
+                .to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("ix_notification_override_account")
@@ -130,7 +171,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [NotificationOverride::Table.into_iden(), NotificationDefault::Table.into_iden(), NotificationSetting::Table.into_iden()] {
+        for table in [NotificationRollUp::Table.into_iden(), NotificationOverride::Table.into_iden(), NotificationDefault::Table.into_iden(), NotificationSetting::Table.into_iden()] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

@@ -130,3 +130,39 @@ async fn logged_in_as_a_user_the_admin_sees_and_changes_that_users_settings() {
     let admin_own = app.admin(CONTROL, json!({})).await;
     assert_eq!(admin_own["notificationControl"]["version"], 0);
 }
+
+const ROLL_UP: &str = "query($u: ID) { notificationRollUp(userId: $u) { version user { id } subAccounts { name } availableSubAccounts { name } } }";
+const SET_ROLL_UP: &str = "mutation($i: UpdateNotificationRollUpInput!) { updateNotificationRollUp(input: $i) { rollUp { version subAccounts { name } } } }";
+
+#[tokio::test]
+async fn roll_up_needs_the_add_on_and_offers_only_sub_accounts() {
+    let app = spawn_app().await;
+    let (_, bob_token) = app.user("Bob", "USER").await;
+    let refused = app.gql(Some(&bob_token), ROLL_UP, json!({})).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("Roll-up add-on"), "{refused}");
+
+    let create = "mutation($i: CreateSubAccountInput!) { createSubAccount(input: $i) { account { id } } }";
+    let west = app.admin(create, json!({"i": {"name": "West"}})).await["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    let coast = app.admin(create, json!({"i": {"name": "West Coast", "parentId": west}})).await["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    let (_, _, foreign_account) = app.other_tenant().await;
+    app.admin("mutation { updateAccount(input: {addOns: [NOTIFICATION_ROLL_UP]}) { account { id } } }", json!({})).await;
+
+    let tab = app.gql(Some(&bob_token), ROLL_UP, json!({})).await["data"]["notificationRollUp"].clone();
+    assert_eq!(tab["version"], 0);
+    assert_eq!(tab["subAccounts"], json!([]));
+    assert_eq!(tab["availableSubAccounts"], json!([{"name": "West"}, {"name": "West Coast"}]));
+
+    let set = app.gql(Some(&bob_token), SET_ROLL_UP, json!({"i": {"subAccountIds": [coast], "expectedVersion": 0}})).await;
+    assert_eq!(set["data"]["updateNotificationRollUp"]["rollUp"], json!({"version": 1, "subAccounts": [{"name": "West Coast"}]}), "{set}");
+
+    for bad in [foreign_account, app.account_id.clone()] {
+        let body = app.gql(Some(&bob_token), SET_ROLL_UP, json!({"i": {"subAccountIds": [west, bad]}})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "input.subAccountIds[1]");
+    }
+    let stale = app.gql(Some(&bob_token), SET_ROLL_UP, json!({"i": {"subAccountIds": [west], "expectedVersion": 0}})).await;
+    assert_eq!(stale["errors"][0]["extensions"]["code"], "CONFLICT");
+    let tab = app.gql(Some(&bob_token), ROLL_UP, json!({})).await["data"]["notificationRollUp"].clone();
+    assert_eq!(tab["subAccounts"], json!([{"name": "West Coast"}]), "refused changes wrote nothing");
+}

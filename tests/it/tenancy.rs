@@ -93,6 +93,18 @@ fn cases() -> Vec<Case> {
             foreign: Foreign::OwnDataOnly,
             as_user: Forbidden,
         },
+        Case {
+            field: "notificationRollUp",
+            operation: r#"{ notificationRollUp(userId: "{user}") { version subAccounts { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateNotificationRollUp",
+            operation: r#"mutation { updateNotificationRollUp(input: {userId: "{user}", subAccountIds: []}) { rollUp { version } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
         Case { field: "auditLog", operation: "{ auditLog { nodes { id objectId after } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case {
             field: "createSubAccount",

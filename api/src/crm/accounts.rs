@@ -62,6 +62,21 @@ pub async fn find_visible(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) 
     account::Entity::find_by_id(id).one(db).await?.ok_or(ApiError::NotFound("account"))
 }
 
+/// Every account below `account_id`, at any depth (breadth first, bounded like the walk up).
+pub async fn descendants(db: &impl ConnectionTrait, account_id: Uuid) -> ApiResult<Vec<account::Model>> {
+    let mut found = Vec::new();
+    let mut level = vec![account_id];
+    for _ in 0..32 {
+        if level.is_empty() {
+            break;
+        }
+        let children = account::Entity::find().filter(account::Column::ParentId.is_in(level)).all(db).await?;
+        level = children.iter().map(|a| a.id).collect();
+        found.extend(children);
+    }
+    Ok(found)
+}
+
 pub struct NewSubAccount {
     pub parent_id: Option<Uuid>,
     pub name: String,

@@ -39,6 +39,7 @@ pub struct Query(
     audit::AuditQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
+    notifications::NotificationRollUpQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +50,7 @@ pub struct Mutation(
     projects::ProjectMutation,
     access::AccessMutation,
     notifications::NotificationControlMutation,
+    notifications::NotificationRollUpMutation,
 );
 
 #[derive(MergedSubscription, Default)]

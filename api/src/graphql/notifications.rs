@@ -2,13 +2,14 @@ use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{notification_setting, user};
 
-use super::{app, caller, loaders, parse_id, users::User};
+use super::{accounts::Account, app, caller, loaders, parse_id, users::User};
 use crate::{
     crm::accounts::AddOn,
     error::ApiError,
     notifications::{
         catalog::{NotificationType, TypeInfo, CATALOG},
         control::{self, Layers, Switch, SwitchState},
+        roll_up,
     },
 };
 
@@ -166,7 +167,7 @@ async fn load_control(ctx: &Context<'_>, user_id: Option<uuid::Uuid>) -> async_g
     let (app, caller) = (app(ctx)?, caller(ctx)?);
     let user = control::target_user(&app.db, caller, user_id).await?;
     let layers = Layers::load(&app.db, user.account_id, Some(user.id)).await?;
-    let header = Header(control::header(&app.db, user.id).await?);
+    let header = Header(control::header(&app.db, user.id, control::CONTROL).await?);
     Ok(NotificationControl { user, header, layers })
 }
 
@@ -174,7 +175,7 @@ async fn load_defaults(ctx: &Context<'_>) -> async_graphql::Result<AccountNotifi
     let (app, caller) = (app(ctx)?, caller(ctx)?);
     caller.require_read()?;
     let layers = Layers::load(&app.db, caller.account_id, None).await?;
-    let header = Header(control::header(&app.db, caller.account_id).await?);
+    let header = Header(control::header(&app.db, caller.account_id, control::ACCOUNT_DEFAULTS).await?);
     Ok(AccountNotificationDefaults { header, layers })
 }
 
@@ -295,5 +296,91 @@ impl NotificationControlMutation {
     ) -> async_graphql::Result<AccountNotificationDefaultsPayload> {
         control::reset_account(app(ctx)?, caller(ctx)?, input.expected_version).await?;
         Ok(AccountNotificationDefaultsPayload(load_defaults(ctx).await?))
+    }
+}
+
+/// A user's Roll-up tab.
+pub struct NotificationRollUp {
+    user: user::Model,
+    header: Header,
+    candidates: Vec<entity::account::Model>,
+    selected: Vec<entity::account::Model>,
+}
+
+#[Object]
+impl NotificationRollUp {
+    async fn user(&self) -> User {
+        User(self.user.clone())
+    }
+    async fn version(&self) -> i32 {
+        self.header.version()
+    }
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.header.updated_at()
+    }
+    async fn updated_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.header.updated_by(ctx).await
+    }
+    /// The sub-accounts whose notifications the user sees.
+    async fn sub_accounts(&self) -> Vec<Account> {
+        self.selected.iter().cloned().map(Account).collect()
+    }
+    /// Every sub-account the user can pick, at any depth below their account.
+    async fn available_sub_accounts(&self) -> Vec<Account> {
+        self.candidates.iter().cloned().map(Account).collect()
+    }
+}
+
+async fn load_roll_up(ctx: &Context<'_>, user_id: Option<uuid::Uuid>) -> async_graphql::Result<NotificationRollUp> {
+    let (app, caller) = (app(ctx)?, caller(ctx)?);
+    let (user, account) = roll_up::target(&app.db, caller, user_id).await?;
+    let candidates = crate::crm::accounts::descendants(&app.db, account.id).await?;
+    let selected = roll_up::selected(&app.db, user.id, &candidates).await?;
+    let header = Header(control::header(&app.db, user.id, control::ROLL_UP).await?);
+    Ok(NotificationRollUp { user, header, candidates, selected })
+}
+
+#[derive(Default)]
+pub struct NotificationRollUpQuery;
+
+#[Object]
+impl NotificationRollUpQuery {
+    /// A user's Roll-up tab (the caller's own, or any user's for company admins). FORBIDDEN
+    /// when the account does not have the Notification Roll-up add-on.
+    async fn notification_roll_up(&self, ctx: &Context<'_>, user_id: Option<ID>) -> async_graphql::Result<NotificationRollUp> {
+        let user_id = user_id.map(|id| parse_id(&id, "userId")).transpose()?;
+        load_roll_up(ctx, user_id).await
+    }
+}
+
+#[derive(InputObject)]
+pub struct UpdateNotificationRollUpInput {
+    /// Defaults to the caller (the user they act as).
+    pub user_id: Option<ID>,
+    pub expected_version: Option<i32>,
+    /// Replaces the chosen sub-accounts.
+    pub sub_account_ids: Vec<ID>,
+}
+
+pub struct NotificationRollUpPayload(NotificationRollUp);
+
+#[Object]
+impl NotificationRollUpPayload {
+    async fn roll_up(&self) -> &NotificationRollUp {
+        &self.0
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationRollUpMutation;
+
+#[Object]
+impl NotificationRollUpMutation {
+    /// Chooses the sub-accounts whose notifications the user sees.
+    async fn update_notification_roll_up(&self, ctx: &Context<'_>, input: UpdateNotificationRollUpInput) -> async_graphql::Result<NotificationRollUpPayload> {
+        let user_id = input.user_id.as_ref().map(|id| parse_id(id, "input.userId")).transpose()?;
+        let ids = super::parse_ids(&input.sub_account_ids, "input.subAccountIds")?;
+        let user = roll_up::update(app(ctx)?, caller(ctx)?, user_id, input.expected_version, &ids).await?;
+        Ok(NotificationRollUpPayload(load_roll_up(ctx, Some(user)).await?))
     }
 }

@@ -188,9 +188,9 @@ fn check_changes(changes: &[SwitchChange], account_level: bool) -> ApiResult<()>
 }
 
 /// Checks `expected` against the settings object's version and bumps it, atomically.
-async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, scope: &str, expected: Option<i32>) -> ApiResult<notification_setting::Model> {
+pub(crate) async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, scope: &str, expected: Option<i32>) -> ApiResult<notification_setting::Model> {
     let db = change.db();
-    let current = notification_setting::Entity::find_by_id(owner_id).one(db).await?;
+    let current = header(db, owner_id, scope).await?;
     let version = current.as_ref().map_or(0, |h| h.version);
     if let Some(expected) = expected {
         if expected != version {
@@ -201,7 +201,7 @@ async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, sco
     let actor = change.caller().user_id();
     match current {
         None => {
-            let header = notification_setting::Model { owner_id, account_id, scope: scope.into(), version: 1, updated_at: now, updated_by: actor };
+            let header = notification_setting::Model { owner_id, scope: scope.into(), account_id, version: 1, updated_at: now, updated_by: actor };
             // A concurrent first save inserts the same key: one of them fails, as CONFLICT.
             header.into_active_model().reset_all().insert(db).await.map_err(|e| match e.sql_err() {
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict("the settings were changed concurrently; reload and try again".into()),
@@ -214,19 +214,25 @@ async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, sco
                 .col_expr(notification_setting::Column::UpdatedAt, Expr::value(now))
                 .col_expr(notification_setting::Column::UpdatedBy, Expr::value(actor))
                 .filter(notification_setting::Column::OwnerId.eq(owner_id))
+                .filter(notification_setting::Column::Scope.eq(scope))
                 .filter(notification_setting::Column::Version.eq(version))
                 .exec(db)
                 .await?;
             if done.rows_affected == 0 {
                 return Err(ApiError::Conflict("the settings were changed concurrently; reload and try again".into()));
             }
-            notification_setting::Entity::find_by_id(owner_id).one(db).await?.ok_or(ApiError::NotFound("settings"))
+            header(db, owner_id, scope).await?.ok_or(ApiError::NotFound("settings"))
         }
     }
 }
 
-pub async fn header(db: &impl ConnectionTrait, owner_id: Uuid) -> ApiResult<Option<notification_setting::Model>> {
-    Ok(notification_setting::Entity::find_by_id(owner_id).one(db).await?)
+/// Scopes of settings objects (`notification_setting.scope`).
+pub const CONTROL: &str = "CONTROL";
+pub const ACCOUNT_DEFAULTS: &str = "ACCOUNT_DEFAULTS";
+pub const ROLL_UP: &str = "ROLL_UP";
+
+pub async fn header(db: &impl ConnectionTrait, owner_id: Uuid, scope: &str) -> ApiResult<Option<notification_setting::Model>> {
+    Ok(notification_setting::Entity::find_by_id((owner_id, scope.to_string())).one(db).await?)
 }
 
 /// The user whose Control settings the caller may read or change: themselves (the user they
@@ -268,7 +274,7 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
             )));
         }
     }
-    let old_version = header(change.db(), user.id).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), user.id, CONTROL).await?.map_or(0, |h| h.version);
     for c in changes {
         notification_override::Entity::delete_many()
             .filter(notification_override::Column::UserId.eq(user.id))
@@ -288,7 +294,7 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
             .await?;
         }
     }
-    let header = bump_version(&change, user.id, user.account_id, "USER", expected).await?;
+    let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
     let after = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
     change
         .record(user.account_id, "notification_control.updated", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &after.user)))
@@ -302,9 +308,9 @@ pub async fn reset_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, 
     let mut change = Change::begin(app, caller).await?;
     let user = target_user(change.db(), caller, user_id).await?;
     let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
-    let old_version = header(change.db(), user.id).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), user.id, CONTROL).await?.map_or(0, |h| h.version);
     notification_override::Entity::delete_many().filter(notification_override::Column::UserId.eq(user.id)).exec(change.db()).await?;
-    let header = bump_version(&change, user.id, user.account_id, "USER", expected).await?;
+    let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
     change
         .record(user.account_id, "notification_control.reset", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &HashMap::new())))
         .await?;
@@ -331,7 +337,7 @@ pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i3
     let mut change = Change::begin(app, caller).await?;
     let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
     let before = Layers::load(change.db(), account.id, None).await?;
-    let old_version = header(change.db(), account.id).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), account.id, ACCOUNT_DEFAULTS).await?.map_or(0, |h| h.version);
     for c in changes {
         notification_default::Entity::delete_many()
             .filter(notification_default::Column::AccountId.eq(account.id))
@@ -351,7 +357,7 @@ pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i3
             .await?;
         }
     }
-    let header = bump_version(&change, account.id, account.id, "ACCOUNT", expected).await?;
+    let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
     let after = Layers::load(change.db(), account.id, None).await?;
     change
         .record(account.id, "notification_defaults.updated", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &after)))
@@ -367,9 +373,9 @@ pub async fn reset_account(app: &AppState, caller: &Caller, expected: Option<i32
     let mut change = Change::begin(app, caller).await?;
     let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
     let before = Layers::load(change.db(), account.id, None).await?;
-    let old_version = header(change.db(), account.id).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), account.id, ACCOUNT_DEFAULTS).await?.map_or(0, |h| h.version);
     notification_default::Entity::delete_many().filter(notification_default::Column::AccountId.eq(account.id)).exec(change.db()).await?;
-    let header = bump_version(&change, account.id, account.id, "ACCOUNT", expected).await?;
+    let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
     change
         .record(account.id, "notification_defaults.reset", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &Layers::default())))
         .await?;

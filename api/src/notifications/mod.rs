@@ -3,3 +3,4 @@
 
 pub mod catalog;
 pub mod control;
+pub mod roll_up;
