@@ -90,6 +90,9 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     /// `HERALD_TOKEN_TTL_SECS`: lifetime of tokens minted by `impersonate` and the CLI.
     pub token_ttl: Duration,
+    /// `HERALD_NOTIFICATION_COLLAPSE_SECS`: repeated events about one contact and type within
+    /// this window fold into one panel row (0 turns folding off).
+    pub notification_collapse_window: Duration,
 }
 
 impl Config {
@@ -111,6 +114,7 @@ impl Config {
             ws_init_timeout: Duration::from_secs(5),
             ws_ping_interval: Duration::from_secs(20),
             token_ttl: Duration::from_secs(3600),
+            notification_collapse_window: Duration::from_secs(300),
         }
     }
 
@@ -180,6 +184,13 @@ impl Config {
         config.ws_init_timeout = Duration::from_secs(number(&var, "HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
         config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
         config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", 3600u64)?);
+        if let Some(raw) = var("HERALD_NOTIFICATION_COLLAPSE_SECS") {
+            let secs: u64 = raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
+            config.notification_collapse_window = Duration::from_secs(secs);
+        }
         Ok(config)
     }
 

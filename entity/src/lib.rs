@@ -16,10 +16,13 @@ pub mod audit_event;
 pub mod contact;
 pub mod contact_assignee;
 pub mod contact_person;
+pub mod event;
+pub mod notification;
 pub mod notification_default;
 pub mod notification_override;
 pub mod notification_roll_up;
 pub mod notification_setting;
+pub mod outbox_message;
 pub mod project;
 pub mod user;
 

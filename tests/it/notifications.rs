@@ -166,3 +166,126 @@ async fn roll_up_needs_the_add_on_and_offers_only_sub_accounts() {
     let tab = app.gql(Some(&bob_token), ROLL_UP, json!({})).await["data"]["notificationRollUp"].clone();
     assert_eq!(tab["subAccounts"], json!([{"name": "West Coast"}]), "refused changes wrote nothing");
 }
+
+const PUBLISH: &str = "mutation($i: PublishEventInput!) { publishEvent(input: $i) { event { id } duplicate notified queuedMessages } }";
+const PANEL: &str = "{ notifications { nodes { type title count contact { name } accountId seenAt } } notificationCounts { unseen unread total } }";
+
+async fn contact_for(app: &crate::helpers::TestApp, assignees: &[&str]) -> String {
+    let c = app
+        .admin("mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }", json!({"i": {"kind": "LEAD", "name": "Acme Lead", "assigneeIds": assignees}}))
+        .await;
+    c["createContact"]["contact"]["id"].as_str().unwrap().to_string()
+}
+
+async fn set(app: &crate::helpers::TestApp, token: &str, changes: Value) {
+    let body = app.gql(Some(token), UPDATE, json!({"i": {"changes": changes}})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn fan_out_follows_system_au_and_assignment() {
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let (_, carol_t) = app.user("Carol", "USER").await;
+    let (_, dave_t) = app.user("Dave", "USER").await;
+    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { id } } }", json!({"i": {"id": bob, "phone": "+15551234567"}})).await;
+    let contact = contact_for(&app, &[&bob]).await;
+    set(&app, &bob_t, json!([{"type": "NEW_LEAD", "switch": "AU", "enabled": true}, {"type": "NEW_LEAD", "switch": "TEXT_AU", "enabled": true}, {"type": "NEW_LEAD", "switch": "EMAIL_AU", "enabled": true}])).await;
+    set(&app, &carol_t, json!([{"type": "NEW_LEAD", "switch": "AU", "enabled": true}, {"type": "NEW_LEAD", "switch": "EMAIL_AU", "enabled": true}])).await;
+    set(&app, &dave_t, json!([{"type": "NEW_LEAD", "switch": "SYSTEM", "enabled": true}])).await;
+
+    let done = app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "New lead: Acme", "idempotencyKey": "lead-1"}})).await;
+    assert_eq!(done["publishEvent"]["notified"], 2, "Bob (AU, assigned) and Dave (System): {done}");
+    assert_eq!(done["publishEvent"]["queuedMessages"], 2, "a text and an email to Bob only");
+
+    let bob_panel = app.gql(Some(&bob_t), PANEL, json!({})).await["data"].clone();
+    assert_eq!(bob_panel["notifications"]["nodes"][0]["title"], "New lead: Acme");
+    assert_eq!(bob_panel["notifications"]["nodes"][0]["contact"]["name"], "Acme Lead");
+    assert_eq!(bob_panel["notificationCounts"], json!({"unseen": 1, "unread": 1, "total": 1}));
+    let carol_panel = app.gql(Some(&carol_t), PANEL, json!({})).await["data"].clone();
+    assert_eq!(carol_panel["notifications"]["nodes"], json!([]), "AU without assignment shows nothing");
+    let admin_panel = app.admin(PANEL, json!({})).await;
+    assert_eq!(admin_panel["notificationCounts"]["total"], 0, "System is off by default for New Lead");
+
+    // A strongly encouraged type reaches everyone by default.
+    let all = app.admin(PUBLISH, json!({"i": {"type": "VOICEMAILS", "contactId": contact, "title": "Voicemail", "idempotencyKey": "vm-1"}})).await;
+    assert_eq!(all["publishEvent"]["notified"], 4, "the admin, Bob, Carol and Dave");
+}
+
+#[tokio::test]
+async fn publishing_is_idempotent_and_repeats_fold_into_one_row() {
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let contact = contact_for(&app, &[&bob]).await;
+    let input = json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": "Text from Acme", "idempotencyKey": "sms-1"}});
+    let first = app.admin(PUBLISH, input.clone()).await["publishEvent"].clone();
+    let again = app.admin(PUBLISH, input).await["publishEvent"].clone();
+    assert_eq!(again["event"]["id"], first["event"]["id"]);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["notified"], 0);
+    let panel = app.gql(Some(&bob_t), PANEL, json!({})).await["data"].clone();
+    assert_eq!(panel["notifications"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(panel["notifications"]["nodes"][0]["count"], 1);
+
+    app.admin(PUBLISH, json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": "Another text", "idempotencyKey": "sms-2"}})).await;
+    let panel = app.gql(Some(&bob_t), PANEL, json!({})).await["data"].clone();
+    assert_eq!(panel["notifications"]["nodes"].as_array().unwrap().len(), 1, "folded: {panel}");
+    assert_eq!(panel["notifications"]["nodes"][0]["count"], 2);
+    assert_eq!(panel["notifications"]["nodes"][0]["title"], "Another text");
+}
+
+#[tokio::test]
+async fn roll_ups_bring_sub_account_events_to_parent_users() {
+    let app = spawn_app().await;
+    let (pat, pat_t) = app.user("Pat", "USER").await;
+    let west = app.admin("mutation { createSubAccount(input: {name: \"West\"}) { account { id } } }", json!({})).await["createSubAccount"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let west_user = app.insert_user(&west, "Wes", entity::user::Role::User).await;
+    let publish_in_west = |key: &'static str| app.admin(PUBLISH, json!({"i": {"type": "SYSTEM_INFORMATION", "accountId": west, "title": "West news", "idempotencyKey": key}}));
+    let before = publish_in_west("w-1").await;
+    assert_eq!(before["publishEvent"]["notified"], 1, "only Wes, in West: {before}");
+
+    app.admin("mutation { updateAccount(input: {addOns: [NOTIFICATION_ROLL_UP]}) { account { id } } }", json!({})).await;
+    app.gql(Some(&pat_t), SET_ROLL_UP, json!({"i": {"subAccountIds": [west]}})).await;
+    let after = publish_in_west("w-2").await;
+    assert_eq!(after["publishEvent"]["notified"], 2, "Wes and Pat: {after}");
+    let panel = app.gql(Some(&pat_t), "query($a: [ID!]) { notifications(filter: {accountIds: $a}) { nodes { title accountId } } }", json!({"a": [west]})).await;
+    assert_eq!(panel["data"]["notifications"]["nodes"], json!([{"title": "West news", "accountId": west}]));
+
+    // Pat turns System Information off: the roll-up follows Pat's own Control settings.
+    set(&app, &pat_t, json!([{"type": "SYSTEM_INFORMATION", "switch": "SYSTEM", "enabled": false}])).await;
+    let off = publish_in_west("w-3").await;
+    assert_eq!(off["publishEvent"]["notified"], 1);
+    let _ = (pat, west_user);
+}
+
+#[tokio::test]
+async fn events_stay_in_their_tenant_and_need_the_publish_scope() {
+    let app = spawn_app().await;
+    let (_, foreign_token, _) = app.other_tenant().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let contact = contact_for(&app, &[&bob]).await;
+    let foreign = app.gql(Some(&foreign_token), PUBLISH, json!({"i": {"type": "VOICEMAILS", "contactId": contact, "title": "x", "idempotencyKey": "k"}})).await;
+    assert_eq!(foreign["errors"][0]["extensions"]["field"], "input.contactId");
+    let foreign_own = app.gql(Some(&foreign_token), PUBLISH, json!({"i": {"type": "WARNINGS", "title": "Globex warning", "idempotencyKey": "k"}})).await;
+    assert_eq!(foreign_own["data"]["publishEvent"]["notified"], 1, "Globex's own admin only");
+    assert_eq!(app.gql(Some(&bob_t), PANEL, json!({})).await["data"]["notificationCounts"]["total"], 0);
+
+    let key = |scopes: &'static str| {
+        let app = &app;
+        async move {
+            let q = format!("mutation {{ createApiKey(input: {{name: \"k\", scopes: [{scopes}]}}) {{ secret }} }}");
+            app.admin(&q, json!({})).await["createApiKey"]["secret"].as_str().unwrap().to_string()
+        }
+    };
+    let reader = key("READ").await;
+    let denied = app.gql(Some(&reader), PUBLISH, json!({"i": {"type": "WARNINGS", "title": "w", "idempotencyKey": "k2"}})).await;
+    assert_eq!(denied["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let publisher = key("PUBLISH_EVENTS").await;
+    let ok = app.gql(Some(&publisher), PUBLISH, json!({"i": {"type": "WARNINGS", "title": "w", "idempotencyKey": "k2"}})).await;
+    assert_eq!(ok["data"]["publishEvent"]["notified"], 2, "{ok}");
+    let no_panel = app.gql(Some(&publisher), PANEL, json!({})).await;
+    assert_eq!(no_panel["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "an API key has no panel");
+}

@@ -105,6 +105,14 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Forbidden,
         },
+        Case { field: "notifications", operation: "{ notifications { nodes { id title contact { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case { field: "notificationCounts", operation: "{ notificationCounts { unseen unread total } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case {
+            field: "publishEvent",
+            operation: r#"mutation { publishEvent(input: {type: VOICEMAILS, contactId: "{contact}", title: "Sweep", idempotencyKey: "sweep"}) { event { id } } }"#,
+            foreign: NF_OR_INPUT,
+            as_user: Forbidden,
+        },
         Case { field: "auditLog", operation: "{ auditLog { nodes { id objectId after } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case {
             field: "createSubAccount",

@@ -13,6 +13,7 @@ mod contacts;
 mod guard;
 pub mod loaders;
 mod notifications;
+mod panel;
 mod projects;
 mod users;
 
@@ -40,6 +41,7 @@ pub struct Query(
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
+    panel::PanelQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -51,6 +53,7 @@ pub struct Mutation(
     access::AccessMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
+    panel::PanelMutation,
 );
 
 #[derive(MergedSubscription, Default)]

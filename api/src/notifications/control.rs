@@ -97,8 +97,8 @@ fn parse_type(code: &str) -> Option<NotificationType> {
 /// The stored layers for one account and, optionally, one of its users.
 #[derive(Debug, Default, Clone)]
 pub struct Layers {
-    account: HashMap<(NotificationType, Switch), (bool, bool)>,
-    user: HashMap<(NotificationType, Switch), bool>,
+    account: AccountLayer,
+    user: UserLayer,
 }
 
 impl Layers {
@@ -121,25 +121,7 @@ impl Layers {
 
     /// The effective value of one switch.
     pub fn resolve(&self, info: &TypeInfo, switch: Switch) -> SwitchState {
-        if !switch.applies_to(info) {
-            return SwitchState { enabled: false, source: SettingSource::Default, locked: false, applicable: false };
-        }
-        let mut state = SwitchState {
-            enabled: switch == Switch::System && info.strongly_encouraged,
-            source: SettingSource::Default,
-            locked: false,
-            applicable: true,
-        };
-        if let Some(&(enabled, locked)) = self.account.get(&(info.kind, switch)) {
-            state = SwitchState { enabled, source: SettingSource::Account, locked, applicable: true };
-        }
-        if !state.locked {
-            if let Some(&enabled) = self.user.get(&(info.kind, switch)) {
-                state.enabled = enabled;
-                state.source = SettingSource::User;
-            }
-        }
-        state
+        resolve(&self.account, Some(&self.user), info, switch)
     }
 
     /// The account layer alone (what a user with no overrides gets).
@@ -150,6 +132,55 @@ impl Layers {
     fn locked(&self, kind: NotificationType, switch: Switch) -> bool {
         self.account.get(&(kind, switch)).is_some_and(|&(_, locked)| locked)
     }
+}
+
+type AccountLayer = HashMap<(NotificationType, Switch), (bool, bool)>;
+type UserLayer = HashMap<(NotificationType, Switch), bool>;
+
+/// The layers of every user of one account, loaded in two statements (fan-out).
+#[derive(Debug, Default)]
+pub struct AccountLayers {
+    account: AccountLayer,
+    users: HashMap<Uuid, UserLayer>,
+}
+
+impl AccountLayers {
+    pub async fn load(db: &impl ConnectionTrait, account_id: Uuid) -> ApiResult<Self> {
+        let account = Layers::load(db, account_id, None).await?.account;
+        let mut users: HashMap<Uuid, UserLayer> = HashMap::new();
+        for row in notification_override::Entity::find().filter(notification_override::Column::AccountId.eq(account_id)).all(db).await? {
+            if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
+                users.entry(row.user_id).or_default().insert((kind, switch), row.enabled);
+            }
+        }
+        Ok(Self { account, users })
+    }
+
+    pub fn enabled(&self, user_id: Uuid, info: &TypeInfo, switch: Switch) -> bool {
+        resolve(&self.account, self.users.get(&user_id), info, switch).enabled
+    }
+}
+
+fn resolve(account: &AccountLayer, user: Option<&UserLayer>, info: &TypeInfo, switch: Switch) -> SwitchState {
+    if !switch.applies_to(info) {
+        return SwitchState { enabled: false, source: SettingSource::Default, locked: false, applicable: false };
+    }
+    let mut state = SwitchState {
+        enabled: switch == Switch::System && info.strongly_encouraged,
+        source: SettingSource::Default,
+        locked: false,
+        applicable: true,
+    };
+    if let Some(&(enabled, locked)) = account.get(&(info.kind, switch)) {
+        state = SwitchState { enabled, source: SettingSource::Account, locked, applicable: true };
+    }
+    if !state.locked {
+        if let Some(&enabled) = user.and_then(|u| u.get(&(info.kind, switch))) {
+            state.enabled = enabled;
+            state.source = SettingSource::User;
+        }
+    }
+    state
 }
 
 /// One change of one switch. `enabled: None` removes the layer's value (inherit again).

@@ -3,4 +3,5 @@
 
 pub mod catalog;
 pub mod control;
+pub mod fanout;
 pub mod roll_up;

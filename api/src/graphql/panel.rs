@@ -1,0 +1,255 @@
+//! Events in (`publishEvent`) and the user's notification panel.
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::{event, notification};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{
+    accounts::Account,
+    app, caller,
+    connection::{paginate, IdConnection, Order, PageArgs},
+    contacts::Contact,
+    loaders, parse_id, parse_ids,
+};
+use crate::{
+    auth::Caller,
+    crm::accounts,
+    error::{ApiError, ApiResult},
+    notifications::{
+        catalog::NotificationType,
+        control::type_code,
+        fanout::{self, NewEvent},
+    },
+};
+
+/// A published event.
+pub struct Event(event::Model);
+
+#[Object]
+impl Event {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    #[graphql(name = "type")]
+    async fn kind(&self) -> Option<NotificationType> {
+        serde_json::from_value(serde_json::Value::String(self.0.notification_type.clone())).ok()
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn idempotency_key(&self) -> &str {
+        &self.0.idempotency_key
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    async fn account_id(&self) -> ID {
+        ID(self.0.account_id.to_string())
+    }
+}
+
+/// One row of the panel.
+pub struct Notification(notification::Model);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    #[graphql(name = "type")]
+    async fn kind(&self) -> Option<NotificationType> {
+        serde_json::from_value(serde_json::Value::String(self.0.notification_type.clone())).ok()
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn body(&self) -> Option<&str> {
+        self.0.body.as_deref()
+    }
+    async fn data(&self) -> Option<Json<serde_json::Value>> {
+        self.0.data.clone().map(Json)
+    }
+    /// Where the panel links to, if anywhere.
+    async fn action_url(&self) -> Option<&str> {
+        self.0.action_url.as_deref()
+    }
+    /// How many events were folded into this row.
+    async fn count(&self) -> i32 {
+        self.0.count
+    }
+    /// The account the event happened in (a sub-account for roll-ups).
+    async fn account_id(&self) -> ID {
+        ID(self.0.account_id.to_string())
+    }
+    /// The account, when the viewer may see it.
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        if !accounts::is_visible(&app(ctx)?.db, caller(ctx)?, self.0.account_id).await? {
+            return Ok(None);
+        }
+        Ok(loaders(ctx)?.load_one(loaders::AccountId(self.0.account_id)).await.map_err(ApiError::from)?.map(Account))
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        let Some(id) = self.0.contact_id else { return Ok(None) };
+        Ok(loaders(ctx)?.load_one(loaders::ContactId(id)).await.map_err(ApiError::from)?.map(Contact))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The latest event's time.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    async fn seen_at(&self) -> Option<DateTime<Utc>> {
+        self.0.seen_at
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        self.0.archived_at
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct NotificationFilter {
+    pub unread: Option<bool>,
+    pub unseen: Option<bool>,
+    /// False (the default) hides archived rows; true shows only them.
+    pub archived: Option<bool>,
+    pub types: Option<Vec<NotificationType>>,
+    /// Rows of these accounts only (roll-ups).
+    pub account_ids: Option<Vec<ID>>,
+    pub contact_id: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct NotificationCounts {
+    /// Not yet shown in the panel: the badge.
+    pub unseen: u64,
+    pub unread: u64,
+    /// All rows not archived.
+    pub total: u64,
+}
+
+/// Panels belong to users: an API key has none.
+fn panel_owner(caller: &Caller) -> ApiResult<Uuid> {
+    caller.user_id().ok_or_else(|| ApiError::bad_input("viewer", "notifications belong to a signed-in user; an API key has no panel"))
+}
+
+#[derive(Default)]
+pub struct PanelQuery;
+
+#[Object]
+impl PanelQuery {
+    /// The panel of the caller (of the user they act as, when logged in as someone), newest
+    /// first.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<NotificationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<IdConnection<Notification>> {
+        let user_id = panel_owner(caller(ctx)?)?;
+        let filter = filter.unwrap_or_default();
+        let mut select = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
+        select = match filter.archived {
+            Some(true) => select.filter(notification::Column::ArchivedAt.is_not_null()),
+            _ => select.filter(notification::Column::ArchivedAt.is_null()),
+        };
+        if let Some(unread) = filter.unread {
+            select = select.filter(if unread { notification::Column::ReadAt.is_null() } else { notification::Column::ReadAt.is_not_null() });
+        }
+        if let Some(unseen) = filter.unseen {
+            select = select.filter(if unseen { notification::Column::SeenAt.is_null() } else { notification::Column::SeenAt.is_not_null() });
+        }
+        if let Some(types) = filter.types {
+            select = select.filter(notification::Column::NotificationType.is_in(types.into_iter().map(type_code)));
+        }
+        if let Some(ids) = filter.account_ids {
+            select = select.filter(notification::Column::AccountId.is_in(parse_ids(&ids, "filter.accountIds")?));
+        }
+        if let Some(contact) = filter.contact_id {
+            select = select.filter(notification::Column::ContactId.eq(parse_id(&contact, "filter.contactId")?));
+        }
+        Ok(paginate(&app(ctx)?.db, select, notification::Column::Position, |n| n.position, Order::NewestFirst, PageArgs::new(first, after, last, before), Notification)
+            .await?)
+    }
+
+    /// The panel's counts, from the database.
+    async fn notification_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<NotificationCounts> {
+        let user_id = panel_owner(caller(ctx)?)?;
+        let db = &app(ctx)?.db;
+        let live = || notification::Entity::find().filter(notification::Column::UserId.eq(user_id)).filter(notification::Column::ArchivedAt.is_null());
+        Ok(NotificationCounts {
+            unseen: live().filter(notification::Column::SeenAt.is_null()).count(db).await?,
+            unread: live().filter(notification::Column::ReadAt.is_null()).count(db).await?,
+            total: live().count(db).await?,
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct PublishEventInput {
+    #[graphql(name = "type")]
+    pub kind: NotificationType,
+    /// Defaults to the caller's account; a sub-account of it is allowed.
+    pub account_id: Option<ID>,
+    pub contact_id: Option<ID>,
+    pub title: String,
+    pub body: Option<String>,
+    /// Structured data for the panel (a JSON object).
+    pub data: Option<Json<serde_json::Value>>,
+    pub action_url: Option<String>,
+    /// Defaults to now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The same key twice gives the same event and notifies nobody again.
+    pub idempotency_key: String,
+}
+
+pub struct PublishEventPayload(fanout::Published);
+
+#[Object]
+impl PublishEventPayload {
+    async fn event(&self) -> Event {
+        Event(self.0.event.clone())
+    }
+    /// True when this key had been published before (nothing was notified this time).
+    async fn duplicate(&self) -> bool {
+        self.0.duplicate
+    }
+    /// Panel rows written (new or folded) by this publish.
+    async fn notified(&self) -> i32 {
+        self.0.notifications.len() as i32
+    }
+    /// Texts and emails queued for the worker by this publish.
+    async fn queued_messages(&self) -> i32 {
+        self.0.outbox.len() as i32
+    }
+}
+
+#[derive(Default)]
+pub struct PanelMutation;
+
+#[Object]
+impl PanelMutation {
+    /// Publishes a CRM event for fan-out (API keys with PUBLISH_EVENTS, or company admins).
+    async fn publish_event(&self, ctx: &Context<'_>, input: PublishEventInput) -> async_graphql::Result<PublishEventPayload> {
+        let new = NewEvent {
+            kind: input.kind,
+            account_id: input.account_id.as_ref().map(|id| parse_id(id, "input.accountId")).transpose()?,
+            contact_id: input.contact_id.as_ref().map(|id| parse_id(id, "input.contactId")).transpose()?,
+            title: input.title,
+            body: input.body,
+            data: input.data.map(|Json(v)| v),
+            action_url: input.action_url,
+            occurred_at: input.occurred_at,
+            idempotency_key: input.idempotency_key,
+        };
+        Ok(PublishEventPayload(fanout::publish(app(ctx)?, caller(ctx)?, new).await?))
+    }
+}

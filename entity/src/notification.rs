@@ -1,0 +1,36 @@
+//! One row of a user's notification panel. Repeated events about the same contact and type
+//! within the collapse window bump `count`, `occurred_at` and `position` of one row instead
+//! of adding rows. `position` is a UUIDv7 renewed on every bump: the panel's order and the
+//! cursor a reconnecting panel resumes from.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "notification")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub position: Uuid,
+    pub user_id: Uuid,
+    /// The account the event happened in (a sub-account for roll-ups).
+    pub account_id: Uuid,
+    /// The latest event folded into this row.
+    pub event_id: Uuid,
+    pub notification_type: String,
+    pub contact_id: Option<Uuid>,
+    pub title: String,
+    pub body: Option<String>,
+    pub data: Option<Json>,
+    pub action_url: Option<String>,
+    pub count: i32,
+    pub created_at: DateTimeUtc,
+    pub occurred_at: DateTimeUtc,
+    pub seen_at: Option<DateTimeUtc>,
+    pub read_at: Option<DateTimeUtc>,
+    pub archived_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

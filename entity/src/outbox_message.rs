@@ -1,0 +1,27 @@
+//! A text or email to an assigned user, queued by the fan-out in the event's transaction and
+//! delivered by the worker. Unique per event, user and channel: never queued twice.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "outbox_message")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    /// `EMAIL` or `TEXT`.
+    pub channel: String,
+    /// `PENDING`, `SENT`, `FAILED`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub next_attempt_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
