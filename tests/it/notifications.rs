@@ -289,3 +289,50 @@ async fn events_stay_in_their_tenant_and_need_the_publish_scope() {
     let no_panel = app.gql(Some(&publisher), PANEL, json!({})).await;
     assert_eq!(no_panel["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "an API key has no panel");
 }
+
+const STATE: &str = "{ notifications { nodes { id seenAt readAt } } notificationCounts { unseen unread total } }";
+
+#[tokio::test]
+async fn panel_states_change_only_the_callers_rows_and_counts_follow() {
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    for key in ["a", "b", "c"] {
+        app.admin(PUBLISH, json!({"i": {"type": "WARNINGS", "title": format!("Warning {key}"), "idempotencyKey": key}})).await;
+    }
+    let panel = app.gql(Some(&bob_t), STATE, json!({})).await["data"].clone();
+    assert_eq!(panel["notificationCounts"], json!({"unseen": 3, "unread": 3, "total": 3}));
+    let ids: Vec<String> = panel["notifications"]["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect();
+
+    // Logged in as Bob, the admin sees Bob's panel without marking it seen.
+    let as_bob = app.admin("mutation($i: ImpersonateInput!) { impersonate(input: $i) { token } }", json!({"i": {"userId": bob}})).await["impersonate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let viewed = app.gql(Some(&as_bob), "mutation { markNotificationsSeen(input: {all: true}) { changed counts { unseen } } }", json!({})).await;
+    assert_eq!(viewed["data"]["markNotificationsSeen"], json!({"changed": 0, "counts": {"unseen": 3}}));
+
+    let seen = app.gql(Some(&bob_t), "mutation { markNotificationsSeen(input: {all: true}) { changed counts { unseen unread total } } }", json!({})).await;
+    assert_eq!(seen["data"]["markNotificationsSeen"], json!({"changed": 3, "counts": {"unseen": 0, "unread": 3, "total": 3}}));
+
+    let read = app.gql(Some(&bob_t), "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { counts { unread } } }", json!({"i": {"ids": [ids[0]]}})).await;
+    assert_eq!(read["data"]["markNotificationsRead"]["counts"]["unread"], 2);
+    let archived = app.gql(Some(&bob_t), "mutation { archiveNotifications(input: {allRead: true}) { changed counts { total } } }", json!({})).await;
+    assert_eq!(archived["data"]["archiveNotifications"], json!({"changed": 1, "counts": {"total": 2}}));
+    let archived_list = app.gql(Some(&bob_t), "{ notifications(filter: {archived: true}) { nodes { id } } }", json!({})).await;
+    assert_eq!(archived_list["data"]["notifications"]["nodes"], json!([{"id": ids[0]}]));
+
+    // Another user's row is NOT_FOUND, and nothing of the request is applied.
+    let admin_row = app.admin("{ notifications(first: 1) { nodes { id } } }", json!({})).await["notifications"]["nodes"][0]["id"].clone();
+    let cross = app
+        .gql(Some(&bob_t), "mutation($i: NotificationSelectionInput!) { unarchiveNotifications(input: $i) { changed } }", json!({"i": {"ids": [ids[0], admin_row]}}))
+        .await;
+    assert_eq!(cross["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(app.gql(Some(&bob_t), STATE, json!({})).await["data"]["notificationCounts"]["total"], 2);
+
+    // What the admin changes explicitly as Bob is done, and audited with the admin as actor.
+    let read_all = app.gql(Some(&as_bob), "mutation { markNotificationsRead(input: {all: true}) { changed } }", json!({})).await;
+    assert_eq!(read_all["data"]["markNotificationsRead"]["changed"], 2, "{read_all}");
+    let log = app.admin("{ auditLog(first: 1) { nodes { action actor { id } impersonatedUser { id } } } }", json!({})).await;
+    assert_eq!(log["auditLog"]["nodes"][0]["action"], "notifications.changed");
+    assert_eq!(log["auditLog"]["nodes"][0]["actor"]["id"], app.admin_id.as_str());
+}

@@ -113,6 +113,30 @@ fn cases() -> Vec<Case> {
             foreign: NF_OR_INPUT,
             as_user: Forbidden,
         },
+        Case {
+            field: "markNotificationsSeen",
+            operation: "mutation { markNotificationsSeen(input: {all: true}) { changed counts { unseen } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "markNotificationsRead",
+            operation: "mutation { markNotificationsRead(input: {all: true}) { changed } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "archiveNotifications",
+            operation: "mutation { archiveNotifications(input: {allRead: true}) { changed } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "unarchiveNotifications",
+            operation: "mutation { unarchiveNotifications(input: {all: true}) { changed } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
         Case { field: "auditLog", operation: "{ auditLog { nodes { id objectId after } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case {
             field: "createSubAccount",

@@ -54,6 +54,7 @@ pub struct Mutation(
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,
+    panel::PanelStateMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -1,10 +1,9 @@
 //! Events in (`publishEvent`) and the user's notification panel.
 
-use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{event, notification};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use uuid::Uuid;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     accounts::Account,
@@ -14,13 +13,13 @@ use super::{
     loaders, parse_id, parse_ids,
 };
 use crate::{
-    auth::Caller,
     crm::accounts,
-    error::{ApiError, ApiResult},
+    error::ApiError,
     notifications::{
         catalog::NotificationType,
         control::type_code,
         fanout::{self, NewEvent},
+        panel::{self, NotificationCounts, Selection, StateChange},
     },
 };
 
@@ -124,19 +123,6 @@ pub struct NotificationFilter {
     pub contact_id: Option<ID>,
 }
 
-#[derive(SimpleObject)]
-pub struct NotificationCounts {
-    /// Not yet shown in the panel: the badge.
-    pub unseen: u64,
-    pub unread: u64,
-    /// All rows not archived.
-    pub total: u64,
-}
-
-/// Panels belong to users: an API key has none.
-fn panel_owner(caller: &Caller) -> ApiResult<Uuid> {
-    caller.user_id().ok_or_else(|| ApiError::bad_input("viewer", "notifications belong to a signed-in user; an API key has no panel"))
-}
 
 #[derive(Default)]
 pub struct PanelQuery;
@@ -154,7 +140,7 @@ impl PanelQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Notification>> {
-        let user_id = panel_owner(caller(ctx)?)?;
+        let user_id = panel::owner(caller(ctx)?)?;
         let filter = filter.unwrap_or_default();
         let mut select = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
         select = match filter.archived {
@@ -182,14 +168,8 @@ impl PanelQuery {
 
     /// The panel's counts, from the database.
     async fn notification_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<NotificationCounts> {
-        let user_id = panel_owner(caller(ctx)?)?;
-        let db = &app(ctx)?.db;
-        let live = || notification::Entity::find().filter(notification::Column::UserId.eq(user_id)).filter(notification::Column::ArchivedAt.is_null());
-        Ok(NotificationCounts {
-            unseen: live().filter(notification::Column::SeenAt.is_null()).count(db).await?,
-            unread: live().filter(notification::Column::ReadAt.is_null()).count(db).await?,
-            total: live().count(db).await?,
-        })
+        let user_id = panel::owner(caller(ctx)?)?;
+        Ok(panel::counts(&app(ctx)?.db, user_id).await?)
     }
 }
 
@@ -251,5 +231,94 @@ impl PanelMutation {
             idempotency_key: input.idempotency_key,
         };
         Ok(PublishEventPayload(fanout::publish(app(ctx)?, caller(ctx)?, new).await?))
+    }
+}
+
+#[derive(InputObject)]
+pub struct NotificationSelectionInput {
+    /// These rows of the caller's panel.
+    pub ids: Option<Vec<ID>>,
+    /// Every row of the caller's panel.
+    #[graphql(default)]
+    pub all: bool,
+}
+
+#[derive(InputObject)]
+pub struct ArchiveNotificationsInput {
+    pub ids: Option<Vec<ID>>,
+    #[graphql(default)]
+    pub all: bool,
+    /// Every read row.
+    #[graphql(default)]
+    pub all_read: bool,
+}
+
+#[derive(InputObject)]
+pub struct MarkNotificationsReadInput {
+    pub ids: Option<Vec<ID>>,
+    #[graphql(default)]
+    pub all: bool,
+    /// False marks them unread again.
+    #[graphql(default = true)]
+    pub read: bool,
+}
+
+fn selection(ids: Option<&[ID]>, all: bool, all_read: bool) -> async_graphql::Result<Selection> {
+    match (ids, all, all_read) {
+        (Some(ids), false, false) => Ok(Selection::Ids(parse_ids(ids, "input.ids")?)),
+        (None, true, false) => Ok(Selection::All),
+        (None, false, true) => Ok(Selection::AllRead),
+        _ => Err(ApiError::bad_input("input.ids", "give either ids or one of all / allRead").into()),
+    }
+}
+
+pub struct NotificationStatePayload {
+    changed: u64,
+    counts: NotificationCounts,
+}
+
+#[Object]
+impl NotificationStatePayload {
+    /// Rows whose state changed.
+    async fn changed(&self) -> u64 {
+        self.changed
+    }
+    /// The panel's counts after the change.
+    async fn counts(&self) -> NotificationCounts {
+        self.counts
+    }
+}
+
+#[derive(Default)]
+pub struct PanelStateMutation;
+
+#[Object]
+impl PanelStateMutation {
+    /// Marks rows seen (shown in the panel). Does nothing while logged in as someone else.
+    async fn mark_notifications_seen(&self, ctx: &Context<'_>, input: NotificationSelectionInput) -> async_graphql::Result<NotificationStatePayload> {
+        let selection = selection(input.ids.as_deref(), input.all, false)?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Seen).await?;
+        Ok(NotificationStatePayload { changed, counts })
+    }
+
+    /// Marks rows read (which also makes them seen), or unread again.
+    async fn mark_notifications_read(&self, ctx: &Context<'_>, input: MarkNotificationsReadInput) -> async_graphql::Result<NotificationStatePayload> {
+        let selection = selection(input.ids.as_deref(), input.all, false)?;
+        let change = if input.read { StateChange::Read } else { StateChange::Unread };
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, change).await?;
+        Ok(NotificationStatePayload { changed, counts })
+    }
+
+    /// Archives rows: some, all, or all read ones.
+    async fn archive_notifications(&self, ctx: &Context<'_>, input: ArchiveNotificationsInput) -> async_graphql::Result<NotificationStatePayload> {
+        let selection = selection(input.ids.as_deref(), input.all, input.all_read)?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Archive).await?;
+        Ok(NotificationStatePayload { changed, counts })
+    }
+
+    async fn unarchive_notifications(&self, ctx: &Context<'_>, input: NotificationSelectionInput) -> async_graphql::Result<NotificationStatePayload> {
+        let selection = selection(input.ids.as_deref(), input.all, false)?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Unarchive).await?;
+        Ok(NotificationStatePayload { changed, counts })
     }
 }

@@ -4,4 +4,5 @@
 pub mod catalog;
 pub mod control;
 pub mod fanout;
+pub mod panel;
 pub mod roll_up;
