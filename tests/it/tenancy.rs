@@ -235,6 +235,7 @@ fn cases() -> Vec<Case> {
         // Subscriptions run over WebSocket; over HTTP they are refused, so the sweep checks
         // the resolver's rules through the WebSocket tests (ws.rs) and only lists them here.
         Case { field: "auditEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case { field: "notificationEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Allowed },
     ]
 }
 

@@ -58,7 +58,7 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(audit::AuditSubscription);
+pub struct Subscription(audit::AuditSubscription, panel::PanelSubscription);
 
 pub type HeraldSchema = Schema<Query, Mutation, Subscription>;
 

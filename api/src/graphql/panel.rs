@@ -8,12 +8,15 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     accounts::Account,
     app, caller,
-    connection::{paginate, IdConnection, Order, PageArgs},
+    connection::{paginate, IdConnection, IdCursor, Order, PageArgs},
     contacts::Contact,
     loaders, parse_id, parse_ids,
 };
+use async_graphql::connection::CursorType;
+
 use crate::{
     crm::accounts,
+    notifications,
     error::ApiError,
     notifications::{
         catalog::NotificationType,
@@ -320,5 +323,62 @@ impl PanelStateMutation {
         let selection = selection(input.ids.as_deref(), input.all, false)?;
         let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Unarchive).await?;
         Ok(NotificationStatePayload { changed, counts })
+    }
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationEventKind {
+    /// A new row, or a row bumped by a repeated event (replace it by id).
+    Notification,
+    /// The panel's counts changed (after new rows or a change of state).
+    Counts,
+}
+
+/// One item of the panel's live feed.
+pub struct NotificationEvent(notifications::feed::FeedItem);
+
+#[Object]
+impl NotificationEvent {
+    async fn kind(&self) -> NotificationEventKind {
+        match self.0 {
+            notifications::feed::FeedItem::Notification(_) => NotificationEventKind::Notification,
+            notifications::feed::FeedItem::Counts(_) => NotificationEventKind::Counts,
+        }
+    }
+    async fn notification(&self) -> Option<Notification> {
+        match &self.0 {
+            notifications::feed::FeedItem::Notification(row) => Some(Notification(row.clone())),
+            notifications::feed::FeedItem::Counts(_) => None,
+        }
+    }
+    /// Pass it as `after` when reconnecting: the feed resumes right after this row.
+    async fn cursor(&self) -> Option<String> {
+        match &self.0 {
+            notifications::feed::FeedItem::Notification(row) => Some(IdCursor(row.position).encode_cursor()),
+            notifications::feed::FeedItem::Counts(_) => None,
+        }
+    }
+    async fn counts(&self) -> Option<NotificationCounts> {
+        match &self.0 {
+            notifications::feed::FeedItem::Counts(counts) => Some(*counts),
+            notifications::feed::FeedItem::Notification(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PanelSubscription;
+
+#[async_graphql::Subscription]
+impl PanelSubscription {
+    /// The caller's panel, live (the user they act as, when logged in as someone): new and
+    /// bumped rows and the counts. With `after` (a cursor from this feed or from
+    /// `notifications`), everything since is replayed first, with no gap and no duplicate.
+    async fn notification_events(&self, ctx: &Context<'_>, after: Option<String>) -> async_graphql::Result<impl futures_util::Stream<Item = NotificationEvent>> {
+        use futures_util::StreamExt;
+        let user_id = panel::owner(caller(ctx)?)?;
+        let after = after.map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input("after", "not a cursor of this feed"))).transpose()?;
+        let feed = notifications::feed::open(app(ctx)?.clone(), user_id, after.map(|IdCursor(p)| p)).await?;
+        Ok(feed.map(NotificationEvent))
     }
 }

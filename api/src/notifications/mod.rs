@@ -4,5 +4,6 @@
 pub mod catalog;
 pub mod control;
 pub mod fanout;
+pub mod feed;
 pub mod panel;
 pub mod roll_up;
