@@ -1,7 +1,8 @@
 //! One row of a user's notification panel. Repeated events about the same contact and type
 //! within the collapse window bump `count`, `occurred_at` and `position` of one row instead
-//! of adding rows. `position` is a UUIDv7 renewed on every bump: the panel's order and the
-//! cursor a reconnecting panel resumes from.
+//! of adding rows. `position` is a UUIDv7 renewed on every bump (unique per user; the rows
+//! one event writes share it): the panel's order and the cursor a reconnecting panel resumes
+//! from.
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 

@@ -128,10 +128,16 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ux_notification_position").table(Notification::Table).col(Notification::Position).unique().to_owned())
-            .await?;
+        // Positions order one user's panel: unique per user. Rows of different users folded by
+        // one event share its position.
         m.create_index(
-            Index::create().name("ix_notification_user_position").table(Notification::Table).col(Notification::UserId).col(Notification::Position).to_owned(),
+            Index::create()
+                .name("ux_notification_user_position")
+                .table(Notification::Table)
+                .col(Notification::UserId)
+                .col(Notification::Position)
+                .unique()
+                .to_owned(),
         )
         .await?;
         m.create_index(

@@ -20,8 +20,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -294,44 +294,66 @@ async fn write_panel(
             recent.insert(row.user_id, row); // the latest row per user wins
         }
     }
+    // Rows folded by this event, in one statement: they share the event's new position
+    // (positions are unique per user).
+    let position = Uuid::now_v7();
+    let folded: Vec<Uuid> = users.iter().filter_map(|u| recent.get(u).map(|r| r.id)).collect();
     let mut written = Vec::new();
-    let mut fresh = Vec::new();
-    for &user_id in users {
-        match recent.remove(&user_id) {
-            Some(existing) => {
-                let mut row = existing.clone().into_active_model();
-                row.count = Set(existing.count + 1);
-                row.position = Set(Uuid::now_v7());
-                row.event_id = Set(event.id);
-                row.title = Set(event.title.clone());
-                row.body = Set(event.body.clone());
-                row.data = Set(event.data.clone());
-                row.action_url = Set(event.action_url.clone());
-                row.occurred_at = Set(event.occurred_at.max(existing.occurred_at));
-                // New activity on the row: it is news again for the badge.
-                row.seen_at = Set(None);
-                written.push(row.update(txn).await?);
-            }
-            None => fresh.push(notification::Model {
-                id: Uuid::now_v7(),
-                position: Uuid::now_v7(),
-                user_id,
-                account_id: event.account_id,
+    if !folded.is_empty() {
+        notification::Entity::update_many()
+            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(1))
+            .col_expr(notification::Column::Position, Expr::value(position))
+            .col_expr(notification::Column::EventId, Expr::value(event.id))
+            .col_expr(notification::Column::Title, Expr::value(event.title.clone()))
+            .col_expr(notification::Column::Body, Expr::value(event.body.clone()))
+            .col_expr(notification::Column::Data, Expr::value(event.data.clone()))
+            .col_expr(notification::Column::ActionUrl, Expr::value(event.action_url.clone()))
+            .col_expr(notification::Column::OccurredAt, Expr::value(event.occurred_at))
+            // New activity on the row: it is news again for the badge.
+            .col_expr(notification::Column::SeenAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(notification::Column::Id.is_in(folded.iter().copied()))
+            .exec(txn)
+            .await?;
+        for id in &folded {
+            let existing = recent.values().find(|r| r.id == *id).expect("folded rows come from `recent`");
+            written.push(notification::Model {
+                count: existing.count + 1,
+                position,
                 event_id: event.id,
-                notification_type: event.notification_type.clone(),
-                contact_id: event.contact_id,
                 title: event.title.clone(),
                 body: event.body.clone(),
                 data: event.data.clone(),
                 action_url: event.action_url.clone(),
-                count: 1,
-                created_at: event.created_at,
                 occurred_at: event.occurred_at,
                 seen_at: None,
-                read_at: None,
-                archived_at: None,
-            }),
+                ..existing.clone()
+            });
         }
+    }
+    let mut fresh = Vec::new();
+    for &user_id in users {
+        if recent.contains_key(&user_id) {
+            continue;
+        }
+        fresh.push(notification::Model {
+            id: Uuid::now_v7(),
+            position,
+            user_id,
+            account_id: event.account_id,
+            event_id: event.id,
+            notification_type: event.notification_type.clone(),
+            contact_id: event.contact_id,
+            title: event.title.clone(),
+            body: event.body.clone(),
+            data: event.data.clone(),
+            action_url: event.action_url.clone(),
+            count: 1,
+            created_at: event.created_at,
+            occurred_at: event.occurred_at,
+            seen_at: None,
+            read_at: None,
+            archived_at: None,
+        });
     }
     if !fresh.is_empty() {
         notification::Entity::insert_many(fresh.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;

@@ -1,0 +1,174 @@
+//! Fan-out throughput: events per second into an account of 200 users with mixed Control
+//! settings, on PostgreSQL, through the same function `publishEvent` and the worker call.
+//!
+//! Settings mix (deterministic): a third of the users turn System on for the benchmark's
+//! type, a third turn AU on, a third keep the defaults; every contact has two assigned
+//! users; one user in ten has Email AU on. Each event is about one contact, so it reaches
+//! about a third of the users plus the assignees with AU, and queues a few emails.
+//!
+//! `cargo bench --bench fanout` (PostgreSQL at HERALD_BENCH_DATABASE_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres; HERALD_BENCH_EVENTS, default 4000;
+//! HERALD_BENCH_CONCURRENCY, default 8).
+
+use std::time::{Duration, Instant};
+
+use api::{
+    bootstrap,
+    config::SecretString,
+    crypto::Keyring,
+    notifications::{
+        catalog::NotificationType,
+        control::{type_code, Switch},
+        fanout::{self, NewEvent, Publisher},
+    },
+    AppState, Config,
+};
+use entity::{contact, contact::ContactKind, contact_assignee, notification, notification_override, outbox_message, user};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, PaginatorTrait, Set};
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USERS: usize = 200;
+const CONTACTS: usize = 500;
+const KIND: NotificationType = NotificationType::NewLead;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::var("HERALD_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let events: usize = std::env::var("HERALD_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
+    let concurrency: usize = std::env::var("HERALD_BENCH_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let schema = format!("bench_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(url.as_str()).await?;
+    admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+    let result = run(&url, &schema, events, concurrency).await;
+    admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+    result
+}
+
+async fn run(url: &str, schema: &str, events: usize, concurrency: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::embedded(dir.path());
+    config.database_url = Some(url.to_string());
+    config.database_schema = Some(schema.to_string());
+    config.database_max_connections = concurrency as u32 + 2;
+    config.jwt_secret = Some(SecretString::new("bench-secret-bench-secret-bench-secret"));
+    config.secret_key = Some(SecretString::new(Keyring::generate_spec("bench")));
+    let state = AppState::init(config).await?;
+    let (account, _) = bootstrap::bootstrap(&state.db, bootstrap::FirstAdmin::default()).await?.expect("fresh schema");
+    let contacts = seed(&state, account.id).await?;
+    state.db.execute_unprepared("VACUUM ANALYZE").await?;
+
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let state = state.clone();
+        let account = account.clone();
+        let contacts = contacts.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (w..events).step_by(concurrency) {
+                let input = NewEvent {
+                    kind: KIND,
+                    account_id: None,
+                    contact_id: Some(contacts[i % contacts.len()]),
+                    title: format!("New lead {i}"),
+                    body: None,
+                    data: None,
+                    action_url: None,
+                    occurred_at: None,
+                    idempotency_key: format!("bench-{i}"),
+                };
+                let t = Instant::now();
+                fanout::record(&state, Publisher::System, &account, input).await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies: Vec<Duration> = Vec::new();
+    for w in workers {
+        latencies.extend(w.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    let rows = notification::Entity::find().count(&state.db).await?;
+    let queued = outbox_message::Entity::find().count(&state.db).await?;
+    println!("| events | concurrency | events/s | p50 ms | p99 ms | panel rows | outbox rows |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| {events} | {concurrency} | {:.0} | {:.2} | {:.2} | {rows} | {queued} |", events as f64 / elapsed, pct(0.5), pct(0.99));
+    println!("\n{:.1} panel rows per event (target: 2,000 events/s)", rows as f64 / events as f64);
+    Ok(())
+}
+
+async fn seed(state: &AppState, account_id: Uuid) -> anyhow::Result<Vec<Uuid>> {
+    let now = chrono::Utc::now();
+    let db = &state.db;
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let u = user::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            name: format!("User {i}"),
+            email: format!("user{i}@example.com"),
+            phone: None,
+            role: user::Role::User,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(db)
+        .await?;
+        let set = |switch: Switch| notification_override::ActiveModel {
+            user_id: Set(u.id),
+            notification_type: Set(type_code(KIND)),
+            switch: Set(switch.code().into()),
+            account_id: Set(account_id),
+            enabled: Set(true),
+        };
+        match i % 3 {
+            0 => {
+                set(Switch::System).insert(db).await?;
+            }
+            1 => {
+                set(Switch::Au).insert(db).await?;
+            }
+            _ => {}
+        }
+        if i % 10 == 0 {
+            set(Switch::EmailAu).insert(db).await?;
+        }
+        users.push(u.id);
+    }
+    let mut contacts = Vec::new();
+    for i in 0..CONTACTS {
+        let c = contact::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            kind: ContactKind::Lead,
+            name: format!("Lead {i}"),
+            main_email: None,
+            email_domain: None,
+            valid: true,
+            created_at: now,
+            updated_at: now,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(db)
+        .await?;
+        for k in 0..2 {
+            contact_assignee::Model { contact_id: c.id, user_id: users[(i * 7 + k * 13) % USERS], account_id, position: k as i32, assigned_at: now }
+                .into_active_model()
+                .reset_all()
+                .insert(db)
+                .await?;
+        }
+        contacts.push(c.id);
+    }
+    Ok(contacts)
+}
