@@ -93,6 +93,40 @@ pub struct Config {
     /// `HERALD_NOTIFICATION_COLLAPSE_SECS`: repeated events about one contact and type within
     /// this window fold into one panel row (0 turns folding off).
     pub notification_collapse_window: Duration,
+    /// The worker's knobs (`HERALD_WORKER_*`, `HERALD_DELIVERY_*`).
+    pub worker: WorkerConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// `HERALD_WORKER_POLL_MS`: how often an idle worker looks for due work.
+    pub poll_interval: Duration,
+    /// `HERALD_WORKER_BATCH`: reminders planned, or messages claimed, per step.
+    pub batch: u64,
+    /// `HERALD_DELIVERY_CONCURRENCY`: messages in flight at once per worker (and SMTP
+    /// connections per account's server).
+    pub concurrency: usize,
+    /// `HERALD_DELIVERY_LEASE_SECS`: how long a claimed message stays a worker's; a worker
+    /// that dies gives its messages back when the lease ends.
+    pub lease: Duration,
+    /// `HERALD_DELIVERY_MAX_ATTEMPTS`: transient failures before a message is given up.
+    pub max_attempts: i32,
+    /// `HERALD_DELIVERY_RETRY_BASE_MS`: first retry delay; doubled per attempt (capped at an
+    /// hour), with ±25 % jitter.
+    pub retry_base: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(1000),
+            batch: 500,
+            concurrency: 32,
+            lease: Duration::from_secs(120),
+            max_attempts: 10,
+            retry_base: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Config {
@@ -115,6 +149,7 @@ impl Config {
             ws_ping_interval: Duration::from_secs(20),
             token_ttl: Duration::from_secs(3600),
             notification_collapse_window: Duration::from_secs(300),
+            worker: WorkerConfig::default(),
         }
     }
 
@@ -191,6 +226,13 @@ impl Config {
                 .map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
             config.notification_collapse_window = Duration::from_secs(secs);
         }
+        let w = &mut config.worker;
+        w.poll_interval = Duration::from_millis(number(&var, "HERALD_WORKER_POLL_MS", 1000u64)?);
+        w.batch = number(&var, "HERALD_WORKER_BATCH", w.batch)?;
+        w.concurrency = number(&var, "HERALD_DELIVERY_CONCURRENCY", w.concurrency)?;
+        w.lease = Duration::from_secs(number(&var, "HERALD_DELIVERY_LEASE_SECS", 120u64)?);
+        w.max_attempts = number(&var, "HERALD_DELIVERY_MAX_ATTEMPTS", w.max_attempts)?;
+        w.retry_base = Duration::from_millis(number(&var, "HERALD_DELIVERY_RETRY_BASE_MS", 30_000u64)?);
         Ok(config)
     }
 

@@ -14,6 +14,7 @@
 //! - [`auth`]: tokens, API keys, roles; [`error`]: the one error type and its GraphQL codes.
 //! - [`crypto`] and [`secrets`]: secrets at rest and key rotation; [`bus`]: pub/sub over Redis or in process.
 
+pub mod activities;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod notifications;
 pub mod secrets;
 pub mod server;
 pub mod session;
+pub mod smtp;
 pub mod state;
 pub mod telemetry;
 pub mod validate;

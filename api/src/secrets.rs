@@ -21,7 +21,10 @@ pub struct SealedColumn {
 
 /// Every column of Herald's schema that holds sealed secrets. Features that store secrets
 /// (SMTP and IMAP passwords, gateway tokens) add their column here so rotation covers them.
-pub const SEALED_COLUMNS: &[SealedColumn] = &[];
+pub const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn { table: crate::activities::settings::TABLE, column: crate::activities::settings::PASSWORD_COLUMN },
+    SealedColumn { table: crate::activities::sms::TABLE, column: crate::activities::sms::TOKEN_COLUMN },
+];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RotationReport {

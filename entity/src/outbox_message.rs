@@ -1,5 +1,6 @@
 //! A text or email to an assigned user, queued by the fan-out in the event's transaction and
-//! delivered by the worker. Unique per event, user and channel: never queued twice.
+//! delivered by the worker. Unique per event, user and channel: never queued twice. Activity
+//! reminders and escalations are events too, so their emails are outbox rows like any other.
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,12 +14,16 @@ pub struct Model {
     pub user_id: Uuid,
     /// `EMAIL` or `TEXT`.
     pub channel: String,
-    /// `PENDING`, `SENT`, `FAILED`.
+    /// `PENDING` (waiting for `next_attempt_at`), `SENDING` (claimed by a worker until
+    /// `leased_until`), `SENT`, `FAILED`.
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub next_attempt_at: DateTimeUtc,
+    /// While `SENDING`: when the claim lapses and another worker may take the message.
+    pub leased_until: Option<DateTimeUtc>,
+    pub sent_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

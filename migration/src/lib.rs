@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_notification_control;
 mod m20261123_000003_notification_events;
+mod m20261123_000004_activities_delivery;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_notification_control::Migration),
             Box::new(m20261123_000003_notification_events::Migration),
+            Box::new(m20261123_000004_activities_delivery::Migration),
         ]
     }
 }

@@ -1,53 +1,77 @@
-//! Herald's worker: the background side (deliveries, reminders, escalations and mailbox
-//! sync arrive with their issues). It shares the api library's configuration, database and
-//! bus, so a worker process and an api process agree on everything by construction.
+//! Herald's worker: activity reminders and escalations, and delivery of the outbox (emails
+//! and texts). It shares the api library's configuration, database and bus, so a worker
+//! process and an api process agree on everything by construction.
 //!
 //! The loop is a thin shell around [`Worker::tick`], the one step "run what is due now",
-//! which tests drive directly.
+//! which tests drive directly. Several workers may run at once on PostgreSQL (see
+//! [`scheduler`] and [`delivery`] for how they share work); on SQLite run one.
 
-use std::{future::Future, time::Duration};
+pub mod compose;
+pub mod delivery;
+pub mod scheduler;
+pub mod sms;
+
+use std::future::Future;
 
 use api::{AppState, Config};
+use chrono::Utc;
 
 pub struct Worker {
     state: AppState,
-    period: Duration,
+    courier: delivery::Courier,
 }
 
 /// What one tick did, for logs and tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickReport {
-    pub jobs_run: usize,
+    pub scheduled: scheduler::Scheduled,
+    pub delivered: delivery::Delivered,
+}
+
+impl TickReport {
+    pub fn did_work(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 impl Worker {
     pub fn new(state: AppState) -> Self {
-        Self { state, period: Duration::from_secs(1) }
+        Self { courier: delivery::Courier::new(state.clone()), state }
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Runs what is due now. The foundation has no job kinds yet: deliveries, reminders
-    /// and mailbox sync add theirs here.
+    /// Runs what is due now: reminders and escalations first (they queue emails), then the
+    /// outbox.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
-        Ok(TickReport::default())
+        let scheduled = scheduler::run(&self.state, Utc::now()).await?;
+        let delivered = self.courier.run(Utc::now()).await?;
+        Ok(TickReport { scheduled, delivered })
     }
 
-    /// Ticks until `shutdown` completes; a failed tick is logged and retried next period.
+    /// Ticks until `shutdown` completes: at once again after a tick that found work, else
+    /// after the poll interval. A failed tick is logged and retried next period. Shutdown
+    /// waits for the running tick, so no claimed message is abandoned to its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
-        let mut interval = tokio::time::interval(self.period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let period = self.state.config.worker.poll_interval;
         loop {
+            let pause = match self.tick().await {
+                Ok(report) if report.did_work() => {
+                    tracing::debug!(?report, "worker tick");
+                    std::time::Duration::ZERO
+                }
+                Ok(_) => period,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "worker tick failed");
+                    period
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = interval.tick() => {
-                    if let Err(e) = self.tick().await {
-                        tracing::error!(error = format!("{e:#}"), "worker tick failed");
-                    }
-                }
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }

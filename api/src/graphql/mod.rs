@@ -6,6 +6,7 @@
 //! they take the caller, call a service function, and map its result to a GraphQL type.
 
 mod access;
+mod activities;
 mod accounts;
 mod audit;
 pub mod connection;
@@ -38,6 +39,7 @@ pub struct Query(
     projects::ProjectQuery,
     access::AccessQuery,
     audit::AuditQuery,
+    activities::ActivityQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
@@ -51,6 +53,7 @@ pub struct Mutation(
     contacts::ContactMutation,
     projects::ProjectMutation,
     access::AccessMutation,
+    activities::ActivityMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,

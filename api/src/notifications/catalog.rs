@@ -160,6 +160,12 @@ pub fn info(kind: NotificationType) -> &'static TypeInfo {
     CATALOG.iter().find(|i| i.kind == kind).expect("every notification type is in the catalog")
 }
 
+/// The type stored as `code` (e.g. `ACTIVITY_REMINDER`), if there is one.
+pub fn info_by_code(code: &str) -> Option<&'static TypeInfo> {
+    let kind: NotificationType = serde_json::from_value(serde_json::Value::String(code.to_string())).ok()?;
+    Some(info(kind))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

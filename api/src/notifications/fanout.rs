@@ -157,12 +157,7 @@ pub async fn record(app: &AppState, publisher: Publisher, account: &account::Mod
     };
     let (notifications, outbox) = fan_out(&txn, &event, type_info, app.config.notification_collapse_window).await?;
     txn.commit().await?;
-    for n in &notifications {
-        let message = json!({"type": "notification", "id": n.id, "position": n.position}).to_string();
-        if let Err(e) = app.bus.publish(&channel(n.user_id), &message).await {
-            tracing::warn!(error = %e, "notification not announced on the bus");
-        }
-    }
+    announce(app, &notifications).await;
     Ok(Published { event, duplicate: false, notifications, outbox })
 }
 
@@ -235,6 +230,8 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: &str) -> outbox_mess
         last_error: None,
         created_at: event.created_at,
         next_attempt_at: event.created_at,
+        leased_until: None,
+        sent_at: None,
     }
 }
 
@@ -360,4 +357,133 @@ async fn write_panel(
         written.extend(fresh);
     }
     Ok(written)
+}
+
+/// An event about specific people (an activity's owner, the escalation's default persons),
+/// recorded by Herald itself.
+pub struct AddressedEvent {
+    pub kind: NotificationType,
+    pub account_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub title: String,
+    pub body: Option<String>,
+    pub data: Option<serde_json::Value>,
+    pub action_url: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency_key: String,
+    pub recipients: Vec<Uuid>,
+}
+
+pub struct RecordedBatch {
+    pub events: Vec<event::Model>,
+    pub notifications: Vec<notification::Model>,
+    pub outbox: Vec<outbox_message::Model>,
+}
+
+/// Records addressed events in `txn`, in a few statements for the whole batch: the worker's
+/// reminders and escalations, which come by the thousand when a busy hour falls due.
+///
+/// An addressed event reaches only its recipients, and among them the active users of the
+/// event's account: a panel row when their System or AU switch for the type is on (the event
+/// is theirs, as if they were assigned), a text when Text AU is on and they have a phone.
+/// Emails are the caller's to queue ([`email_row`]): the activity settings decide them. It
+/// does not roll up (a manager does not want every reminder of a sub-account) and does not
+/// fold (two reminders are about two activities).
+pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEvent>) -> ApiResult<RecordedBatch> {
+    let now = Utc::now();
+    let mut layers: HashMap<Uuid, AccountLayers> = HashMap::new();
+    let mut active: HashMap<Uuid, HashMap<Uuid, user::Model>> = HashMap::new();
+    for account_id in batch.iter().map(|e| e.account_id).collect::<HashSet<_>>() {
+        layers.insert(account_id, AccountLayers::load(txn, account_id).await?);
+    }
+    let recipient_ids: HashSet<Uuid> = batch.iter().flat_map(|e| e.recipients.iter().copied()).collect();
+    for chunk in recipient_ids.into_iter().collect::<Vec<_>>().chunks(500) {
+        let users = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::Active.eq(true)).all(txn).await?;
+        for u in users {
+            active.entry(u.account_id).or_default().insert(u.id, u);
+        }
+    }
+    let mut events = Vec::with_capacity(batch.len());
+    let mut notifications = Vec::new();
+    let mut outbox = Vec::new();
+    for input in batch {
+        let type_info = info(input.kind);
+        let event = event::Model {
+            id: Uuid::now_v7(),
+            account_id: input.account_id,
+            notification_type: type_code(input.kind),
+            contact_id: input.contact_id,
+            title: input.title,
+            body: input.body,
+            data: input.data,
+            action_url: input.action_url,
+            occurred_at: input.occurred_at,
+            idempotency_key: input.idempotency_key,
+            created_at: now,
+            published_by_user: None,
+            published_by_key: None,
+        };
+        let layers = &layers[&input.account_id];
+        let users = active.get(&input.account_id);
+        let mut seen = HashSet::new();
+        for user_id in input.recipients.into_iter().filter(|u| seen.insert(*u)) {
+            let Some(user) = users.and_then(|u| u.get(&user_id)) else { continue };
+            if layers.enabled(user_id, type_info, Switch::System) || layers.enabled(user_id, type_info, Switch::Au) {
+                notifications.push(notification::Model {
+                    id: Uuid::now_v7(),
+                    position: Uuid::now_v7(),
+                    user_id,
+                    account_id: event.account_id,
+                    event_id: event.id,
+                    notification_type: event.notification_type.clone(),
+                    contact_id: event.contact_id,
+                    title: event.title.clone(),
+                    body: event.body.clone(),
+                    data: event.data.clone(),
+                    action_url: event.action_url.clone(),
+                    count: 1,
+                    created_at: now,
+                    occurred_at: event.occurred_at,
+                    seen_at: None,
+                    read_at: None,
+                    archived_at: None,
+                });
+            }
+            if layers.enabled(user_id, type_info, Switch::TextAu) && user.phone.is_some() {
+                outbox.push(outbox_row(&event, user_id, "TEXT"));
+            }
+        }
+        events.push(event);
+    }
+    // Bounded statements: SQLite allows 32,766 parameters per statement.
+    for chunk in events.chunks(1000) {
+        event::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
+    }
+    for chunk in notifications.chunks(1000) {
+        notification::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
+    }
+    insert_outbox(txn, &outbox).await?;
+    Ok(RecordedBatch { events, notifications, outbox })
+}
+
+/// An email to `user_id` about `event`, for callers that decide emails themselves.
+pub fn email_row(event: &event::Model, user_id: Uuid) -> outbox_message::Model {
+    outbox_row(event, user_id, "EMAIL")
+}
+
+pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Model]) -> ApiResult<()> {
+    for chunk in rows.chunks(1000) {
+        outbox_message::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
+    }
+    Ok(())
+}
+
+/// Announces new panel rows on their users' channels (after the commit that wrote them).
+pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
+    for n in notifications {
+        let message = json!({"type": "notification", "id": n.id, "position": n.position}).to_string();
+        if let Err(e) = app.bus.publish(&channel(n.user_id), &message).await {
+            tracing::warn!(error = %e, "notification not announced on the bus");
+        }
+    }
 }

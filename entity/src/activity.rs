@@ -1,0 +1,37 @@
+//! A CRM activity (call, meeting, task…) with a due time, kept in sync by the CRM and partners.
+//!
+//! `remind_at` and `escalate_at` are the scheduler's plan, recomputed whenever the due time,
+//! the completion or the account's intervals change, so that the worker's scans are index
+//! ranges. `reminded_for` and `escalated_for` hold the due time a reminder or escalation was
+//! sent for: each is sent once per activity, kind and due time.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "activity")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// The CRM's own id, unique per account, for idempotent upserts.
+    pub external_id: Option<String>,
+    /// `CALL`, `MEETING`, `TASK`, `EMAIL`, `APPOINTMENT`, `OTHER`.
+    pub kind: String,
+    pub title: String,
+    pub owner_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub due_at: DateTimeUtc,
+    pub completed_at: Option<DateTimeUtc>,
+    pub remind_at: Option<DateTimeUtc>,
+    pub escalate_at: Option<DateTimeUtc>,
+    pub reminded_for: Option<DateTimeUtc>,
+    pub escalated_for: Option<DateTimeUtc>,
+    pub version: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,373 @@
+//! What a recipient sees: emails (subject, plain text and HTML) and texts, rendered from the
+//! templates in `worker/templates` with minijinja (HTML auto-escaped).
+//!
+//! Rendering is deterministic for a given message: times are shown in the account's time zone
+//! and "due in …" is measured from the moment the reminder fired (the event's time), not from
+//! the attempt, so a retry sends exactly what the first attempt did.
+//!
+//! Sender rule for activity reminders with sender USER_ACCOUNT: the email is From the activity
+//! owner's own address, with the system address as `Sender` (RFC 5322 §3.6.2), and goes
+//! through the account's SMTP server. Herald has no per-user outgoing mailboxes yet; when the
+//! owner has no address, or the system address is missing, the system account sends. Late
+//! notifications with sender EMAIL are From that address.
+
+use api::activities::{records::ActivityKind, settings::{ActivitySettings, AlertSender, LateSender}};
+use chrono::{DateTime, Utc};
+use entity::{account, contact, event, user};
+use lettre::message::{header, Mailbox, MultiPart};
+use minijinja::{context, Environment, Value};
+use serde::Deserialize;
+
+/// The activity an ACTIVITY_REMINDER or LATE_ACTIVITY event is about, as the scheduler put
+/// it in the event's data.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityData {
+    pub activity_id: uuid::Uuid,
+    pub kind: String,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+    pub owner_id: uuid::Uuid,
+}
+
+impl ActivityData {
+    pub fn of(event: &event::Model) -> Option<Self> {
+        event.data.as_ref().and_then(|d| d.get("activity")).and_then(|a| serde_json::from_value(a.clone()).ok())
+    }
+}
+
+/// Everything a message is rendered from.
+pub struct Facts<'a> {
+    pub event: &'a event::Model,
+    pub recipient: &'a user::Model,
+    pub account: &'a account::Model,
+    pub contact: Option<&'a contact::Model>,
+    /// The activity's owner, for reminders and escalations.
+    pub owner: Option<&'a user::Model>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! templates {
+    ($env:ident, $($name:literal),* $(,)?) => {
+        $( $env.add_template($name, include_str!(concat!("../templates/", $name))).expect(concat!("template ", $name, " parses")); )*
+    };
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        // `.html` auto-escapes by extension; subjects and texts are plain.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        templates!(
+            env,
+            "activity_reminder.subject",
+            "activity_reminder.txt",
+            "activity_reminder.html",
+            "late_activity.subject",
+            "late_activity.txt",
+            "late_activity.html",
+            "notification.subject",
+            "notification.txt",
+            "notification.html",
+            "text.txt",
+        );
+        Self { env }
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+
+    pub fn email(&self, facts: &Facts<'_>) -> Result<RenderedEmail, minijinja::Error> {
+        let (family, ctx) = context_of(facts);
+        let subject = self.render(&format!("{family}.subject"), &ctx)?;
+        Ok(RenderedEmail {
+            // One line, whatever the title held.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: self.render(&format!("{family}.txt"), &ctx)?,
+            html: self.render(&format!("{family}.html"), &ctx)?,
+        })
+    }
+
+    /// A text message: one line, at most 320 characters (two SMS segments).
+    pub fn text(&self, facts: &Facts<'_>) -> Result<String, minijinja::Error> {
+        let (_, ctx) = context_of(facts);
+        let body = self.render("text.txt", &ctx)?;
+        let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok(if line.chars().count() > 320 { line.chars().take(319).collect::<String>() + "…" } else { line })
+    }
+}
+
+fn context_of(facts: &Facts<'_>) -> (&'static str, Value) {
+    let tz: chrono_tz::Tz = facts.account.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %-d %b %Y, %H:%M %Z").to_string();
+    let kind = api::notifications::catalog::info_by_code(&facts.event.notification_type);
+    let activity = ActivityData::of(facts.event);
+    let family = match (facts.event.notification_type.as_str(), &activity) {
+        ("ACTIVITY_REMINDER", Some(_)) => "activity_reminder",
+        ("LATE_ACTIVITY", Some(_)) => "late_activity",
+        _ => "notification",
+    };
+    let activity_ctx = activity.as_ref().map(|a| {
+        context! {
+            title => a.title,
+            kind_label => ActivityKind::parse(&a.kind).label(),
+            due_local => local(a.due_at),
+        }
+    });
+    let (due_in, late_for) = match &activity {
+        Some(a) => (humanize_until(facts.event.occurred_at, a.due_at), humanize_span(facts.event.occurred_at - a.due_at)),
+        None => (String::new(), String::new()),
+    };
+    let ctx = context! {
+        recipient => context! { name => facts.recipient.name },
+        account => context! { name => facts.account.name },
+        owner => facts.owner.map(|o| context! { name => o.name }),
+        contact => facts.contact.map(|c| context! { name => c.name, email => c.main_email }),
+        event => context! { title => facts.event.title, body => facts.event.body },
+        type_label => kind.map(|k| k.label).unwrap_or("Notification"),
+        action_url => facts.event.action_url,
+        activity => activity_ctx,
+        due_in => due_in,
+        late_for => late_for,
+    };
+    (family, ctx)
+}
+
+/// "in 24 hours", "in 3 hours 30 minutes", "in 45 minutes", "now".
+fn humanize_until(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let span = to - from;
+    if span.num_minutes() < 1 {
+        return "now".into();
+    }
+    format!("in {}", humanize_span(span))
+}
+
+fn humanize_span(span: chrono::Duration) -> String {
+    let minutes = span.num_minutes().max(0);
+    // Hours up to two days ("in 24 hours" reads better than "in 1 day"), days beyond.
+    let (d, h, m) = if minutes < 48 * 60 { (0, minutes / 60, minutes % 60) } else { (minutes / (24 * 60), (minutes / 60) % 24, minutes % 60) };
+    let unit = |n: i64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
+    let mut parts = Vec::new();
+    if d > 0 {
+        parts.push(unit(d, "day"));
+    }
+    if h > 0 {
+        parts.push(unit(h, "hour"));
+    }
+    if m > 0 && d == 0 {
+        parts.push(unit(m, "minute"));
+    }
+    if parts.is_empty() {
+        return "less than a minute".into();
+    }
+    parts.join(" ")
+}
+
+/// Who an email is from: (From, Sender) under the account's settings; `None` when the account
+/// has no system sender address.
+pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Option<(Mailbox, Option<Mailbox>)> {
+    let system = settings.sender_address()?.parse().ok().map(|addr| Mailbox::new(settings.sender_name().map(String::from), addr))?;
+    match facts.event.notification_type.as_str() {
+        "ACTIVITY_REMINDER" if settings.alert_sender() == AlertSender::UserAccount => {
+            match facts.owner.and_then(|o| o.email.parse().ok().map(|addr| Mailbox::new(Some(o.name.clone()), addr))) {
+                Some(owner) => Some((owner, Some(system))),
+                None => Some((system, None)),
+            }
+        }
+        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => {
+            match settings.late_sender_email().and_then(|a| a.parse().ok()) {
+                Some(addr) => Some((Mailbox::new(settings.sender_name().map(String::from), addr), None)),
+                None => Some((system, None)),
+            }
+        }
+        _ => Some((system, None)),
+    }
+}
+
+/// Builds the email for outbox message `outbox_id`. Its Message-ID is derived from the
+/// outbox id, the same on every attempt.
+pub fn message(
+    outbox_id: uuid::Uuid,
+    from: Mailbox,
+    sender: Option<Mailbox>,
+    to: Mailbox,
+    rendered: RenderedEmail,
+    date: DateTime<Utc>,
+) -> Result<lettre::Message, lettre::error::Error> {
+    let mut builder = lettre::Message::builder()
+        .message_id(Some(api::smtp::message_id(outbox_id)))
+        .date(date.into())
+        .from(from)
+        .to(to)
+        .subject(rendered.subject)
+        // RFC 3834: machine-generated, so auto-responders stay quiet.
+        .header(AutoSubmitted);
+    if let Some(sender) = sender {
+        builder = builder.sender(sender);
+    }
+    builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+}
+
+#[derive(Clone, Copy)]
+struct AutoSubmitted;
+
+impl header::Header for AutoSubmitted {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use entity::{contact::ContactKind, user::Role};
+    use uuid::Uuid;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    fn account() -> account::Model {
+        account::Model {
+            id: Uuid::nil(),
+            name: "Acme Roofing".into(),
+            parent_id: None,
+            time_zone: "Europe/Paris".into(),
+            paused: false,
+            add_ons: serde_json::json!([]),
+            version: 1,
+            created_at: at(2026, 1, 1, 0, 0),
+            updated_at: at(2026, 1, 1, 0, 0),
+            updated_by: None,
+        }
+    }
+
+    fn person(name: &str, email: &str) -> user::Model {
+        user::Model {
+            id: Uuid::now_v7(),
+            account_id: Uuid::nil(),
+            name: name.into(),
+            email: email.into(),
+            phone: None,
+            role: Role::User,
+            active: true,
+            created_at: at(2026, 1, 1, 0, 0),
+            updated_at: at(2026, 1, 1, 0, 0),
+        }
+    }
+
+    fn customer() -> contact::Model {
+        contact::Model {
+            id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            kind: ContactKind::Customer,
+            name: "Globex <Corp> & Sons".into(),
+            main_email: Some("buyer@globex.example".into()),
+            email_domain: Some("globex.example".into()),
+            valid: true,
+            created_at: at(2026, 1, 1, 0, 0),
+            updated_at: at(2026, 1, 1, 0, 0),
+        }
+    }
+
+    fn activity_event(kind: &str, fired: DateTime<Utc>, due: DateTime<Utc>, owner: &user::Model) -> event::Model {
+        let data = ActivityData { activity_id: Uuid::nil(), kind: "CALL".into(), title: "Call about the roof quote".into(), due_at: due, owner_id: owner.id };
+        event::Model {
+            id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            notification_type: kind.into(),
+            contact_id: Some(Uuid::nil()),
+            title: "Call due soon: Call about the roof quote".into(),
+            body: None,
+            data: Some(serde_json::json!({ "activity": data })),
+            action_url: Some("https://crm.example/activities/42".into()),
+            occurred_at: fired,
+            idempotency_key: "k".into(),
+            created_at: fired,
+            published_by_user: None,
+            published_by_key: None,
+        }
+    }
+
+    #[test]
+    fn reminder_as_the_owner_sees_it() {
+        let owner = person("Ann Owner", "ann@acme.example");
+        let event = activity_event("ACTIVITY_REMINDER", at(2026, 11, 23, 13, 0), at(2026, 11, 24, 13, 0), &owner);
+        let (account, contact) = (account(), customer());
+        let facts = Facts { event: &event, recipient: &owner, account: &account, contact: Some(&contact), owner: Some(&owner) };
+        let email = Templates::new().email(&facts).unwrap();
+        insta::assert_snapshot!("reminder_subject", email.subject);
+        insta::assert_snapshot!("reminder_text", email.text);
+        insta::assert_snapshot!("reminder_html", email.html);
+    }
+
+    #[test]
+    fn escalation_as_a_default_person_sees_it() {
+        let owner = person("Ann Owner", "ann@acme.example");
+        let boss = person("Bob Manager", "bob@acme.example");
+        let event = activity_event("LATE_ACTIVITY", at(2026, 11, 24, 15, 30), at(2026, 11, 24, 13, 0), &owner);
+        let (account, contact) = (account(), customer());
+        let facts = Facts { event: &event, recipient: &boss, account: &account, contact: Some(&contact), owner: Some(&owner) };
+        let email = Templates::new().email(&facts).unwrap();
+        insta::assert_snapshot!("escalation_subject", email.subject);
+        insta::assert_snapshot!("escalation_text", email.text);
+        insta::assert_snapshot!("escalation_html", email.html);
+    }
+
+    #[test]
+    fn any_event_by_email_and_text() {
+        let user = person("Ann Owner", "ann@acme.example");
+        let mut event = activity_event("NEW_LEAD", at(2026, 11, 23, 9, 5), at(2026, 11, 23, 9, 5), &user);
+        event.title = "New lead: Globex".into();
+        event.body = Some("Asked for a quote <today>.".into());
+        event.data = None;
+        let (account, contact) = (account(), customer());
+        let facts = Facts { event: &event, recipient: &user, account: &account, contact: Some(&contact), owner: None };
+        let templates = Templates::new();
+        let email = templates.email(&facts).unwrap();
+        insta::assert_snapshot!("notification_subject", email.subject);
+        insta::assert_snapshot!("notification_text", email.text);
+        assert!(email.html.contains("Asked for a quote &lt;today&gt;."), "HTML is escaped: {}", email.html);
+        insta::assert_snapshot!("text_message", templates.text(&facts).unwrap());
+    }
+
+    #[test]
+    fn spans_read_naturally() {
+        let t = at(2026, 1, 1, 0, 0);
+        assert_eq!(humanize_until(t, t + chrono::Duration::hours(24)), "in 24 hours");
+        assert_eq!(humanize_until(t, t + chrono::Duration::hours(50)), "in 2 days 2 hours");
+        assert_eq!(humanize_until(t, t + chrono::Duration::minutes(210)), "in 3 hours 30 minutes");
+        assert_eq!(humanize_until(t, t + chrono::Duration::minutes(1)), "in 1 minute");
+        assert_eq!(humanize_until(t, t), "now");
+    }
+}

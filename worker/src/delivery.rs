@@ -1,0 +1,382 @@
+//! Delivery of the outbox: emails through each account's SMTP server, texts through its SMS
+//! gateway.
+//!
+//! A worker claims a batch of due messages by setting them `SENDING` with a lease (on
+//! PostgreSQL with `FOR UPDATE SKIP LOCKED`, so workers never claim the same message), sends
+//! them concurrently over pooled connections, and settles each one as soon as its server
+//! answers — so a worker killed mid-batch leaves at most the messages then in flight
+//! unsettled. Those come back when the lease ends; one whose server had already accepted it
+//! is sent again (the only duplicate possible) with the same Message-ID. Every settle is
+//! guarded by the lease, so a worker that overran its lease cannot overwrite the outcome of
+//! the worker that took the message over.
+//!
+//! Outcomes: accepted → SENT. Transient (SMTP 4xx, time-out, lost connection, no SMTP server
+//! configured yet, gateway 429/5xx) → PENDING again after an exponential back-off with
+//! jitter, until `max_attempts`. Permanent (SMTP 5xx, gateway 4xx, recipient without an
+//! address) → FAILED, and for emails an Email Failed Error notification to the user the
+//! message was for.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use api::{
+    activities::{settings, sms as gateway},
+    notifications::{
+        catalog::NotificationType,
+        fanout::{self, AddressedEvent},
+    },
+    smtp, AppState,
+};
+use chrono::{DateTime, Utc};
+use entity::{account, contact, event, outbox_message, user};
+use futures_util::StreamExt;
+use lettre::{message::Mailbox, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rand::Rng;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
+use uuid::Uuid;
+
+use crate::{
+    compose::{self, ActivityData, Facts, Templates},
+    sms,
+};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+enum Outcome {
+    Sent,
+    Retry(String),
+    Failed(String),
+}
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// The delivery side of a worker: its connection pools live as long as it does.
+pub struct Courier {
+    app: AppState,
+    templates: Templates,
+    http: reqwest::Client,
+    /// Per account: the settings version the transport was built from, and the transport.
+    transports: Mutex<HashMap<Uuid, (i32, Arc<Transport>)>>,
+}
+
+/// What one batch of messages needs, loaded in a few queries.
+struct Context {
+    events: HashMap<Uuid, event::Model>,
+    users: HashMap<Uuid, user::Model>,
+    accounts: HashMap<Uuid, account::Model>,
+    contacts: HashMap<Uuid, contact::Model>,
+    settings: HashMap<Uuid, settings::ActivitySettings>,
+    gateways: HashMap<Uuid, Option<gateway::Gateway>>,
+}
+
+impl Courier {
+    pub fn new(app: AppState) -> Self {
+        let http = reqwest::Client::builder().timeout(smtp::TIMEOUT).build().expect("an HTTP client with default TLS builds");
+        Self { app, templates: Templates::new(), http, transports: Mutex::new(HashMap::new()) }
+    }
+
+    /// Delivers every message due by `now`, batch after batch.
+    pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Delivered> {
+        let mut total = Delivered::default();
+        loop {
+            let claimed = claim(&self.app, now).await?;
+            let n = claimed.len();
+            if n > 0 {
+                let done = self.deliver(claimed).await?;
+                total.sent += done.sent;
+                total.retried += done.retried;
+                total.failed += done.failed;
+            }
+            if (n as u64) < self.app.config.worker.batch {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn deliver(&self, claimed: Vec<outbox_message::Model>) -> anyhow::Result<Delivered> {
+        let ctx = self.load(&claimed).await?;
+        let concurrency = self.app.config.worker.concurrency;
+        let outcomes: Vec<anyhow::Result<Outcome>> = futures_util::stream::iter(claimed.iter())
+            .map(|m| async {
+                let outcome = self.attempt(m, &ctx).await;
+                self.settle(m, &outcome, &ctx).await?;
+                Ok(outcome)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut done = Delivered::default();
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Sent => done.sent += 1,
+                Outcome::Retry(_) => done.retried += 1,
+                Outcome::Failed(_) => done.failed += 1,
+            }
+        }
+        metrics::counter!("herald_outbox_sent_total").increment(done.sent as u64);
+        metrics::counter!("herald_outbox_retried_total").increment(done.retried as u64);
+        metrics::counter!("herald_outbox_failed_total").increment(done.failed as u64);
+        Ok(done)
+    }
+
+    async fn load(&self, claimed: &[outbox_message::Model]) -> anyhow::Result<Context> {
+        let db = &self.app.db;
+        let event_ids: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).collect();
+        let events: HashMap<Uuid, event::Model> =
+            event::Entity::find().filter(event::Column::Id.is_in(event_ids)).all(db).await?.into_iter().map(|e| (e.id, e)).collect();
+        let mut user_ids: HashSet<Uuid> = claimed.iter().map(|m| m.user_id).collect();
+        user_ids.extend(events.values().filter_map(ActivityData::of).map(|a| a.owner_id));
+        let users = user::Entity::find().filter(user::Column::Id.is_in(user_ids)).all(db).await?.into_iter().map(|u| (u.id, u)).collect();
+        let account_ids: HashSet<Uuid> = claimed.iter().map(|m| m.account_id).collect();
+        let accounts =
+            account::Entity::find().filter(account::Column::Id.is_in(account_ids.iter().copied())).all(db).await?.into_iter().map(|a| (a.id, a)).collect();
+        let contact_ids: HashSet<Uuid> = events.values().filter_map(|e| e.contact_id).collect();
+        let contacts = contact::Entity::find().filter(contact::Column::Id.is_in(contact_ids)).all(db).await?.into_iter().map(|c| (c.id, c)).collect();
+        let mut settings_by_account = HashMap::new();
+        let mut gateways = HashMap::new();
+        let texting: HashSet<Uuid> = claimed.iter().filter(|m| m.channel == "TEXT").map(|m| m.account_id).collect();
+        for account_id in account_ids {
+            settings_by_account.insert(account_id, settings::load(db, account_id).await?);
+            if texting.contains(&account_id) {
+                let opened = match gateway::load(db, account_id).await? {
+                    Some(row) => Some(gateway::open(&row, &self.app.keyring)?),
+                    None => None,
+                };
+                gateways.insert(account_id, opened);
+            }
+        }
+        Ok(Context { events, users, accounts, contacts, settings: settings_by_account, gateways })
+    }
+
+    async fn attempt(&self, m: &outbox_message::Model, ctx: &Context) -> Outcome {
+        let (Some(event), Some(recipient), Some(account)) = (ctx.events.get(&m.event_id), ctx.users.get(&m.user_id), ctx.accounts.get(&m.account_id))
+        else {
+            return Outcome::Failed("the event, recipient or account no longer exists".into());
+        };
+        if !recipient.active {
+            return Outcome::Failed("the recipient was deactivated".into());
+        }
+        if account.paused {
+            return Outcome::Retry("the account is paused".into());
+        }
+        let owner = ActivityData::of(event).and_then(|a| ctx.users.get(&a.owner_id));
+        let contact = event.contact_id.and_then(|c| ctx.contacts.get(&c));
+        let facts = Facts { event, recipient, account, contact, owner };
+        match m.channel.as_str() {
+            "TEXT" => self.text(m, &facts, ctx).await,
+            _ => self.email(m, &facts, ctx).await,
+        }
+    }
+
+    async fn text(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> Outcome {
+        let Some(phone) = facts.recipient.phone.as_deref() else { return Outcome::Failed("the recipient has no phone number".into()) };
+        let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
+            return Outcome::Retry("no SMS gateway is set for the account".into());
+        };
+        let body = match self.templates.text(facts) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Failed(format!("the text could not be rendered: {e}")),
+        };
+        match sms::send(&self.http, gateway, phone, &body).await {
+            Ok(()) => Outcome::Sent,
+            Err(f) if f.transient => Outcome::Retry(f.message),
+            Err(f) => Outcome::Failed(f.message),
+        }
+    }
+
+    async fn email(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> Outcome {
+        let Some(settings) = ctx.settings.get(&m.account_id) else { return Outcome::Retry("no activity settings".into()) };
+        let Some((from, sender)) = compose::sender(settings, facts) else {
+            return Outcome::Retry("no sender address is set in the activity settings".into());
+        };
+        let to = match facts.recipient.email.parse() {
+            Ok(addr) => Mailbox::new(Some(facts.recipient.name.clone()), addr),
+            Err(e) => return Outcome::Failed(format!("the recipient's address {:?} is unusable: {e}", facts.recipient.email)),
+        };
+        let transport = match self.transport(settings) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Outcome::Retry("no SMTP server is set in the activity settings".into()),
+            Err(e) => return Outcome::Retry(format!("the SMTP settings cannot be used: {e}")),
+        };
+        let rendered = match self.templates.email(facts) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(format!("the email could not be rendered: {e}")),
+        };
+        let message = match compose::message(m.id, from, sender, to, rendered, facts.event.occurred_at) {
+            Ok(msg) => msg,
+            Err(e) => return Outcome::Failed(format!("the email could not be built: {e}")),
+        };
+        match transport.send(message).await {
+            Ok(_) => Outcome::Sent,
+            Err(e) => {
+                let failure = smtp::classify(&e);
+                if failure.transient {
+                    Outcome::Retry(failure.message)
+                } else {
+                    Outcome::Failed(failure.message)
+                }
+            }
+        }
+    }
+
+    /// The account's pooled transport, rebuilt when its settings change.
+    fn transport(&self, settings: &settings::ActivitySettings) -> anyhow::Result<Option<Arc<Transport>>> {
+        let version = settings.version();
+        let mut cache = self.transports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, t)) = cache.get(&settings.account_id) {
+            if *v == version {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let Some(server) = settings.smtp_server(&self.app.keyring)? else {
+            cache.remove(&settings.account_id);
+            return Ok(None);
+        };
+        let transport = Arc::new(server.transport(self.app.config.worker.concurrency as u32)?);
+        cache.insert(settings.account_id, (version, transport.clone()));
+        Ok(Some(transport))
+    }
+
+    async fn settle(&self, m: &outbox_message::Model, outcome: &Outcome, ctx: &Context) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let db = &self.app.db;
+        match outcome {
+            Outcome::Sent => {
+                update_claimed(db, m, "SENT", None, now, Some(now)).await?;
+            }
+            Outcome::Retry(error) if m.attempts < self.app.config.worker.max_attempts => {
+                let next = now + backoff(self.app.config.worker.retry_base, m.attempts);
+                tracing::info!(message = %m.id, attempts = m.attempts, error = %error, "delivery will be retried");
+                update_claimed(db, m, "PENDING", Some(error), next, None).await?;
+            }
+            Outcome::Retry(error) | Outcome::Failed(error) => {
+                let error = match outcome {
+                    Outcome::Retry(_) => format!("gave up after {} attempts: {error}", m.attempts),
+                    _ => error.clone(),
+                };
+                tracing::warn!(message = %m.id, error = %error, "delivery failed");
+                let txn = db.begin().await?;
+                if update_claimed(&txn, m, "FAILED", Some(&error), now, None).await? && m.channel == "EMAIL" {
+                    let recorded = fanout::record_addressed(&txn, vec![failure_event(m, &error, ctx)]).await?;
+                    txn.commit().await?;
+                    fanout::announce(&self.app, &recorded.notifications).await;
+                } else {
+                    txn.commit().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Email Failed Error notification to the user an email was for.
+fn failure_event(m: &outbox_message::Model, error: &str, ctx: &Context) -> AddressedEvent {
+    let about = ctx.events.get(&m.event_id).map(|e| e.title.clone()).unwrap_or_else(|| "a notification".into());
+    AddressedEvent {
+        kind: NotificationType::EmailFailedError,
+        account_id: m.account_id,
+        contact_id: ctx.events.get(&m.event_id).and_then(|e| e.contact_id),
+        title: format!("An email could not be sent: {about}"),
+        body: Some(error.chars().take(1000).collect()),
+        data: Some(serde_json::json!({ "outboundMessageId": m.id, "eventId": m.event_id, "messageId": smtp::message_id(m.id) })),
+        action_url: None,
+        occurred_at: Utc::now(),
+        idempotency_key: format!("outbox:{}:failed", m.id),
+        recipients: vec![m.user_id],
+    }
+}
+
+/// `base · 2^(attempt−1)`, capped at an hour, ±25 % jitter so that a recovering server is
+/// not hit by every retry at once.
+fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
+    let exp = base.as_millis() as f64 * 2f64.powi((attempt - 1).clamp(0, 20));
+    let capped = exp.min(3_600_000.0);
+    let jittered = capped * rand::thread_rng().gen_range(0.75..1.25);
+    chrono::Duration::milliseconds(jittered as i64)
+}
+
+/// Lease times are stored to the microsecond (PostgreSQL's precision), so that a lease read
+/// back compares equal to the one written.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// Claims up to a batch of due messages (pending and due, or leased by a worker whose lease
+/// ended) for this worker.
+async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_message::Model>> {
+    let backend = app.db.get_database_backend();
+    let lease = micros(now + chrono::Duration::from_std(app.config.worker.lease)?);
+    let (p, lock) = match backend {
+        DbBackend::Postgres => (["$1", "$2", "$3"], " FOR UPDATE SKIP LOCKED"),
+        _ => (["?", "?", "?"], ""),
+    };
+    let sql = format!(
+        "UPDATE outbox_message SET status = 'SENDING', leased_until = {lease}, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM outbox_message \
+           WHERE (status = 'PENDING' AND next_attempt_at <= {now}) OR (status = 'SENDING' AND leased_until < {now}) \
+           ORDER BY next_attempt_at LIMIT {limit}{lock}) \
+         RETURNING *",
+        lease = p[0],
+        now = p[1],
+        limit = p[2],
+    );
+    // SQLite numbers `?` by position, and `now` appears twice.
+    let values: Vec<Value> = match backend {
+        DbBackend::Postgres => vec![lease.into(), now.into(), (app.config.worker.batch as i64).into()],
+        _ => vec![lease.into(), now.into(), now.into(), (app.config.worker.batch as i64).into()],
+    };
+    let rows = outbox_message::Entity::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(&app.db).await?;
+    Ok(rows)
+}
+
+/// Writes the outcome of a claimed message, if this worker still holds it. Answers whether it
+/// did.
+async fn update_claimed(
+    db: &impl ConnectionTrait,
+    m: &outbox_message::Model,
+    status: &str,
+    error: Option<&str>,
+    next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<bool> {
+    use sea_orm::sea_query::Expr;
+    let result = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::Status, Expr::value(status))
+        .col_expr(outbox_message::Column::LastError, Expr::value(error.map(String::from)))
+        .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
+        .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(outbox_message::Column::Id.eq(m.id))
+        .filter(outbox_message::Column::Status.eq("SENDING"))
+        .filter(outbox_message::Column::LeasedUntil.eq(m.leased_until))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        tracing::warn!(message = %m.id, "lease lost before the outcome was written: another worker took the message over");
+    }
+    Ok(result.rows_affected > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(30);
+        for attempt in 1..=4 {
+            let expected = 30_000.0 * 2f64.powi(attempt - 1);
+            let got = backoff(base, attempt).num_milliseconds() as f64;
+            assert!((expected * 0.75..=expected * 1.25).contains(&got), "attempt {attempt}: {got} ms");
+        }
+        assert!(backoff(base, 30).num_milliseconds() <= 4_500_000);
+    }
+}

@@ -1,0 +1,174 @@
+//! Activity reminders and late-activity escalations, as planned on the activity rows
+//! (`api::activities::plan`).
+//!
+//! One step takes a batch of activities whose reminder (or escalation) time has come, and in
+//! one transaction records an event per activity (ACTIVITY_REMINDER to the owner, or
+//! LATE_ACTIVITY to the default persons and the owner) through the fan-out, queues the emails
+//! (to the owner; to each default person), and marks the activities done for their current
+//! due time. Exactly once, with several workers: on PostgreSQL the batch is read `FOR UPDATE
+//! SKIP LOCKED`, so two workers never take the same activity, and the mark commits with the
+//! event; the event's idempotency key (activity, kind, due time) is a second lock on the door.
+//! SQLite has one writer at a time and runs one worker.
+
+use std::collections::{HashMap, HashSet};
+
+use api::{
+    activities::{records::ActivityKind, settings},
+    notifications::{
+        catalog::NotificationType,
+        fanout::{self, AddressedEvent},
+    },
+    AppState,
+};
+use chrono::{DateTime, Utc};
+use entity::{account, activity, outbox_message, user};
+use sea_orm::{
+    sea_query::{Expr, LockBehavior, LockType},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::compose::ActivityData;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Reminder,
+    Escalation,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    pub reminders: usize,
+    pub escalations: usize,
+    /// Reminders dropped because the activity was already due when its turn came.
+    pub skipped: usize,
+}
+
+/// Runs every reminder and escalation due by `now`, batch after batch.
+pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Scheduled> {
+    let mut total = Scheduled::default();
+    for kind in [Kind::Reminder, Kind::Escalation] {
+        loop {
+            let (step, taken) = step(app, kind, now).await?;
+            total.reminders += step.reminders;
+            total.escalations += step.escalations;
+            total.skipped += step.skipped;
+            if (taken as u64) < app.config.worker.batch {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// One batch of one kind: answers what it did and how many activities it took.
+pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>) -> anyhow::Result<(Scheduled, usize)> {
+    let txn = app.db.begin().await?;
+    let (at, done_for) = match kind {
+        Kind::Reminder => (activity::Column::RemindAt, activity::Column::RemindedFor),
+        Kind::Escalation => (activity::Column::EscalateAt, activity::Column::EscalatedFor),
+    };
+    let mut select = activity::Entity::find().filter(at.lte(now)).filter(activity::Column::CompletedAt.is_null()).order_by_asc(at).limit(app.config.worker.batch);
+    if app.db.get_database_backend() == DbBackend::Postgres {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let due = select.all(&txn).await?;
+    if due.is_empty() {
+        return Ok((Scheduled::default(), 0));
+    }
+
+    let account_ids: HashSet<Uuid> = due.iter().map(|a| a.account_id).collect();
+    let accounts: HashMap<Uuid, account::Model> =
+        account::Entity::find().filter(account::Column::Id.is_in(account_ids.iter().copied())).all(&txn).await?.into_iter().map(|a| (a.id, a)).collect();
+    let mut persons: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    if kind == Kind::Escalation {
+        for account_id in &account_ids {
+            persons.insert(*account_id, settings::load(&txn, *account_id).await?.default_person_ids);
+        }
+    }
+
+    let mut report = Scheduled::default();
+    let mut events = Vec::new();
+    // Who gets an email about each event, by idempotency key.
+    let mut emails: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for a in &due {
+        if kind == Kind::Reminder && a.due_at <= now {
+            report.skipped += 1;
+            continue;
+        }
+        let Some(account) = accounts.get(&a.account_id) else { continue };
+        // Paused accounts send nothing; their activities are marked so nothing piles up.
+        if account.paused {
+            report.skipped += 1;
+            continue;
+        }
+        let tz: chrono_tz::Tz = account.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let due_local = a.due_at.with_timezone(&tz).format("%a %-d %b %Y, %H:%M %Z");
+        let label = ActivityKind::parse(&a.kind).label();
+        let data = ActivityData { activity_id: a.id, kind: a.kind.clone(), title: a.title.clone(), due_at: a.due_at, owner_id: a.owner_id };
+        let (notification, title, body, recipients, mailed) = match kind {
+            Kind::Reminder => (
+                NotificationType::ActivityReminder,
+                format!("{label} due soon: {}", a.title),
+                format!("Due {due_local}"),
+                vec![a.owner_id],
+                vec![a.owner_id],
+            ),
+            Kind::Escalation => {
+                let defaults = persons.get(&a.account_id).cloned().unwrap_or_default();
+                let mut everyone = defaults.clone();
+                everyone.push(a.owner_id);
+                (NotificationType::LateActivity, format!("Late: {}", a.title), format!("{label} was due {due_local} and is not completed"), everyone, defaults)
+            }
+        };
+        let key = format!("activity:{}:{}:{}", a.id, if kind == Kind::Reminder { "reminder" } else { "escalation" }, a.due_at.timestamp_millis());
+        emails.insert(key.clone(), mailed);
+        events.push(AddressedEvent {
+            kind: notification,
+            account_id: a.account_id,
+            contact_id: a.contact_id,
+            title,
+            body: Some(body),
+            data: Some(serde_json::json!({ "activity": data })),
+            action_url: None,
+            occurred_at: now,
+            idempotency_key: key,
+            recipients,
+        });
+        match kind {
+            Kind::Reminder => report.reminders += 1,
+            Kind::Escalation => report.escalations += 1,
+        }
+    }
+
+    let recorded = fanout::record_addressed(&txn, events).await?;
+    // Emails only to users still active (a default person may have left since).
+    let mailed: HashSet<Uuid> = emails.values().flatten().copied().collect();
+    let mut active: HashSet<Uuid> = HashSet::new();
+    for chunk in mailed.into_iter().collect::<Vec<_>>().chunks(1000) {
+        let found = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::Active.eq(true)).all(&txn).await?;
+        active.extend(found.into_iter().map(|u| u.id));
+    }
+    let mut outbox: Vec<outbox_message::Model> = Vec::new();
+    for event in &recorded.events {
+        for user_id in emails.get(&event.idempotency_key).into_iter().flatten().filter(|u| active.contains(u)) {
+            outbox.push(fanout::email_row(event, *user_id));
+        }
+    }
+    fanout::insert_outbox(&txn, &outbox).await?;
+
+    let ids: Vec<Uuid> = due.iter().map(|a| a.id).collect();
+    for chunk in ids.chunks(1000) {
+        activity::Entity::update_many()
+            .col_expr(at, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(done_for, Expr::col(activity::Column::DueAt).into())
+            .filter(activity::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    fanout::announce(app, &recorded.notifications).await;
+    metrics::counter!("herald_activity_alerts_total", "kind" => if kind == Kind::Reminder { "reminder" } else { "escalation" })
+        .increment(recorded.events.len() as u64);
+    Ok((report, due.len()))
+}
