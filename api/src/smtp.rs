@@ -154,7 +154,9 @@ pub fn classify(err: &lettre::transport::smtp::Error) -> Failure {
     if err.is_timeout() {
         return Failure { reason: FailureReason::Timeout, smtp_code: None, message: format!("no answer within {} s: {detail}", TIMEOUT.as_secs()), transient: true };
     }
-    if err.is_tls() {
+    let lower = detail.to_lowercase();
+    let tls_words = ["invalidcontenttype", "certificate", "handshake", "tls"];
+    if err.is_tls() || tls_words.iter().any(|w| lower.contains(w)) {
         return Failure { reason: FailureReason::Tls, smtp_code: None, message: format!("TLS failed: {detail}"), transient: false };
     }
     if let Some(code) = code {

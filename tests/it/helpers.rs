@@ -256,3 +256,99 @@ impl TestApp {
 pub fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
+
+/// A real SMTP server on loopback (Debian's aiosmtpd, `tests/support/smtp_server.py`) with
+/// AUTH; what it accepts is read back from its output directory.
+pub struct TestSmtp {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    dir: tempfile::TempDir,
+    child: tokio::process::Child,
+}
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub auth_user: Option<String>,
+    pub raw: String,
+}
+
+impl Received {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(self.raw.as_bytes()).expect("a parsable message")
+    }
+    pub fn message_id(&self) -> String {
+        format!("<{}>", self.parsed().message_id().expect("a Message-ID"))
+    }
+}
+
+impl TestSmtp {
+    pub async fn start(extra: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut child = tokio::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg("--out")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("/usr/bin/python3 with aiosmtpd (Debian package python3-aiosmtpd) runs the test SMTP server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the SMTP server starts within 20 s")
+            .expect("stdout")
+            .expect("a READY line (is python3-aiosmtpd installed?)");
+        let port = line.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        Self { port, user: "herald".into(), password: "s3cret".into(), dir, child }
+    }
+
+    /// Everything accepted so far, in arrival order.
+    pub fn received(&self) -> Vec<Received> {
+        let mut files: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(self.dir.path())
+            .expect("output dir")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let path = e.path();
+                let n = path.file_stem()?.to_str()?.parse().ok()?;
+                (path.extension()? == "json").then_some((n, path))
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, path)| {
+                let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+                Received {
+                    mail_from: v["mail_from"].as_str().unwrap_or_default().to_string(),
+                    rcpt_tos: v["rcpt_tos"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect()).unwrap_or_default(),
+                    auth_user: v["auth_user"].as_str().map(String::from),
+                    raw: v["data"].as_str().unwrap_or_default().to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived (at most `secs` seconds).
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.received();
+            if got.len() >= n || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}

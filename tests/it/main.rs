@@ -3,6 +3,7 @@
 
 mod auth;
 mod crm;
+mod delivery;
 mod helpers;
 mod http;
 mod migrations;

@@ -29,7 +29,7 @@ enum AsUser {
 struct Case {
     field: &'static str,
     /// The operation, with `{account}`, `{user}`, `{contact}`, `{person}`, `{project}`,
-    /// `{key}` standing for the owner's objects.
+    /// `{key}`, `{activity}` standing for the owner's objects.
     operation: &'static str,
     foreign: Foreign,
     as_user: AsUser,
@@ -234,6 +234,55 @@ fn cases() -> Vec<Case> {
         },
         // Subscriptions run over WebSocket; over HTTP they are refused, so the sweep checks
         // the resolver's rules through the WebSocket tests (ws.rs) and only lists them here.
+        Case { field: "activities", operation: "{ activities { nodes { id title owner { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case { field: "activity", operation: r#"{ activity(id: "{activity}") { id title } }"#, foreign: NF, as_user: Allowed },
+        Case { field: "activitySettings", operation: "{ activitySettings { version smtp { host } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case { field: "smsGateway", operation: "{ smsGateway { baseUrl } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case { field: "outboundMessages", operation: "{ outboundMessages { nodes { id status } } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case {
+            field: "changeActivitySettings",
+            operation: r#"mutation { changeActivitySettings(input: {expectedVersion: 0, activityAlerts: {intervalHours: 5, sender: SYSTEM_ACCOUNT}, lateResponse: {intervalHours: 5, sender: SYSTEM_ACCOUNT, defaultPersonIds: ["{user}"]}}) { activitySettings { version } } }"#,
+            foreign: Foreign::Denied(&["BAD_USER_INPUT"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "resetActivitySettings",
+            operation: "mutation { resetActivitySettings(input: {expectedVersion: 0}) { activitySettings { version } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "testSmtpSettings",
+            operation: "mutation { testSmtpSettings(input: {}) { ok } }",
+            foreign: Foreign::Denied(&["BAD_USER_INPUT"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "removeSmsGateway",
+            operation: "mutation { removeSmsGateway(input: {expectedVersion: 0}) { smsGateway { baseUrl } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "changeSmsGateway",
+            operation: r#"mutation { changeSmsGateway(input: {expectedVersion: 0, baseUrl: "https://sms.example", accountSid: "AC1", authToken: "t", fromNumber: "+15550001111"}) { smsGateway { version } } }"#,
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "createActivity",
+            operation: r#"mutation { createActivity(input: {kind: CALL, title: "Call", ownerId: "{user}", dueAt: "2030-01-01T10:00:00Z"}) { activity { id } } }"#,
+            foreign: Foreign::Denied(&["BAD_USER_INPUT"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateActivity",
+            operation: r#"mutation { updateActivity(input: {id: "{activity}", title: "Taken"}) { activity { id title } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case { field: "completeActivity", operation: r#"mutation { completeActivity(input: {id: "{activity}"}) { activity { id } } }"#, foreign: NF, as_user: Forbidden },
+        Case { field: "deleteActivity", operation: r#"mutation { deleteActivity(input: {id: "{activity}"}) { deletedActivityId } }"#, foreign: NF, as_user: Forbidden },
         Case { field: "auditEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case { field: "notificationEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Allowed },
     ]
@@ -278,15 +327,32 @@ async fn seed(app: &TestApp) -> Owner {
         .as_str()
         .unwrap()
         .to_string();
+    let activity = app
+        .admin(
+            r#"mutation($u: ID!, $c: ID) { createActivity(input: {kind: MEETING, title: "Secret meeting", ownerId: $u, contactId: $c, dueAt: "2030-01-01T10:00:00Z"}) { activity { id } } }"#,
+            json!({"u": user, "c": contact}),
+        )
+        .await["createActivity"]["activity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     Owner {
-        ids: vec![("account", app.account_id.clone()), ("user", user), ("contact", contact), ("person", person), ("project", project), ("key", key)],
+        ids: vec![
+            ("account", app.account_id.clone()),
+            ("user", user),
+            ("contact", contact),
+            ("person", person),
+            ("project", project),
+            ("key", key),
+            ("activity", activity),
+        ],
     }
 }
 
 /// Everything the owner has, as its admin sees it: must not change during the sweep.
 async fn snapshot(app: &TestApp) -> Value {
     app.admin(
-        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } }",
+        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } }",
         json!({}),
     )
     .await

@@ -104,10 +104,13 @@ impl Courier {
     async fn deliver(&self, claimed: Vec<outbox_message::Model>) -> anyhow::Result<Delivered> {
         let ctx = self.load(&claimed).await?;
         let concurrency = self.app.config.worker.concurrency;
-        let outcomes: Vec<anyhow::Result<Outcome>> = futures_util::stream::iter(claimed.iter())
-            .map(|m| async {
-                let outcome = self.attempt(m, &ctx).await;
-                self.settle(m, &outcome, &ctx).await?;
+        let ctx = &ctx;
+        // Owned messages: borrowed ones trip the compiler's higher-ranked lifetime checks when
+        // the worker's future is spawned.
+        let outcomes: Vec<anyhow::Result<Outcome>> = futures_util::stream::iter(claimed)
+            .map(|m| async move {
+                let outcome = self.attempt(&m, ctx).await;
+                self.settle(&m, &outcome, ctx).await?;
                 Ok(outcome)
             })
             .buffer_unordered(concurrency)
@@ -194,17 +197,17 @@ impl Courier {
 
     async fn email(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> Outcome {
         let Some(settings) = ctx.settings.get(&m.account_id) else { return Outcome::Retry("no activity settings".into()) };
+        let transport = match self.transport(settings) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Outcome::Retry("no SMTP server is set in the activity settings".into()),
+            Err(e) => return Outcome::Retry(format!("the SMTP settings cannot be used: {e}")),
+        };
         let Some((from, sender)) = compose::sender(settings, facts) else {
             return Outcome::Retry("no sender address is set in the activity settings".into());
         };
         let to = match facts.recipient.email.parse() {
             Ok(addr) => Mailbox::new(Some(facts.recipient.name.clone()), addr),
             Err(e) => return Outcome::Failed(format!("the recipient's address {:?} is unusable: {e}", facts.recipient.email)),
-        };
-        let transport = match self.transport(settings) {
-            Ok(Some(t)) => t,
-            Ok(None) => return Outcome::Retry("no SMTP server is set in the activity settings".into()),
-            Err(e) => return Outcome::Retry(format!("the SMTP settings cannot be used: {e}")),
         };
         let rendered = match self.templates.email(facts) {
             Ok(r) => r,

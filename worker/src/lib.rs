@@ -46,8 +46,15 @@ impl Worker {
     /// Runs what is due now: reminders and escalations first (they queue emails), then the
     /// outbox.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
-        let scheduled = scheduler::run(&self.state, Utc::now()).await?;
-        let delivered = self.courier.run(Utc::now()).await?;
+        self.tick_at(Utc::now()).await
+    }
+
+    /// [`Self::tick`] as if it were `now`: tests move time forward with it instead of
+    /// sleeping through intervals and back-offs.
+    pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<TickReport> {
+        let scheduled = scheduler::run(&self.state, now).await?;
+        // What the scheduler just queued is due at its own clock reading, a moment after `now`.
+        let delivered = self.courier.run(now.max(Utc::now())).await?;
         Ok(TickReport { scheduled, delivered })
     }
 

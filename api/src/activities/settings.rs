@@ -199,8 +199,8 @@ async fn check_persons(db: &impl ConnectionTrait, account_id: Uuid, ids: &[Uuid]
         return Err(ApiError::bad_input(FIELD, format!("at most {MAX_DEFAULT_PERSONS} default persons")));
     }
     let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
-        return Err(ApiError::bad_input(FIELD, format!("user {dup} is listed twice")));
+    if let Some(i) = ids.iter().position(|id| !seen.insert(*id)) {
+        return Err(ApiError::bad_input(FIELD, format!("entry {} lists a user already listed", i + 1)));
     }
     let found: std::collections::HashSet<Uuid> = user::Entity::find()
         .filter(user::Column::AccountId.eq(account_id))
@@ -211,8 +211,9 @@ async fn check_persons(db: &impl ConnectionTrait, account_id: Uuid, ids: &[Uuid]
         .into_iter()
         .map(|u| u.id)
         .collect();
-    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
-        return Err(ApiError::bad_input(FIELD, format!("user {missing} is not an active user of this account")));
+    // By position, not id: an id from another tenant is not echoed back.
+    if let Some(i) = ids.iter().position(|id| !found.contains(id)) {
+        return Err(ApiError::bad_input(FIELD, format!("entry {} is not an active user of this account", i + 1)));
     }
     Ok(())
 }
