@@ -1,0 +1,256 @@
+//! Delivery throughput: 10,000 due activity reminders, from due to accepted by a local SMTP
+//! sink (Postfix's `smtp-sink`), with one worker and with two, beside Postfix's own
+//! `smtp-source` pushing the same number of messages to the same sink in the same run.
+//!
+//! Herald's time covers the whole path: the scheduler turning due activities into reminder
+//! events, panel rows and outbox emails, then claiming, rendering (minijinja, text + HTML) and
+//! sending them over pooled SMTP connections, and settling each one. Duplicates are counted
+//! at the sink (messages accepted beyond the number queued) and must be 0.
+//!
+//! `cargo bench --bench delivery` (PostgreSQL at HERALD_BENCH_DATABASE_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres; HERALD_BENCH_MESSAGES, default 10000;
+//! HERALD_DELIVERY_CONCURRENCY, default 32; smtp-sink and smtp-source from Debian's postfix).
+
+use std::{
+    process::Stdio,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config};
+use chrono::Utc;
+use entity::{activity, activity_settings, outbox_message, user};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+use tokio::{io::AsyncReadExt, sync::watch};
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const OWNERS: usize = 100;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::var("HERALD_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let n: usize = std::env::var("HERALD_BENCH_MESSAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let concurrency: usize = std::env::var("HERALD_DELIVERY_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let sink = Sink::start().await?;
+    println!("smtp-sink on 127.0.0.1:{}; {n} messages per run; {concurrency} in flight per worker", sink.port);
+
+    // The peer: Postfix's own client, same count, same sink, messages of a similar size
+    // (Herald's reminders are about 2.5 kB with both bodies).
+    let before = sink.count();
+    let started = Instant::now();
+    let status = tokio::process::Command::new("smtp-source")
+        .args(["-s", &concurrency.to_string(), "-m", &n.to_string(), "-l", "2500", "-f", "crm@acme.example", "-t", "owner@acme.example"])
+        .arg(format!("127.0.0.1:{}", sink.port))
+        .status()
+        .await?;
+    anyhow::ensure!(status.success(), "smtp-source failed");
+    sink.wait_for(before + n as u64, Duration::from_secs(60)).await;
+    let source_secs = started.elapsed().as_secs_f64();
+    let source_rate = n as f64 / source_secs;
+    println!("smtp-source: {n} in {source_secs:.2} s = {source_rate:.0} msg/s ({} accepted)", sink.count() - before);
+
+    let mut rows = Vec::new();
+    for workers in [1usize, 2] {
+        let schema = format!("bench_{}", Uuid::now_v7().simple());
+        let admin = Database::connect(url.as_str()).await?;
+        admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+        let result = run(&url, &schema, n, workers, concurrency, &sink).await;
+        admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+        let (secs, duplicates) = result?;
+        let rate = n as f64 / secs;
+        println!("herald, {workers} worker(s): {n} in {secs:.2} s = {rate:.0} msg/s, duplicates {duplicates}, {:.2} of smtp-source", rate / source_rate);
+        rows.push((workers, secs, rate, duplicates));
+    }
+    println!("\n| sender | messages | seconds | msg/s | duplicates | vs smtp-source |\n|---|---|---|---|---|---|");
+    println!("| smtp-source (-s {concurrency}) | {n} | {source_secs:.2} | {source_rate:.0} | – | 1.00 |");
+    for (workers, secs, rate, dup) in rows {
+        println!("| Herald, {workers} worker(s) | {n} | {secs:.2} | {rate:.0} | {dup} | {:.2} |", rate / source_rate);
+    }
+    Ok(())
+}
+
+fn config(url: &str, schema: &str, dir: &std::path::Path, concurrency: usize) -> Config {
+    let mut config = Config::embedded(dir);
+    config.database_url = Some(url.to_string());
+    config.database_schema = Some(schema.to_string());
+    config.database_max_connections = concurrency as u32 + 4;
+    config.jwt_secret = Some(SecretString::new("bench-secret-bench-secret-bench-secret"));
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    config.secret_key = Some(SecretString::new(KEY.get_or_init(|| Keyring::generate_spec("bench")).clone()));
+    config.worker.concurrency = concurrency;
+    config.worker.poll_interval = Duration::from_millis(50);
+    config
+}
+
+/// Seeds `n` activities whose reminders are due now, runs `workers` workers until the sink
+/// has them all, and answers (seconds, duplicates).
+async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usize, sink: &Sink) -> anyhow::Result<(f64, u64)> {
+    let dir = tempfile::tempdir()?;
+    let state = AppState::init(config(url, schema, dir.path(), concurrency)).await?;
+    let (account, _) = bootstrap::bootstrap(&state.db, bootstrap::FirstAdmin::default()).await?.expect("fresh schema");
+    seed(&state, account.id, n, sink.port).await?;
+    state.db.execute_unprepared("VACUUM ANALYZE").await?;
+
+    let before = sink.count();
+    let (stop, stopped) = watch::channel(false);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        // Each worker with its own pool, as separate processes would have.
+        let state = AppState::init(config(url, schema, dir.path(), concurrency)).await?;
+        let mut stopped = stopped.clone();
+        handles.push(tokio::spawn(worker::Worker::new(state).run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let sent = outbox_message::Entity::find().filter(outbox_message::Column::Status.eq("SENT")).count(&state.db).await? as usize;
+        if sent >= n && sink.count() >= before + n as u64 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {sent} of {n} sent after 10 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.send(true)?;
+    for h in handles {
+        h.await?;
+    }
+    // Let late arrivals (duplicates) land before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failed = outbox_message::Entity::find().filter(outbox_message::Column::Status.ne("SENT")).count(&state.db).await?;
+    anyhow::ensure!(failed == 0, "{failed} messages not sent");
+    Ok((secs, sink.count() - before - n as u64))
+}
+
+async fn seed(state: &AppState, account_id: Uuid, n: usize, port: u16) -> anyhow::Result<()> {
+    let now = Utc::now();
+    activity_settings::Entity::insert(
+        activity_settings::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            smtp_host: Some("127.0.0.1".into()),
+            smtp_port: Some(port.into()),
+            smtp_security: "NONE".into(),
+            smtp_username: None,
+            smtp_password: None,
+            sender_address: Some("crm@acme.example".into()),
+            sender_name: Some("Acme CRM".into()),
+            alert_interval_hours: 24,
+            alert_sender: "SYSTEM_ACCOUNT".into(),
+            late_interval_hours: 24,
+            late_sender: "SYSTEM_ACCOUNT".into(),
+            late_sender_email: None,
+            version: 1,
+            updated_at: now,
+            updated_by: None,
+        }
+        .into_active_model(),
+    )
+    .exec(&state.db)
+    .await?;
+    let owners: Vec<user::Model> = (0..OWNERS)
+        .map(|i| user::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            name: format!("Owner {i}"),
+            email: format!("owner{i}@acme.example"),
+            phone: None,
+            role: user::Role::User,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    user::Entity::insert_many(owners.iter().cloned().map(|u| u.into_active_model())).exec(&state.db).await?;
+    let due = now + chrono::Duration::hours(3);
+    let activities: Vec<activity::Model> = (0..n)
+        .map(|i| activity::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            external_id: None,
+            kind: "CALL".into(),
+            title: format!("Call customer #{i}"),
+            owner_id: owners[i % OWNERS].id,
+            contact_id: None,
+            due_at: due,
+            completed_at: None,
+            remind_at: Some(due - chrono::Duration::hours(24)),
+            escalate_at: None,
+            reminded_for: None,
+            escalated_for: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    for chunk in activities.chunks(1000) {
+        activity::Entity::insert_many(chunk.iter().cloned().map(|a| a.into_active_model())).exec(&state.db).await?;
+    }
+    Ok(())
+}
+
+/// Postfix's smtp-sink, with its running count of accepted messages.
+struct Sink {
+    port: u16,
+    count: Arc<AtomicU64>,
+    _child: tokio::process::Child,
+}
+
+impl Sink {
+    async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = tokio::process::Command::new("smtp-sink");
+        // smtp-sink refuses to run as root without a user to switch to.
+        if std::env::var("USER").map_or(true, |u| u == "root") {
+            cmd.args(["-u", "nobody"]);
+        }
+        let mut child = cmd.args(["-c", &format!("127.0.0.1:{port}"), "1024"]).stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = count.clone();
+        // `-c` rewrites "sess=… quit=… mesg=N" in place after each event.
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            let mut tail = String::new();
+            while let Ok(read) = stdout.read(&mut buf).await {
+                if read == 0 {
+                    break;
+                }
+                tail.push_str(&String::from_utf8_lossy(&buf[..read]));
+                if let Some(at) = tail.rfind("mesg=") {
+                    let digits: String = tail[at + 5..].chars().take_while(|c| c.is_ascii_digit()).collect();
+                    if let Ok(n) = digits.parse() {
+                        counter.store(n, Ordering::SeqCst);
+                    }
+                    tail = tail[at..].to_string();
+                }
+            }
+        });
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { port, count, _child: child })
+    }
+
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    async fn wait_for(&self, target: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.count() < target && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
