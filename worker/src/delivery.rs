@@ -33,7 +33,7 @@ use api::{
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, outbox_message, user};
 use futures_util::StreamExt;
-use lettre::{message::Mailbox, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::message::Mailbox;
 use rand::Rng;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
 use uuid::Uuid;
@@ -56,15 +56,13 @@ enum Outcome {
     Failed(String),
 }
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
-
 /// The delivery side of a worker: its connection pools live as long as it does.
 pub struct Courier {
     app: AppState,
     templates: Templates,
     http: reqwest::Client,
-    /// Per account: the settings version the transport was built from, and the transport.
-    transports: Mutex<HashMap<Uuid, (i32, Arc<Transport>)>>,
+    /// Per account: the settings version its connections were opened under, and the pool.
+    mailers: Mutex<HashMap<Uuid, (i32, Arc<smtp::Mailer>)>>,
 }
 
 /// What one batch of messages needs, loaded in a few queries.
@@ -80,7 +78,7 @@ struct Context {
 impl Courier {
     pub fn new(app: AppState) -> Self {
         let http = reqwest::Client::builder().timeout(smtp::TIMEOUT).build().expect("an HTTP client with default TLS builds");
-        Self { app, templates: Templates::new(), http, transports: Mutex::new(HashMap::new()) }
+        Self { app, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()) }
     }
 
     /// Delivers every message due by `now`, batch after batch.
@@ -197,7 +195,7 @@ impl Courier {
 
     async fn email(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> Outcome {
         let Some(settings) = ctx.settings.get(&m.account_id) else { return Outcome::Retry("no activity settings".into()) };
-        let transport = match self.transport(settings) {
+        let mailer = match self.mailer(settings) {
             Ok(Some(t)) => t,
             Ok(None) => return Outcome::Retry("no SMTP server is set in the activity settings".into()),
             Err(e) => return Outcome::Retry(format!("the SMTP settings cannot be used: {e}")),
@@ -217,8 +215,8 @@ impl Courier {
             Ok(msg) => msg,
             Err(e) => return Outcome::Failed(format!("the email could not be built: {e}")),
         };
-        match transport.send(message).await {
-            Ok(_) => Outcome::Sent,
+        match mailer.send(&message).await {
+            Ok(()) => Outcome::Sent,
             Err(e) => {
                 let failure = smtp::classify(&e);
                 if failure.transient {
@@ -230,10 +228,10 @@ impl Courier {
         }
     }
 
-    /// The account's pooled transport, rebuilt when its settings change.
-    fn transport(&self, settings: &settings::ActivitySettings) -> anyhow::Result<Option<Arc<Transport>>> {
+    /// The account's connection pool, replaced when its settings change.
+    fn mailer(&self, settings: &settings::ActivitySettings) -> anyhow::Result<Option<Arc<smtp::Mailer>>> {
         let version = settings.version();
-        let mut cache = self.transports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.mailers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((v, t)) = cache.get(&settings.account_id) {
             if *v == version {
                 return Ok(Some(t.clone()));
@@ -243,9 +241,9 @@ impl Courier {
             cache.remove(&settings.account_id);
             return Ok(None);
         };
-        let transport = Arc::new(server.transport(self.app.config.worker.concurrency as u32)?);
-        cache.insert(settings.account_id, (version, transport.clone()));
-        Ok(Some(transport))
+        let mailer = Arc::new(smtp::Mailer::new(server, self.app.config.worker.concurrency));
+        cache.insert(settings.account_id, (version, mailer.clone()));
+        Ok(Some(mailer))
     }
 
     async fn settle(&self, m: &outbox_message::Model, outcome: &Outcome, ctx: &Context) -> anyhow::Result<()> {
