@@ -8,7 +8,7 @@
 //! at the sink (messages accepted beyond the number queued) and must be 0.
 //!
 //! `cargo bench --bench delivery` (PostgreSQL at HERALD_BENCH_DATABASE_URL, default
-//! postgres://postgres@127.0.0.1:5432/postgres; HERALD_BENCH_MESSAGES, default 10000;
+//! postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; HERALD_BENCH_MESSAGES, default 10000;
 //! HERALD_DELIVERY_CONCURRENCY, default 32; smtp-sink and smtp-source from Debian's postfix).
 
 use std::{
@@ -34,7 +34,8 @@ const OWNERS: usize = 100;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::var("HERALD_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    // No TLS to a database on loopback: it would only measure rustls.
+    let url = std::env::var("HERALD_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
     let n: usize = std::env::var("HERALD_BENCH_MESSAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let concurrency: usize = std::env::var("HERALD_DELIVERY_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
     let sink = Sink::start().await?;
@@ -105,7 +106,7 @@ async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usi
         // Each worker with its own pool, as separate processes would have.
         let state = AppState::init(config(url, schema, dir.path(), concurrency)).await?;
         let mut stopped = stopped.clone();
-        handles.push(tokio::spawn(worker::Worker::new(state).run(async move {
+        handles.push(tokio::spawn(worker::Worker::new(state).await?.run(async move {
             let _ = stopped.wait_for(|s| *s).await;
         })));
     }

@@ -19,7 +19,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     println!("Subscriptions: ws://{}/graphql/ws", server.local_addr());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(worker::Worker::new(state).run(wait(stop_rx)));
+    let worker = tokio::spawn(worker::Worker::new(state).await?.run(wait(stop_rx)));
     server
         .run(async move {
             shutdown.await;

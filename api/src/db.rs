@@ -16,10 +16,30 @@ use crate::config::Config;
 const MIGRATION_LOCK_KEY: i64 = 0x4845_5241_4c44; // "HERALD"
 
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
+    connect_with(config, config.database_max_connections, false).await
+}
+
+/// The worker's pool for the outbox's own bookkeeping (claims and outcomes), with
+/// `synchronous_commit` off on PostgreSQL: those commits do not wait for the WAL to reach the
+/// disk, which more than doubles a worker's sends per second. What it risks is safe: a
+/// database crash can forget the last few hundred milliseconds of outcomes, so those messages
+/// are sent again (same Message-ID) — never lost. Everything else, and every SQLite write,
+/// commits durably. Answers `None` on SQLite (one pool is all a single writer needs).
+pub async fn connect_outbox(config: &Config, max_connections: u32) -> Result<Option<DatabaseConnection>, DbErr> {
+    if !config.effective_database_url().starts_with("postgres") {
+        return Ok(None);
+    }
+    connect_with(config, max_connections, true).await.map(Some)
+}
+
+async fn connect_with(config: &Config, max_connections: u32, relaxed_commit: bool) -> Result<DatabaseConnection, DbErr> {
     let url = config.effective_database_url();
     let mut options = ConnectOptions::new(url);
+    if relaxed_commit {
+        options.map_sqlx_postgres_opts(|pg| pg.options([("synchronous_commit", "off")]));
+    }
     options
-        .max_connections(config.database_max_connections)
+        .max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))

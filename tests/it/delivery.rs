@@ -212,7 +212,7 @@ async fn a_due_activity_reminds_its_owner_once_by_email_and_in_the_panel() {
     configure(&app, &smtp, &[]).await;
     let (owner, owner_token) = app.user("Olga Owner", "USER").await;
     let owner_email = email_of(&app, &owner).await;
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
 
     let soon = create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
     let later = create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(48), "Quarterly review").await;
@@ -267,7 +267,7 @@ async fn late_activities_escalate_to_the_default_persons_unless_completed() {
     let (boss, boss_token) = app.user("Bea Boss", "COMPANY_SUPERVISOR").await;
     let (lead, _) = app.user("Leo Lead", "COMPANY_SUPERVISOR").await;
     configure(&app, &smtp, &[&boss, &lead]).await;
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
 
     let due = Utc::now() + chrono::Duration::minutes(30);
     let late = create_activity(&app, &owner, due, "Send the proposal").await;
@@ -310,7 +310,7 @@ async fn a_451_is_retried_with_back_off_and_then_delivered() {
     let smtp = TestSmtp::start(&["--fail-first", "1"]).await;
     configure(&app, &smtp, &[]).await;
     let (owner, _) = app.user("Olga Owner", "USER").await;
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
 
     let report = worker.tick().await.unwrap();
@@ -337,7 +337,7 @@ async fn a_550_fails_the_message_and_tells_the_user_it_concerned() {
     let smtp = TestSmtp::start(&["--reject"]).await;
     configure(&app, &smtp, &[]).await;
     let (owner, owner_token) = app.user("Olga Owner", "USER").await;
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
 
     let report = worker.tick().await.unwrap();
@@ -401,7 +401,7 @@ async fn texts_go_through_the_accounts_sms_gateway() {
     assert_eq!(data["changeSmsGateway"]["smsGateway"]["authTokenSet"], true);
     assert!(!data.to_string().contains("tok-secret"));
 
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
     let report = worker.tick().await.unwrap();
     // The text went out; the email waits, since no SMTP server is set.
@@ -438,7 +438,7 @@ async fn a_gateway_refusal_fails_the_text() {
         json!({"i": {"expectedVersion": 0, "baseUrl": url, "accountSid": "AC123", "authToken": "t", "fromNumber": "+15550001111"}}),
     )
     .await;
-    let worker = Worker::new(app.state.clone());
+    let worker = Worker::new(app.state.clone()).await.unwrap();
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
     worker.tick().await.unwrap();
     assert_eq!(seen.lock().await.len(), 1);

@@ -59,6 +59,8 @@ enum Outcome {
 /// The delivery side of a worker: its connection pools live as long as it does.
 pub struct Courier {
     app: AppState,
+    /// Where claims and outcomes are written (`api::db::connect_outbox`).
+    outbox_db: sea_orm::DatabaseConnection,
     templates: Templates,
     http: reqwest::Client,
     /// Per account: the settings version its connections were opened under, and the pool.
@@ -76,16 +78,18 @@ struct Context {
 }
 
 impl Courier {
-    pub fn new(app: AppState) -> Self {
-        let http = reqwest::Client::builder().timeout(smtp::TIMEOUT).build().expect("an HTTP client with default TLS builds");
-        Self { app, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()) }
+    pub async fn new(app: AppState) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(smtp::TIMEOUT).build()?;
+        let pool = app.config.worker.concurrency as u32 + 2;
+        let outbox_db = api::db::connect_outbox(&app.config, pool).await?.unwrap_or_else(|| app.db.clone());
+        Ok(Self { app, outbox_db, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()) })
     }
 
     /// Delivers every message due by `now`, batch after batch.
     pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Delivered> {
         let mut total = Delivered::default();
         loop {
-            let claimed = claim(&self.app, now).await?;
+            let claimed = claim(&self.app, &self.outbox_db, now).await?;
             let n = claimed.len();
             if n > 0 {
                 let done = self.deliver(claimed).await?;
@@ -248,7 +252,7 @@ impl Courier {
 
     async fn settle(&self, m: &outbox_message::Model, outcome: &Outcome, ctx: &Context) -> anyhow::Result<()> {
         let now = Utc::now();
-        let db = &self.app.db;
+        let db = &self.outbox_db;
         match outcome {
             Outcome::Sent => {
                 update_claimed(db, m, "SENT", None, now, Some(now)).await?;
@@ -312,8 +316,8 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Claims up to a batch of due messages (pending and due, or leased by a worker whose lease
 /// ended) for this worker.
-async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_message::Model>> {
-    let backend = app.db.get_database_backend();
+async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_message::Model>> {
+    let backend = db.get_database_backend();
     let lease = micros(now + chrono::Duration::from_std(app.config.worker.lease)?);
     let (p, lock) = match backend {
         DbBackend::Postgres => (["$1", "$2", "$3"], " FOR UPDATE SKIP LOCKED"),
@@ -334,7 +338,7 @@ async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_
         DbBackend::Postgres => vec![lease.into(), now.into(), (app.config.worker.batch as i64).into()],
         _ => vec![lease.into(), now.into(), now.into(), (app.config.worker.batch as i64).into()],
     };
-    let rows = outbox_message::Entity::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(&app.db).await?;
+    let rows = outbox_message::Entity::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
     Ok(rows)
 }
 

@@ -35,8 +35,8 @@ impl TickReport {
 }
 
 impl Worker {
-    pub fn new(state: AppState) -> Self {
-        Self { courier: delivery::Courier::new(state.clone()), state }
+    pub async fn new(state: AppState) -> anyhow::Result<Self> {
+        Ok(Self { courier: delivery::Courier::new(state.clone()).await?, state })
     }
 
     pub fn state(&self) -> &AppState {
@@ -88,6 +88,6 @@ impl Worker {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let state = AppState::init(config).await?;
     tracing::info!("Herald worker started");
-    Worker::new(state).run(shutdown).await;
+    Worker::new(state).await?.run(shutdown).await;
     Ok(())
 }
