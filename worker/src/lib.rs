@@ -58,28 +58,72 @@ impl Worker {
         Ok(TickReport { scheduled, delivered })
     }
 
-    /// Ticks until `shutdown` completes: at once again after a tick that found work, else
-    /// after the poll interval. A failed tick is logged and retried next period. Shutdown
-    /// waits for the running tick, so no claimed message is abandoned to its lease.
+    /// Works until `shutdown` completes. The scheduler and the courier run side by side, so
+    /// deliveries start with the first batch of reminders rather than after the last; the
+    /// scheduler wakes the courier when it queues emails. Each loop goes again at once after a
+    /// step that found work, else after the poll interval; a failed step is logged and tried
+    /// again next period. Shutdown lets the running steps finish, so no claimed message is
+    /// abandoned to its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        tokio::pin!(shutdown);
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let queued = tokio::sync::Notify::new();
         let period = self.state.config.worker.poll_interval;
-        loop {
-            let pause = match self.tick().await {
-                Ok(report) if report.did_work() => {
-                    tracing::debug!(?report, "worker tick");
-                    std::time::Duration::ZERO
+        // One batch of each kind per step, waking the courier after each.
+        let schedule = repeat("scheduler", period, stopping.clone(), None, || async {
+            let mut taken = 0;
+            for kind in [scheduler::Kind::Reminder, scheduler::Kind::Escalation] {
+                let (done, n) = scheduler::step(&self.state, kind, Utc::now()).await?;
+                if done.reminders + done.escalations > 0 {
+                    queued.notify_one();
                 }
-                Ok(_) => period,
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "worker tick failed");
-                    period
-                }
-            };
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(pause) => {}
+                taken += n;
             }
+            Ok(taken > 0)
+        });
+        let deliver = repeat("delivery", period, stopping, Some(&queued), || async {
+            Ok(self.courier.run(Utc::now()).await? != delivery::Delivered::default())
+        });
+        let work = async { tokio::join!(schedule, deliver) };
+        tokio::pin!(work, shutdown);
+        tokio::select! {
+            _ = &mut work => {}
+            _ = &mut shutdown => {
+                let _ = stop.send(true);
+                work.await;
+            }
+        }
+    }
+}
+
+/// Runs `step` until told to stop: again at once after work, else after `period` (or when
+/// `wake` is notified).
+async fn repeat<F, Fut>(name: &str, period: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>, wake: Option<&tokio::sync::Notify>, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let pause = match step().await {
+            Ok(true) => continue,
+            Ok(false) => period,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "worker {name} step failed");
+                period
+            }
+        };
+        let woken = async {
+            match wake {
+                Some(notify) => notify.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(pause) => {}
+            _ = woken => {}
         }
     }
 }
