@@ -235,6 +235,29 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: &str) -> outbox_mess
     }
 }
 
+/// A new, unread panel row for `user_id` about `event`.
+fn panel_row(event: &event::Model, user_id: Uuid, position: Uuid) -> notification::Model {
+    notification::Model {
+        id: Uuid::now_v7(),
+        position,
+        user_id,
+        account_id: event.account_id,
+        event_id: event.id,
+        notification_type: event.notification_type.clone(),
+        contact_id: event.contact_id,
+        title: event.title.clone(),
+        body: event.body.clone(),
+        data: event.data.clone(),
+        action_url: event.action_url.clone(),
+        count: 1,
+        created_at: event.created_at,
+        occurred_at: event.occurred_at,
+        seen_at: None,
+        read_at: None,
+        archived_at: None,
+    }
+}
+
 /// Users of ancestor accounts who roll this account up, with System on for the type in their
 /// own settings, and whose account has the roll-up add-on.
 async fn roll_up_recipients(txn: &DatabaseTransaction, event: &event::Model, type_info: &TypeInfo) -> ApiResult<Vec<Uuid>> {
@@ -332,25 +355,7 @@ async fn write_panel(
         if recent.contains_key(&user_id) {
             continue;
         }
-        fresh.push(notification::Model {
-            id: Uuid::now_v7(),
-            position,
-            user_id,
-            account_id: event.account_id,
-            event_id: event.id,
-            notification_type: event.notification_type.clone(),
-            contact_id: event.contact_id,
-            title: event.title.clone(),
-            body: event.body.clone(),
-            data: event.data.clone(),
-            action_url: event.action_url.clone(),
-            count: 1,
-            created_at: event.created_at,
-            occurred_at: event.occurred_at,
-            seen_at: None,
-            read_at: None,
-            archived_at: None,
-        });
+        fresh.push(panel_row(event, user_id, position));
     }
     if !fresh.is_empty() {
         notification::Entity::insert_many(fresh.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
@@ -429,25 +434,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
         for user_id in input.recipients.into_iter().filter(|u| seen.insert(*u)) {
             let Some(user) = users.and_then(|u| u.get(&user_id)) else { continue };
             if layers.enabled(user_id, type_info, Switch::System) || layers.enabled(user_id, type_info, Switch::Au) {
-                notifications.push(notification::Model {
-                    id: Uuid::now_v7(),
-                    position: Uuid::now_v7(),
-                    user_id,
-                    account_id: event.account_id,
-                    event_id: event.id,
-                    notification_type: event.notification_type.clone(),
-                    contact_id: event.contact_id,
-                    title: event.title.clone(),
-                    body: event.body.clone(),
-                    data: event.data.clone(),
-                    action_url: event.action_url.clone(),
-                    count: 1,
-                    created_at: now,
-                    occurred_at: event.occurred_at,
-                    seen_at: None,
-                    read_at: None,
-                    archived_at: None,
-                });
+                notifications.push(panel_row(&event, user_id, Uuid::now_v7()));
             }
             if layers.enabled(user_id, type_info, Switch::TextAu) && user.phone.is_some() {
                 outbox.push(outbox_row(&event, user_id, "TEXT"));
