@@ -27,6 +27,8 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod imap;
+pub mod mailboxes;
 pub mod notifications;
 pub mod secrets;
 pub mod server;

@@ -24,6 +24,7 @@ pub struct SealedColumn {
 pub const SEALED_COLUMNS: &[SealedColumn] = &[
     SealedColumn { table: crate::activities::settings::TABLE, column: crate::activities::settings::PASSWORD_COLUMN },
     SealedColumn { table: crate::activities::sms::TABLE, column: crate::activities::sms::TOKEN_COLUMN },
+    SealedColumn { table: crate::mailboxes::TABLE, column: crate::mailboxes::PASSWORD_COLUMN },
 ];
 
 #[derive(Debug, Default, PartialEq, Eq)]

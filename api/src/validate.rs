@@ -43,6 +43,19 @@ pub fn domain_of(email: &str) -> Option<String> {
     email.rsplit_once('@').map(|(_, d)| d.to_string())
 }
 
+/// A host name or IP literal, as a mail server's address, lower-cased.
+pub fn host(field: &str, value: &str) -> ApiResult<String> {
+    let h = value.trim().to_lowercase();
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(h);
+    }
+    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
+    if h.is_empty() || h.len() > 253 || !h.split('.').all(label_ok) {
+        return Err(ApiError::bad_input(field, format!("{value:?} is not a host name or IP address")));
+    }
+    Ok(h)
+}
+
 /// An IANA time-zone name such as `Europe/Paris`.
 pub fn time_zone(field: &str, value: &str) -> ApiResult<String> {
     value

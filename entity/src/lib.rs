@@ -20,6 +20,7 @@ pub mod contact;
 pub mod contact_assignee;
 pub mod contact_person;
 pub mod event;
+pub mod mailbox;
 pub mod notification;
 pub mod notification_default;
 pub mod notification_override;

@@ -9,6 +9,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_notification_control;
 mod m20261123_000003_notification_events;
 mod m20261123_000004_activities_delivery;
+mod m20261123_000005_mailboxes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_notification_control::Migration),
             Box::new(m20261123_000003_notification_events::Migration),
             Box::new(m20261123_000004_activities_delivery::Migration),
+            Box::new(m20261123_000005_mailboxes::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod crm;
 mod delivery;
 mod helpers;
 mod http;
+mod mailboxes;
 mod migrations;
 mod notifications;
 mod schema;

@@ -24,6 +24,8 @@ enum Foreign {
 enum AsUser {
     Allowed,
     Forbidden,
+    /// Another user's private object: NOT_FOUND, as if it did not exist.
+    Hidden,
 }
 
 struct Case {
@@ -283,6 +285,27 @@ fn cases() -> Vec<Case> {
         },
         Case { field: "completeActivity", operation: r#"mutation { completeActivity(input: {id: "{activity}"}) { activity { id } } }"#, foreign: NF, as_user: Forbidden },
         Case { field: "deleteActivity", operation: r#"mutation { deleteActivity(input: {id: "{activity}"}) { deletedActivityId } }"#, foreign: NF, as_user: Forbidden },
+        Case { field: "mailboxes", operation: "{ mailboxes { id emailAddress } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case { field: "mailbox", operation: r#"{ mailbox(id: "{mailbox}") { id emailAddress } }"#, foreign: NF, as_user: Hidden },
+        Case {
+            field: "createMailbox",
+            operation: r#"mutation { createMailbox(input: {userId: "{user}", emailAddress: "x@acme.example", host: "imap.acme.example", security: TLS, password: "p", skipTest: true}) { mailbox { id } } }"#,
+            foreign: Foreign::Denied(&["BAD_USER_INPUT", "FORBIDDEN"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateMailbox",
+            operation: r#"mutation { updateMailbox(input: {id: "{mailbox}", scanActive: false}) { mailbox { id } } }"#,
+            foreign: NF,
+            as_user: Hidden,
+        },
+        Case { field: "deleteMailbox", operation: r#"mutation { deleteMailbox(input: {id: "{mailbox}"}) { deletedMailboxId } }"#, foreign: NF, as_user: Hidden },
+        Case {
+            field: "testMailboxConnection",
+            operation: r#"mutation { testMailboxConnection(input: {mailboxId: "{mailbox}"}) { ok } }"#,
+            foreign: NF,
+            as_user: Hidden,
+        },
         Case { field: "auditEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case { field: "notificationEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Allowed },
     ]
@@ -336,6 +359,15 @@ async fn seed(app: &TestApp) -> Owner {
         .as_str()
         .unwrap()
         .to_string();
+    let mailbox = app
+        .admin(
+            r#"mutation($u: ID!) { createMailbox(input: {userId: $u, emailAddress: "secret@acme.example", host: "imap.acme.example", security: TLS, password: "p", skipTest: true}) { mailbox { id } } }"#,
+            json!({"u": user}),
+        )
+        .await["createMailbox"]["mailbox"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     Owner {
         ids: vec![
             ("account", app.account_id.clone()),
@@ -345,6 +377,7 @@ async fn seed(app: &TestApp) -> Owner {
             ("project", project),
             ("key", key),
             ("activity", activity),
+            ("mailbox", mailbox),
         ],
     }
 }
@@ -352,7 +385,7 @@ async fn seed(app: &TestApp) -> Owner {
 /// Everything the owner has, as its admin sees it: must not change during the sweep.
 async fn snapshot(app: &TestApp) -> Value {
     app.admin(
-        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } }",
+        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } mailboxes { id version scanActive } }",
         json!({}),
     )
     .await
@@ -407,6 +440,7 @@ async fn no_operation_crosses_tenants_or_roles() {
         match case.as_user {
             AsUser::Allowed => assert!(as_user.get("errors").is_none(), "{}: plain user: {as_user}", case.field),
             AsUser::Forbidden => assert_eq!(error_code(&as_user), Some("FORBIDDEN"), "{}: plain user: {as_user}", case.field),
+            AsUser::Hidden => assert_eq!(error_code(&as_user), Some("NOT_FOUND"), "{}: plain user: {as_user}", case.field),
         }
     }
 

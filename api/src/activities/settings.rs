@@ -171,19 +171,6 @@ pub struct ChangeInput {
     pub default_person_ids: Vec<Uuid>,
 }
 
-/// A host name or IP literal, as a mail server's address.
-fn host(field: &str, value: &str) -> ApiResult<String> {
-    let h = value.trim().to_lowercase();
-    if h.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(h);
-    }
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
-    if h.is_empty() || h.len() > 253 || !h.split('.').all(label_ok) {
-        return Err(ApiError::bad_input(field, format!("{value:?} is not a host name or IP address")));
-    }
-    Ok(h)
-}
-
 fn interval(field: &str, hours: i32) -> ApiResult<i32> {
     if !(1..=MAX_INTERVAL_HOURS).contains(&hours) {
         return Err(ApiError::bad_input(field, format!("give a whole number of hours from 1 to {MAX_INTERVAL_HOURS}")));
@@ -233,7 +220,7 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
     };
     let smtp = match &input.smtp {
         Some(s) => {
-            let host = host("input.smtp.host", &s.host)?;
+            let host = validate::host("input.smtp.host", &s.host)?;
             if let Some(port) = s.port {
                 if !(1..=65535).contains(&port) {
                     return Err(ApiError::bad_input("input.smtp.port", "a port from 1 to 65535"));

@@ -13,6 +13,7 @@ pub mod connection;
 mod contacts;
 mod guard;
 pub mod loaders;
+mod mailboxes;
 mod notifications;
 mod panel;
 mod projects;
@@ -40,6 +41,7 @@ pub struct Query(
     access::AccessQuery,
     audit::AuditQuery,
     activities::ActivityQuery,
+    mailboxes::MailboxQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
@@ -54,6 +56,7 @@ pub struct Mutation(
     projects::ProjectMutation,
     access::AccessMutation,
     activities::ActivityMutation,
+    mailboxes::MailboxMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,

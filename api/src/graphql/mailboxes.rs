@@ -1,0 +1,303 @@
+//! GraphQL for users' IMAP mailboxes and their connection test.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::mailbox;
+
+use super::{
+    app, caller, loaders, parse_id,
+    users::{maybe, User},
+};
+use crate::{
+    error::ApiError,
+    imap::{self, Folder},
+    mailboxes::{self as service, Connection, MailboxPatch, NewMailbox, Options, TestInput},
+    smtp::{FailureReason, Security},
+};
+
+pub struct Mailbox(pub mailbox::Model);
+
+#[Object]
+impl Mailbox {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(loaders(ctx)?.load_one(loaders::UserId(self.0.user_id)).await.map_err(ApiError::from)?.map(User))
+    }
+    async fn email_address(&self) -> &str {
+        &self.0.email_address
+    }
+    /// The login, when it differs from the address.
+    async fn username(&self) -> Option<&str> {
+        self.0.username.as_deref()
+    }
+    /// The password is write-only: this says whether one is stored.
+    async fn password_set(&self) -> bool {
+        self.0.password.is_some()
+    }
+    async fn host(&self) -> &str {
+        &self.0.host
+    }
+    async fn port(&self) -> i32 {
+        self.0.port.unwrap_or(imap::default_port(Security::parse(&self.0.security)).into())
+    }
+    async fn security(&self) -> Security {
+        Security::parse(&self.0.security)
+    }
+    async fn scan_active(&self) -> bool {
+        self.0.scan_active
+    }
+    async fn sync_clients(&self) -> bool {
+        self.0.sync_clients
+    }
+    async fn sync_leads(&self) -> bool {
+        self.0.sync_leads
+    }
+    /// Folders to sync, as the server names them.
+    async fn directories(&self) -> Vec<String> {
+        serde_json::from_value(self.0.directories.clone()).unwrap_or_default()
+    }
+    /// The mailbox shown in the Email module (at most one per user).
+    async fn main(&self) -> bool {
+        self.0.main
+    }
+    /// NEW, CONNECTED, AUTH_FAILED, ERROR or PAUSED.
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+    async fn last_scan_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_scan_at
+    }
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A folder on the server.
+#[derive(SimpleObject)]
+pub struct MailboxFolder {
+    /// The server's name (modified UTF-7): what `directories` takes.
+    path: String,
+    /// The name as people read it.
+    name: String,
+    delimiter: Option<String>,
+    /// False for containers that hold folders but no mail.
+    selectable: bool,
+}
+
+impl From<Folder> for MailboxFolder {
+    fn from(f: Folder) -> Self {
+        Self { path: f.path, name: f.name, delimiter: f.delimiter, selectable: f.selectable }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ConnectionFailure {
+    reason: FailureReason,
+    message: String,
+}
+
+#[derive(SimpleObject)]
+pub struct TestMailboxConnectionPayload {
+    ok: bool,
+    failure: Option<ConnectionFailure>,
+    /// The server's folders, when the test passed.
+    folders: Vec<MailboxFolder>,
+}
+
+#[derive(InputObject)]
+pub struct CreateMailboxInput {
+    /// Whose mailbox (defaults to the caller; company admins and API keys may name anyone in
+    /// the account).
+    pub user_id: Option<ID>,
+    pub email_address: String,
+    /// Only when the login differs from the address.
+    pub username: Option<String>,
+    /// Write-only.
+    pub password: String,
+    pub host: String,
+    /// Defaults: 993 for TLS, 143 otherwise.
+    pub port: Option<i32>,
+    pub security: Security,
+    #[graphql(default = true)]
+    pub scan_active: bool,
+    #[graphql(default = true)]
+    pub sync_clients: bool,
+    #[graphql(default = true)]
+    pub sync_leads: bool,
+    #[graphql(default)]
+    pub directories: Vec<String>,
+    #[graphql(default = false)]
+    pub main: bool,
+    /// Save without testing the connection first (the UI always tests).
+    #[graphql(default = false)]
+    pub skip_test: bool,
+}
+
+#[derive(InputObject)]
+pub struct UpdateMailboxInput {
+    pub id: ID,
+    pub expected_version: Option<i32>,
+    pub email_address: Option<String>,
+    /// Null: log in with the address.
+    pub username: MaybeUndefined<String>,
+    /// Write-only; omitted keeps the stored one.
+    pub password: Option<String>,
+    pub host: Option<String>,
+    /// Null: the security's default port.
+    pub port: MaybeUndefined<i32>,
+    pub security: Option<Security>,
+    pub scan_active: Option<bool>,
+    pub sync_clients: Option<bool>,
+    pub sync_leads: Option<bool>,
+    pub directories: Option<Vec<String>>,
+    pub main: Option<bool>,
+    /// Save changed connection settings without testing them first.
+    #[graphql(default = false)]
+    pub skip_test: bool,
+}
+
+#[derive(InputObject)]
+pub struct DeleteMailboxInput {
+    pub id: ID,
+}
+
+/// Test a stored mailbox (`mailboxId`), settings typed into the form (all of `emailAddress`,
+/// `host`, `security` and `password`), or a stored mailbox with some settings changed.
+#[derive(InputObject, Default)]
+pub struct TestMailboxConnectionInput {
+    pub mailbox_id: Option<ID>,
+    /// Whose inbox (for a mailbox not saved yet; defaults to the caller).
+    pub user_id: Option<ID>,
+    pub email_address: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i32>,
+    pub security: Option<Security>,
+}
+
+#[derive(SimpleObject)]
+pub struct MailboxPayload {
+    mailbox: Mailbox,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteMailboxPayload {
+    deleted_mailbox_id: ID,
+}
+
+#[derive(Default)]
+pub struct MailboxQuery;
+
+#[Object]
+impl MailboxQuery {
+    /// Mailboxes: the caller's own, or (company admins, API keys) anyone's in the account.
+    async fn mailboxes(&self, ctx: &Context<'_>, user_id: Option<ID>) -> async_graphql::Result<Vec<Mailbox>> {
+        let user_id = user_id.as_ref().map(|u| parse_id(u, "userId")).transpose()?;
+        Ok(service::list(&app(ctx)?.db, caller(ctx)?, user_id).await?.into_iter().map(Mailbox).collect())
+    }
+
+    async fn mailbox(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Mailbox> {
+        let id = parse_id(&id, "id")?;
+        Ok(Mailbox(service::find(&app(ctx)?.db, caller(ctx)?, id).await?))
+    }
+}
+
+#[derive(Default)]
+pub struct MailboxMutation;
+
+#[Object]
+impl MailboxMutation {
+    /// Adds a mailbox, after a successful connection test unless `skipTest`.
+    async fn create_mailbox(&self, ctx: &Context<'_>, input: CreateMailboxInput) -> async_graphql::Result<MailboxPayload> {
+        let new = NewMailbox {
+            user_id: input.user_id.as_ref().map(|u| parse_id(u, "input.userId")).transpose()?,
+            connection: Connection { email_address: input.email_address, username: input.username, host: input.host, port: input.port, security: input.security },
+            password: input.password,
+            options: Options {
+                scan_active: input.scan_active,
+                sync_clients: input.sync_clients,
+                sync_leads: input.sync_leads,
+                directories: input.directories,
+                main: input.main,
+            },
+            skip_test: input.skip_test,
+        };
+        Ok(MailboxPayload { mailbox: Mailbox(service::create(app(ctx)?, caller(ctx)?, new).await?) })
+    }
+
+    /// Changes a mailbox; changed connection settings are tested first unless `skipTest`.
+    async fn update_mailbox(&self, ctx: &Context<'_>, input: UpdateMailboxInput) -> async_graphql::Result<MailboxPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        let patch = MailboxPatch {
+            expected_version: input.expected_version,
+            email_address: input.email_address,
+            username: maybe(input.username),
+            password: input.password,
+            host: input.host,
+            port: maybe(input.port),
+            security: input.security,
+            scan_active: input.scan_active,
+            sync_clients: input.sync_clients,
+            sync_leads: input.sync_leads,
+            directories: input.directories,
+            main: input.main,
+            skip_test: input.skip_test,
+        };
+        Ok(MailboxPayload { mailbox: Mailbox(service::update(app(ctx)?, caller(ctx)?, id, patch).await?) })
+    }
+
+    async fn delete_mailbox(&self, ctx: &Context<'_>, input: DeleteMailboxInput) -> async_graphql::Result<DeleteMailboxPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        let deleted = service::delete(app(ctx)?, caller(ctx)?, id).await?;
+        Ok(DeleteMailboxPayload { deleted_mailbox_id: ID(deleted.id.to_string()) })
+    }
+
+    /// Logs in and lists the folders, in at most 10 s. A failure is an answer (`ok: false`
+    /// and why), not an error. A success raises Test Inbox Read for the mailbox's owner.
+    async fn test_mailbox_connection(&self, ctx: &Context<'_>, input: TestMailboxConnectionInput) -> async_graphql::Result<TestMailboxConnectionPayload> {
+        let mailbox_id = input.mailbox_id.as_ref().map(|m| parse_id(m, "input.mailboxId")).transpose()?;
+        let user_id = input.user_id.as_ref().map(|u| parse_id(u, "input.userId")).transpose()?;
+        let stored = match mailbox_id {
+            Some(id) => Some(service::find(&app(ctx)?.db, caller(ctx)?, id).await?),
+            None => None,
+        };
+        // Typed settings override the stored ones field by field.
+        let typed = input.email_address.is_some() || input.host.is_some() || input.security.is_some() || input.port.is_some() || input.username.is_some();
+        let connection = match (typed, &stored) {
+            (false, _) => None,
+            (true, stored) => {
+                let base = stored.as_ref();
+                let email_address = input.email_address.or(base.map(|m| m.email_address.clone()));
+                let host = input.host.or(base.map(|m| m.host.clone()));
+                let security = input.security.or(base.map(|m| Security::parse(&m.security)));
+                match (email_address, host, security) {
+                    (Some(email_address), Some(host), Some(security)) => Some(Connection {
+                        email_address,
+                        username: input.username.or(base.and_then(|m| m.username.clone())),
+                        host,
+                        port: input.port.or(base.and_then(|m| m.port)),
+                        security,
+                    }),
+                    _ => return Err(ApiError::bad_input("input", "give emailAddress, host and security (or a mailboxId)").into()),
+                }
+            }
+        };
+        let outcome = service::test(app(ctx)?, caller(ctx)?, TestInput { mailbox_id, connection, password: input.password, user_id }).await?;
+        Ok(match outcome {
+            Ok(folders) => TestMailboxConnectionPayload { ok: true, failure: None, folders: folders.into_iter().map(MailboxFolder::from).collect() },
+            Err(f) => TestMailboxConnectionPayload { ok: false, failure: Some(ConnectionFailure { reason: f.reason, message: f.message }), folders: Vec::new() },
+        })
+    }
+}
