@@ -114,6 +114,10 @@ pub struct WorkerConfig {
     /// `HERALD_DELIVERY_RETRY_BASE_MS`: first retry delay; doubled per attempt (capped at an
     /// hour), with ±25 % jitter.
     pub retry_base: Duration,
+    /// `HERALD_MAILBOX_SCAN_SECS`: how often each active mailbox is scanned.
+    pub mailbox_scan_interval: Duration,
+    /// `HERALD_MAILBOX_BODY_LIMIT_BYTES`: larger messages are archived headers-only.
+    pub mailbox_body_limit: u64,
 }
 
 impl Default for WorkerConfig {
@@ -125,6 +129,8 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(120),
             max_attempts: 10,
             retry_base: Duration::from_secs(30),
+            mailbox_scan_interval: Duration::from_secs(300),
+            mailbox_body_limit: 10 * 1024 * 1024,
         }
     }
 }
@@ -233,6 +239,8 @@ impl Config {
         w.lease = Duration::from_secs(number(&var, "HERALD_DELIVERY_LEASE_SECS", 120u64)?);
         w.max_attempts = number(&var, "HERALD_DELIVERY_MAX_ATTEMPTS", w.max_attempts)?;
         w.retry_base = Duration::from_millis(number(&var, "HERALD_DELIVERY_RETRY_BASE_MS", 30_000u64)?);
+        w.mailbox_scan_interval = Duration::from_secs(number(&var, "HERALD_MAILBOX_SCAN_SECS", 300u64)?);
+        w.mailbox_body_limit = number(&var, "HERALD_MAILBOX_BODY_LIMIT_BYTES", w.mailbox_body_limit)?;
         Ok(config)
     }
 

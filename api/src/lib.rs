@@ -16,6 +16,7 @@
 
 pub mod activities;
 pub mod api_keys;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;

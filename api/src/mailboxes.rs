@@ -254,6 +254,8 @@ pub async fn create(app: &AppState, caller: &Caller, input: NewMailbox) -> ApiRe
         last_scan_at: None,
         last_error: None,
         owner_notified_of_auth_failure: false,
+        next_scan_at: input.options.scan_active.then_some(now),
+        scan_leased_until: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -374,6 +376,8 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: MailboxPat
     if row.main && !before.main {
         unset_other_main(change.db(), row.user_id, row.id).await?;
     }
+    // Scan soon after any change that could make a scan find something new.
+    row.next_scan_at = row.scan_active.then(Utc::now);
     row.version += 1;
     row.updated_at = Utc::now();
     let after = match mailbox::Entity::update(row.into_active_model().reset_all()).filter(mailbox::Column::Version.eq(before.version)).exec(change.db()).await {
@@ -400,6 +404,11 @@ pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<mail
     change.record(before.account_id, "mailbox.deleted", "Mailbox", before.id, Some(&snapshot(&before)), None::<&()>).await?;
     change.commit().await?;
     Ok(before)
+}
+
+/// The mailbox's server with its password opened, for the worker's scans.
+pub fn server_of(app: &AppState, row: &mailbox::Model) -> ApiResult<ImapServer> {
+    Ok(Connection::of(row).server(&open_password(app, row)?))
 }
 
 fn open_password(app: &AppState, row: &mailbox::Model) -> ApiResult<String> {

@@ -32,6 +32,10 @@ pub struct Model {
     pub last_scan_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub owner_notified_of_auth_failure: bool,
+    /// When the worker scans it next (null: not scheduled, e.g. inactive or stopped).
+    pub next_scan_at: Option<DateTimeUtc>,
+    /// While a worker scans it: until when the mailbox is that worker's.
+    pub scan_leased_until: Option<DateTimeUtc>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -1,4 +1,5 @@
-//! IMAP mailboxes of users: where their mail is read from for archiving (seeds/004).
+//! IMAP mailboxes of users, and the archive of the mail read from them, linked to customers
+//! and leads (seeds/004).
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
@@ -38,9 +39,92 @@ enum Mailbox {
     LastScanAt,
     LastError,
     OwnerNotifiedOfAuthFailure,
+    NextScanAt,
+    ScanLeasedUntil,
     Version,
     CreatedAt,
     UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum MailboxFolder {
+    Table,
+    MailboxId,
+    Path,
+    AccountId,
+    Uidvalidity,
+    LastUid,
+    UidvalidityChanges,
+    LastError,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Email {
+    Table,
+    Id,
+    AccountId,
+    MessageKey,
+    MessageId,
+    Subject,
+    FromAddress,
+    FromName,
+    ToAddresses,
+    CcAddresses,
+    SentAt,
+    TextBody,
+    HtmlBody,
+    Attachments,
+    Raw,
+    HeadersOnly,
+    Size,
+    InReplyTo,
+    References,
+    ContactId,
+    ProjectId,
+    LinkedBy,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum EmailLocation {
+    Table,
+    EmailId,
+    MailboxId,
+    Folder,
+    Uidvalidity,
+    Uid,
+    AccountId,
+}
+
+#[derive(DeriveIden)]
+enum EmailTombstone {
+    Table,
+    AccountId,
+    MessageKey,
+    DeletedAt,
+}
+
+#[derive(DeriveIden)]
+enum EmailSettings {
+    Table,
+    AccountId,
+    ScanAll,
+    Version,
+    UpdatedAt,
+    UpdatedBy,
+}
+
+#[derive(DeriveIden)]
+enum Contact {
+    Table,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum Project {
+    Table,
+    Id,
 }
 
 fn cascade(name: &str, from: (impl IntoIden + 'static, impl IntoIden), to: (impl IntoIden + 'static, impl IntoIden)) -> ForeignKeyCreateStatement {
@@ -71,6 +155,8 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone_null(Mailbox::LastScanAt))
                 .col(text_null(Mailbox::LastError))
                 .col(boolean(Mailbox::OwnerNotifiedOfAuthFailure).default(false))
+                .col(timestamp_with_time_zone_null(Mailbox::NextScanAt))
+                .col(timestamp_with_time_zone_null(Mailbox::ScanLeasedUntil))
                 .col(integer(Mailbox::Version))
                 .col(timestamp_with_time_zone(Mailbox::CreatedAt))
                 .col(timestamp_with_time_zone(Mailbox::UpdatedAt))
@@ -86,10 +172,121 @@ impl MigrationTrait for Migration {
         m.create_index(Index::create().name("ix_mailbox_account").table(Mailbox::Table).col(Mailbox::AccountId).to_owned()).await?;
         // At most one main mailbox per user: a partial unique index (both databases have them).
         m.get_connection().execute_unprepared("CREATE UNIQUE INDEX ux_mailbox_main ON mailbox (user_id) WHERE main").await?;
+        m.create_index(Index::create().name("ix_mailbox_next_scan").table(Mailbox::Table).col(Mailbox::NextScanAt).to_owned()).await?;
+
+        m.create_table(
+            Table::create()
+                .table(MailboxFolder::Table)
+                .col(uuid(MailboxFolder::MailboxId))
+                .col(string_len(MailboxFolder::Path, 1000))
+                .col(uuid(MailboxFolder::AccountId))
+                .col(big_integer(MailboxFolder::Uidvalidity))
+                .col(big_integer(MailboxFolder::LastUid))
+                .col(integer(MailboxFolder::UidvalidityChanges).default(0))
+                .col(text_null(MailboxFolder::LastError))
+                .col(timestamp_with_time_zone(MailboxFolder::UpdatedAt))
+                .primary_key(Index::create().col(MailboxFolder::MailboxId).col(MailboxFolder::Path))
+                .foreign_key(&mut cascade("fk_folder_mailbox", (MailboxFolder::Table, MailboxFolder::MailboxId), (Mailbox::Table, Mailbox::Id)))
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Email::Table)
+                .col(uuid(Email::Id).primary_key())
+                .col(uuid(Email::AccountId))
+                .col(string_len(Email::MessageKey, 1000))
+                .col(string_len_null(Email::MessageId, 1000))
+                .col(text_null(Email::Subject))
+                .col(string_len_null(Email::FromAddress, 320))
+                .col(string_len_null(Email::FromName, 500))
+                .col(json(Email::ToAddresses))
+                .col(json(Email::CcAddresses))
+                .col(timestamp_with_time_zone_null(Email::SentAt))
+                .col(text_null(Email::TextBody))
+                .col(text_null(Email::HtmlBody))
+                .col(json(Email::Attachments))
+                .col(binary_null(Email::Raw))
+                .col(boolean(Email::HeadersOnly))
+                .col(big_integer(Email::Size))
+                .col(string_len_null(Email::InReplyTo, 1000))
+                .col(json(Email::References))
+                .col(uuid_null(Email::ContactId))
+                .col(uuid_null(Email::ProjectId))
+                .col(string_len(Email::LinkedBy, 32))
+                .col(timestamp_with_time_zone(Email::CreatedAt))
+                .foreign_key(&mut cascade("fk_email_account", (Email::Table, Email::AccountId), (Account::Table, Account::Id)))
+                .foreign_key(
+                    ForeignKey::create().name("fk_email_contact").from(Email::Table, Email::ContactId).to(Contact::Table, Contact::Id).on_delete(ForeignKeyAction::SetNull),
+                )
+                .foreign_key(
+                    ForeignKey::create().name("fk_email_project").from(Email::Table, Email::ProjectId).to(Project::Table, Project::Id).on_delete(ForeignKeyAction::SetNull),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // Stored once per account: by Message-ID, else by a hash of the content.
+        m.create_index(Index::create().name("ux_email_key").table(Email::Table).col(Email::AccountId).col(Email::MessageKey).unique().to_owned()).await?;
+        m.create_index(Index::create().name("ix_email_contact").table(Email::Table).col(Email::ContactId).to_owned()).await?;
+
+        m.create_table(
+            Table::create()
+                .table(EmailLocation::Table)
+                .col(uuid(EmailLocation::EmailId))
+                .col(uuid(EmailLocation::MailboxId))
+                .col(string_len(EmailLocation::Folder, 1000))
+                .col(big_integer(EmailLocation::Uidvalidity))
+                .col(big_integer(EmailLocation::Uid))
+                .col(uuid(EmailLocation::AccountId))
+                .primary_key(
+                    Index::create().col(EmailLocation::MailboxId).col(EmailLocation::Folder).col(EmailLocation::Uidvalidity).col(EmailLocation::Uid),
+                )
+                .foreign_key(&mut cascade("fk_location_email", (EmailLocation::Table, EmailLocation::EmailId), (Email::Table, Email::Id)))
+                .foreign_key(&mut cascade("fk_location_mailbox", (EmailLocation::Table, EmailLocation::MailboxId), (Mailbox::Table, Mailbox::Id)))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(Index::create().name("ix_location_email").table(EmailLocation::Table).col(EmailLocation::EmailId).to_owned()).await?;
+
+        m.create_table(
+            Table::create()
+                .table(EmailTombstone::Table)
+                .col(uuid(EmailTombstone::AccountId))
+                .col(string_len(EmailTombstone::MessageKey, 1000))
+                .col(timestamp_with_time_zone(EmailTombstone::DeletedAt))
+                .primary_key(Index::create().col(EmailTombstone::AccountId).col(EmailTombstone::MessageKey))
+                .foreign_key(&mut cascade("fk_tombstone_account", (EmailTombstone::Table, EmailTombstone::AccountId), (Account::Table, Account::Id)))
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(EmailSettings::Table)
+                .col(uuid(EmailSettings::AccountId).primary_key())
+                .col(boolean(EmailSettings::ScanAll))
+                .col(integer(EmailSettings::Version))
+                .col(timestamp_with_time_zone(EmailSettings::UpdatedAt))
+                .col(uuid_null(EmailSettings::UpdatedBy))
+                .foreign_key(&mut cascade("fk_email_settings_account", (EmailSettings::Table, EmailSettings::AccountId), (Account::Table, Account::Id)))
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table(Mailbox::Table).to_owned()).await
+        for table in [
+            EmailSettings::Table.into_iden(),
+            EmailTombstone::Table.into_iden(),
+            EmailLocation::Table.into_iden(),
+            Email::Table.into_iden(),
+            MailboxFolder::Table.into_iden(),
+            Mailbox::Table.into_iden(),
+        ] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod compose;
 pub mod delivery;
+pub mod mailsync;
 pub mod scheduler;
 pub mod sms;
 
@@ -26,6 +27,7 @@ pub struct Worker {
 pub struct TickReport {
     pub scheduled: scheduler::Scheduled,
     pub delivered: delivery::Delivered,
+    pub synced: mailsync::Synced,
 }
 
 impl TickReport {
@@ -55,7 +57,8 @@ impl Worker {
         let scheduled = scheduler::run(&self.state, now).await?;
         // What the scheduler just queued is due at its own clock reading, a moment after `now`.
         let delivered = self.courier.run(now.max(Utc::now())).await?;
-        Ok(TickReport { scheduled, delivered })
+        let synced = mailsync::run(&self.state, now).await?;
+        Ok(TickReport { scheduled, delivered, synced })
     }
 
     /// Works until `shutdown` completes. The scheduler and the courier run side by side, so
@@ -80,10 +83,13 @@ impl Worker {
             }
             Ok(taken > 0)
         });
-        let deliver = repeat("delivery", period, stopping, Some(&queued), || async {
+        let deliver = repeat("delivery", period, stopping.clone(), Some(&queued), || async {
             Ok(self.courier.run(Utc::now()).await? != delivery::Delivered::default())
         });
-        let work = async { tokio::join!(schedule, deliver) };
+        let sync = repeat("mailbox sync", period, stopping.clone(), None, || async {
+            Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0)
+        });
+        let work = async { tokio::join!(schedule, deliver, sync) };
         tokio::pin!(work, shutdown);
         tokio::select! {
             _ = &mut work => {}

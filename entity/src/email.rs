@@ -1,0 +1,46 @@
+//! An archived email, stored once per account however many folders and mailboxes hold it,
+//! and linked to a customer, lead or project (or none).
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "email")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// `mid:<Message-ID>`, or `sha256:<hex>` of the raw message when it has none.
+    pub message_key: String,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    /// Addresses, lower-cased.
+    pub to_addresses: Json,
+    pub cc_addresses: Json,
+    pub sent_at: Option<DateTimeUtc>,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    /// `[{"filename", "contentType", "size"}]`.
+    pub attachments: Json,
+    /// The message as received, unless it was larger than the archive's body limit.
+    #[serde(skip_serializing)]
+    pub raw: Option<Vec<u8>>,
+    /// Larger than the body limit: only its headers were stored.
+    pub headers_only: bool,
+    pub size: i64,
+    pub in_reply_to: Option<String>,
+    pub references: Json,
+    pub contact_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    /// How the link was made: a rule (`CUSTOMER_MAIN_EMAIL`, `CUSTOMER_CONTACT_EMAIL`,
+    /// `LEAD_MAIN_EMAIL`, `LEAD_CONTACT_EMAIL`, `CUSTOMER_DOMAIN`), `THREAD`, `MANUAL`, or
+    /// `NONE`.
+    pub linked_by: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,374 @@
+//! Mailbox scans: each active mailbox's chosen folders are read incrementally and new mail is
+//! archived and linked (`api::archive`).
+//!
+//! - One worker per mailbox at a time: a scan claims the mailbox with a lease (`FOR UPDATE SKIP
+//!   LOCKED` on PostgreSQL).
+//! - Read-only: folders are opened with EXAMINE and fetched with BODY.PEEK, so nothing is
+//!   marked read on the server.
+//! - Incremental and exact: per folder, UIDVALIDITY and the last UID archived. A batch of
+//!   messages and the folder's new last UID commit together, so a worker killed mid-scan
+//!   loses nothing (the batch is fetched again) and duplicates nothing (the account's unique
+//!   message key). A changed UIDVALIDITY restarts the folder from its first message; one that
+//!   keeps changing ([`MAX_UIDVALIDITY_CHANGES`] scans in a row) pauses the mailbox.
+//! - Headers first: a batch's headers are fetched, messages already archived (seen in another
+//!   folder or mailbox) are only located, and only new ones are fetched whole — those above
+//!   the body limit as headers only.
+//! - A folder that fails is logged on its row and skipped; the others go on. A refused login
+//!   stops the mailbox (AUTH_FAILED) until its settings change, and tells its owner once.
+
+use std::collections::HashSet;
+
+use api::{
+    archive::{self, Directory, Fetched, Place, Policy},
+    imap::{self, ImapError},
+    mailboxes,
+    notifications::{
+        catalog::NotificationType,
+        fanout::{self, AddressedEvent},
+    },
+    AppState,
+};
+use chrono::{DateTime, Utc};
+use entity::{email, mailbox, mailbox_folder};
+use futures_util::TryStreamExt;
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
+    TransactionTrait, Value,
+};
+
+/// UIDVALIDITY changes in a row after which a mailbox is paused instead of resynced again.
+pub const MAX_UIDVALIDITY_CHANGES: i32 = 3;
+/// UIDs per fetch.
+const BATCH: u32 = 500;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    pub mailboxes: usize,
+    pub archived: usize,
+    pub failed_folders: usize,
+}
+
+/// Scans every mailbox due by `now`, one after another.
+pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Synced> {
+    let mut total = Synced::default();
+    while let Some(mailbox) = claim(app, now).await? {
+        let outcome = scan(app, &mailbox).await;
+        let report = settle(app, &mailbox, outcome).await?;
+        total.mailboxes += 1;
+        total.archived += report.archived;
+        total.failed_folders += report.failed_folders;
+    }
+    Ok(total)
+}
+
+async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Option<mailbox::Model>> {
+    let backend = app.db.get_database_backend();
+    let lease = now + chrono::Duration::from_std(app.config.worker.lease)?;
+    let (p, lock) = match backend {
+        DbBackend::Postgres => (["$1", "$2"], " FOR UPDATE SKIP LOCKED"),
+        _ => (["?", "?"], ""),
+    };
+    let sql = format!(
+        "UPDATE mailbox SET scan_leased_until = {lease} WHERE id IN (SELECT id FROM mailbox \
+           WHERE scan_active AND next_scan_at <= {now} AND (scan_leased_until IS NULL OR scan_leased_until < {now}) \
+           ORDER BY next_scan_at LIMIT 1{lock}) RETURNING *",
+        lease = p[0],
+        now = p[1],
+    );
+    let values: Vec<Value> = match backend {
+        DbBackend::Postgres => vec![lease.into(), now.into()],
+        _ => vec![lease.into(), now.into(), now.into()],
+    };
+    Ok(mailbox::Entity::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).one(&app.db).await?)
+}
+
+struct Scanned {
+    archived: usize,
+    failed_folders: usize,
+    /// Set when a folder's UIDVALIDITY keeps changing.
+    pause: Option<String>,
+}
+
+async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapError> {
+    let server = mailboxes::server_of(app, mailbox).map_err(internal)?;
+    let mut session = imap::connect(&server).await?;
+    let directory = Directory::load(&app.db, mailbox.account_id).await.map_err(internal)?;
+    let policy = Policy { customers: mailbox.sync_clients, leads: mailbox.sync_leads, scan_all: archive::scan_all(&app.db, mailbox.account_id).await.map_err(internal)? };
+    let mut folders: Vec<String> = serde_json::from_value(mailbox.directories.clone()).unwrap_or_default();
+    if folders.is_empty() {
+        folders.push("INBOX".into());
+    }
+    let mut report = Scanned { archived: 0, failed_folders: 0, pause: None };
+    for folder in folders {
+        match scan_folder(app, &mut session, mailbox, &folder, &directory, policy).await {
+            Ok(FolderOutcome::Archived(n)) => report.archived += n,
+            Ok(FolderOutcome::UidvalidityUnstable) => {
+                report.pause = Some(format!("the UIDVALIDITY of {folder:?} changed {MAX_UIDVALIDITY_CHANGES} scans in a row: paused to avoid resyncing forever"));
+                break;
+            }
+            // A lost connection ends the scan; anything else skips the folder.
+            Err(e @ ImapError::Imap { source: async_imap::error::Error::ConnectionLost, .. }) | Err(e @ ImapError::Timeout(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(mailbox = %mailbox.id, folder = %folder, error = %e, "folder scan failed; the others go on");
+                report.failed_folders += 1;
+                mailbox_folder::Entity::update_many()
+                    .col_expr(mailbox_folder::Column::LastError, Expr::value(Some(e.to_string())))
+                    .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
+                    .filter(mailbox_folder::Column::Path.eq(folder.clone()))
+                    .exec(&app.db)
+                    .await
+                    .map_err(|e| internal(e.into()))?;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), session.logout()).await;
+    Ok(report)
+}
+
+fn internal(e: api::error::ApiError) -> ImapError {
+    ImapError::Io { step: "archiving", source: std::io::Error::other(e.to_string()) }
+}
+
+enum FolderOutcome {
+    Archived(usize),
+    UidvalidityUnstable,
+}
+
+fn imap_err(step: &'static str) -> impl FnOnce(async_imap::error::Error) -> ImapError {
+    move |source| ImapError::Imap { step, source }
+}
+
+async fn scan_folder(
+    app: &AppState,
+    session: &mut imap::Session,
+    mailbox: &mailbox::Model,
+    folder: &str,
+    directory: &Directory,
+    policy: Policy,
+) -> Result<FolderOutcome, ImapError> {
+    let opened = session.examine(folder).await.map_err(imap_err("opening the folder"))?;
+    let uidvalidity = i64::from(opened.uid_validity.unwrap_or(0));
+    let uid_next = opened.uid_next.map(i64::from);
+    let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await.map_err(|e| internal(e.into()))?;
+    let now = Utc::now();
+    let mut state = match stored {
+        Some(s) if s.uidvalidity == uidvalidity => s,
+        Some(mut s) => {
+            // The folder was rebuilt on the server: its UIDs mean other messages now. Start
+            // over; the account's message keys keep this from storing anything twice.
+            s.uidvalidity_changes += 1;
+            if s.uidvalidity_changes >= MAX_UIDVALIDITY_CHANGES {
+                return Ok(FolderOutcome::UidvalidityUnstable);
+            }
+            tracing::info!(mailbox = %mailbox.id, folder, "UIDVALIDITY changed: resyncing the folder");
+            s.uidvalidity = uidvalidity;
+            s.last_uid = 0;
+            s.updated_at = now;
+            s.into_active_model().reset_all().update(&app.db).await.map_err(|e| internal(e.into()))?
+        }
+        None => mailbox_folder::Model {
+            mailbox_id: mailbox.id,
+            path: folder.to_string(),
+            account_id: mailbox.account_id,
+            uidvalidity,
+            last_uid: 0,
+            uidvalidity_changes: 0,
+            last_error: None,
+            updated_at: now,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&app.db)
+        .await
+        .map_err(|e| internal(e.into()))?,
+    };
+    let mut archived = 0;
+    loop {
+        if uid_next.is_some_and(|next| state.last_uid + 1 >= next) {
+            break; // nothing new: the rescan costs one EXAMINE
+        }
+        let from = state.last_uid + 1;
+        let to = from + i64::from(BATCH) - 1;
+        let headers: Vec<(i64, i64, Vec<u8>)> = session
+            .uid_fetch(format!("{from}:{to}"), "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+            .await
+            .map_err(imap_err("fetching headers"))?
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(imap_err("fetching headers"))?
+            .iter()
+            .filter_map(|f| Some((i64::from(f.uid?), i64::from(f.size.unwrap_or(0)), f.header()?.to_vec())))
+            .filter(|(uid, _, _)| *uid >= from)
+            .collect();
+        if headers.is_empty() && uid_next.is_none() {
+            break;
+        }
+        // Up to the end of the range, or of the folder as EXAMINE saw it.
+        let highest = match uid_next {
+            Some(next) => to.min(next - 1),
+            None => headers.iter().map(|h| h.0).max().unwrap_or(state.last_uid),
+        };
+        // Which are new to the account: those need their bodies (if not too large).
+        let keys: Vec<String> = headers.iter().map(|(_, _, h)| key_of_header(h)).collect();
+        let known: HashSet<String> = email::Entity::find()
+            .filter(email::Column::AccountId.eq(mailbox.account_id))
+            .filter(email::Column::MessageKey.is_in(keys.iter().filter(|k| k.starts_with("mid:")).cloned()))
+            .all(&app.db)
+            .await
+            .map_err(|e| internal(e.into()))?
+            .into_iter()
+            .map(|e| e.message_key)
+            .collect();
+        let limit = app.config.worker.mailbox_body_limit as i64;
+        let wanted: Vec<i64> = headers.iter().zip(&keys).filter(|((_, size, _), key)| !known.contains(*key) && *size <= limit).map(|((uid, _, _), _)| *uid).collect();
+        let mut bodies = std::collections::HashMap::new();
+        if !wanted.is_empty() {
+            let set = wanted.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+            let fetched: Vec<_> = session
+                .uid_fetch(set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(imap_err("fetching messages"))?
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(imap_err("fetching messages"))?;
+            for f in fetched {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.insert(i64::from(uid), body.to_vec());
+                }
+            }
+        }
+        let batch: Vec<Fetched> = headers
+            .into_iter()
+            .map(|(uid, size, header)| match bodies.remove(&uid) {
+                Some(bytes) => Fetched { uid, size, bytes, headers_only: false },
+                None => Fetched { uid, size, headers_only: size > limit, bytes: header },
+            })
+            .collect();
+
+        // The batch and the folder's new position commit together.
+        let txn = app.db.begin().await.map_err(|e| internal(e.into()))?;
+        let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder, uidvalidity };
+        let linked = archive::store(&txn, &place, batch, directory, policy).await.map_err(internal)?;
+        mailbox_folder::Entity::update_many()
+            .col_expr(mailbox_folder::Column::LastUid, Expr::value(highest))
+            .col_expr(mailbox_folder::Column::UidvalidityChanges, Expr::value(0))
+            .col_expr(mailbox_folder::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(mailbox_folder::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
+            .filter(mailbox_folder::Column::Path.eq(folder))
+            .exec(&txn)
+            .await
+            .map_err(|e| internal(e.into()))?;
+        let events: Vec<AddressedEvent> = linked.iter().map(|e| received(mailbox, e)).collect();
+        let recorded = fanout::record_addressed(&txn, events).await.map_err(internal)?;
+        txn.commit().await.map_err(|e| internal(e.into()))?;
+        fanout::announce(app, &recorded.notifications).await;
+        archived += linked.len();
+        state.last_uid = highest;
+    }
+    Ok(FolderOutcome::Archived(archived))
+}
+
+/// The key of a message from its header alone (Message-ID); messages without one are keyed
+/// by their content once fetched.
+fn key_of_header(header: &[u8]) -> String {
+    let id = mail_parser::MessageParser::default().parse_headers(header).and_then(|m| m.message_id().map(String::from));
+    match id {
+        Some(id) => archive::message_key(Some(&id), header),
+        None => String::new(),
+    }
+}
+
+/// Email Received for the mailbox's owner.
+fn received(mailbox: &mailbox::Model, e: &email::Model) -> AddressedEvent {
+    AddressedEvent {
+        kind: NotificationType::EmailReceived,
+        account_id: mailbox.account_id,
+        contact_id: e.contact_id,
+        title: format!("Email from {}: {}", e.from_name.clone().or(e.from_address.clone()).unwrap_or_default(), e.subject.clone().unwrap_or_default()),
+        body: None,
+        data: Some(serde_json::json!({ "emailId": e.id, "mailboxId": mailbox.id })),
+        action_url: None,
+        occurred_at: Utc::now(),
+        idempotency_key: format!("email:{}:received:{}", e.id, mailbox.user_id),
+        recipients: vec![mailbox.user_id],
+    }
+}
+
+struct Report {
+    archived: usize,
+    failed_folders: usize,
+}
+
+/// Records the scan's outcome on the mailbox and gives the lease back.
+async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanned, ImapError>) -> anyhow::Result<Report> {
+    let now = Utc::now();
+    let next = now + chrono::Duration::from_std(app.config.worker.mailbox_scan_interval)?;
+    let mut row = mailbox.clone().into_active_model();
+    row.scan_leased_until = sea_orm::Set(None);
+    row.last_scan_at = sea_orm::Set(Some(now));
+    let mut notify_auth_failure = false;
+    let report = match outcome {
+        Ok(Scanned { archived, failed_folders, pause: None }) => {
+            row.state = sea_orm::Set("CONNECTED".into());
+            row.last_error = sea_orm::Set(None);
+            row.next_scan_at = sea_orm::Set(Some(next));
+            Report { archived, failed_folders }
+        }
+        Ok(Scanned { archived, failed_folders, pause: Some(why) }) => {
+            row.state = sea_orm::Set("PAUSED".into());
+            row.last_error = sea_orm::Set(Some(why));
+            row.next_scan_at = sea_orm::Set(None);
+            Report { archived, failed_folders }
+        }
+        Err(e) => {
+            let failure = imap::classify(&e);
+            row.last_error = sea_orm::Set(Some(failure.message.clone()));
+            if failure.reason == api::smtp::FailureReason::Authentication {
+                // No retries until the settings change (which resets the state).
+                row.state = sea_orm::Set("AUTH_FAILED".into());
+                row.next_scan_at = sea_orm::Set(None);
+                notify_auth_failure = !mailbox.owner_notified_of_auth_failure;
+                row.owner_notified_of_auth_failure = sea_orm::Set(true);
+            } else {
+                row.state = sea_orm::Set("ERROR".into());
+                row.next_scan_at = sea_orm::Set(Some(next));
+            }
+            Report { archived: 0, failed_folders: 0 }
+        }
+    };
+    let txn = app.db.begin().await?;
+    // Only if the settings did not change meanwhile (a change resets state and schedule).
+    let updated = mailbox::Entity::update_many()
+        .set(row)
+        .filter(mailbox::Column::Id.eq(mailbox.id))
+        .filter(mailbox::Column::Version.eq(mailbox.version))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        mailbox::Entity::update_many()
+            .col_expr(mailbox::Column::ScanLeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(mailbox::Column::Id.eq(mailbox.id))
+            .exec(&txn)
+            .await?;
+    }
+    let mut notifications = Vec::new();
+    if notify_auth_failure && updated.rows_affected > 0 {
+        let event = AddressedEvent {
+            kind: NotificationType::SystemErrorInformation,
+            account_id: mailbox.account_id,
+            contact_id: None,
+            title: format!("Mailbox {} refused the login: update its password", mailbox.email_address),
+            body: mailbox.last_error.clone(),
+            data: Some(serde_json::json!({ "mailboxId": mailbox.id })),
+            action_url: None,
+            occurred_at: now,
+            idempotency_key: format!("mailbox:{}:auth-failed:v{}", mailbox.id, mailbox.version),
+            recipients: vec![mailbox.user_id],
+        };
+        notifications = fanout::record_addressed(&txn, vec![event]).await?.notifications;
+    }
+    txn.commit().await?;
+    fanout::announce(app, &notifications).await;
+    Ok(report)
+}
