@@ -157,3 +157,265 @@ async fn one_main_mailbox_per_user_and_only_owners_and_admins_manage_them() {
     let body = app.gql(Some(&ann_token), "mutation($i: DeleteMailboxInput!) { deleteMailbox(input: $i) { deletedMailboxId } }", json!({"i": {"id": first["id"]}})).await;
     assert_eq!(body["data"]["deleteMailbox"]["deletedMailboxId"], first["id"]);
 }
+
+// --- archiving ----------------------------------------------------------------------------------
+
+const REPORT: &str = "query($f: SyncedEmailFilter) { syncedEmails(first: 100, filter: $f) { nodes { id messageId subject fromAddress to linkedBy headersOnly attachments textBody contact { id name } locations { folder mailbox { id } } } } }";
+
+fn message(id: Option<&str>, from: &str, to: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    let mid = id.map(|i| format!("Message-ID: <{i}>\r\n")).unwrap_or_default();
+    format!("{mid}From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
+        .into_bytes()
+}
+
+async fn contact(app: &TestApp, kind: &str, name: &str, main: Option<&str>) -> String {
+    let data = app
+        .admin(
+            "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }",
+            json!({"i": {"kind": kind, "name": name, "mainEmail": main}}),
+        )
+        .await;
+    data["createContact"]["contact"]["id"].as_str().unwrap().to_string()
+}
+
+async fn person(app: &TestApp, contact: &str, email: &str) {
+    app.admin(
+        "mutation($i: CreateContactPersonInput!) { createContactPerson(input: $i) { contactPerson { id } } }",
+        json!({"i": {"contactId": contact, "name": "Person", "email": email}}),
+    )
+    .await;
+}
+
+async fn add_mailbox(app: &TestApp, token: &str, imap: &TestImap, extra: Value) -> Value {
+    let mut input = typed(imap, ANN.1);
+    input["directories"] = json!(["INBOX", "Archive"]);
+    for (k, v) in extra.as_object().unwrap() {
+        input[k] = v.clone();
+    }
+    let body = app.gql(Some(token), CREATE, json!({"i": input})).await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    body["data"]["createMailbox"]["mailbox"].clone()
+}
+
+async fn report(app: &TestApp, filter: Value) -> Vec<Value> {
+    app.admin(REPORT, json!({"f": filter})).await["syncedEmails"]["nodes"].as_array().unwrap().clone()
+}
+
+fn by_subject<'a>(emails: &'a [Value], subject: &str) -> &'a Value {
+    emails.iter().find(|e| e["subject"] == subject).unwrap_or_else(|| panic!("no {subject:?} in {emails:#?}"))
+}
+
+#[tokio::test]
+async fn a_scan_archives_new_mail_linked_by_the_rules_in_order_without_touching_the_server() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    let globex = contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    let initech = contact(&app, "CUSTOMER", "Initech", Some("info@initech.example")).await;
+    person(&app, &initech, "cto@initech.example").await;
+    let prospect = contact(&app, "LEAD", "Prospect", Some("hello@prospect.example")).await;
+    let lead2 = contact(&app, "LEAD", "Quiet lead", None).await;
+    person(&app, &lead2, "boss@quiet.example").await;
+    contact(&app, "CUSTOMER", "Shared A", Some("a@shared.example")).await;
+    contact(&app, "CUSTOMER", "Shared B", Some("b@shared.example")).await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        let me = ANN.0;
+        let mails = [
+            message(Some("m1@globex"), "buyer@globex.example", me, "main email", "", "Hello"),
+            // Both a contact's address and a main email: the main-email rule comes first.
+            message(Some("m2@x"), "cto@initech.example", &format!("{me}, buyer@globex.example"), "two rules", "", "Hi"),
+            message(Some("m3@initech"), me, "cto@initech.example", "contact email as recipient", "", "Hi"),
+            message(Some("m4@p"), "hello@prospect.example", me, "lead main", "", "Hi"),
+            message(Some("m5@q"), "boss@quiet.example", me, "lead contact", "", "Hi"),
+            message(Some("m6@g"), "someone@globex.example", me, "customer domain", "", "Hi"),
+            message(Some("m7@s"), "x@shared.example", me, "shared domain", "", "Hi"),
+            message(Some("m8@gm"), "friend@gmail.com", me, "public domain", "", "Hi"),
+            message(Some("m9@gm"), "friend@gmail.com", me, "Re: main email", "In-Reply-To: <m1@globex>\r\n", "Thanks"),
+            // No Message-ID, and a Latin-1 body.
+            b"From: buyer@globex.example\r\nTo: ann@acme.example\r\nSubject: latin\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9 cr\xe8me\r\n".to_vec(),
+            b"this is not a mail at all\r\n\r\n\xff\xfe".to_vec(),
+        ];
+        for m in &mails {
+            s.append("INBOX", None, None, m).await.unwrap();
+        }
+        // The same message in a second folder is stored once.
+        s.append("Archive", None, None, &mails[0]).await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    add_mailbox(&app, &token, &imap, json!({})).await;
+    // Ann wants Email Received in her panel (off by default: not a starred type).
+    app.gql(
+        Some(&token),
+        "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
+        json!({"i": {"changes": [{"type": "EMAIL_RECEIVED", "switch": "SYSTEM", "enabled": true}]}}),
+    )
+    .await;
+
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    let report_ = worker.tick().await.unwrap();
+    assert_eq!(report_.synced.mailboxes, 1, "{report_:?}");
+    let emails = report(&app, json!({})).await;
+    let linked = |subject: &str| {
+        let e = by_subject(&emails, subject);
+        (e["contact"]["id"].as_str().map(String::from), e["linkedBy"].as_str().unwrap().to_string())
+    };
+    assert_eq!(linked("main email"), (Some(globex.clone()), "CUSTOMER_MAIN_EMAIL".into()));
+    assert_eq!(linked("two rules"), (Some(globex.clone()), "CUSTOMER_MAIN_EMAIL".into()));
+    assert_eq!(linked("contact email as recipient"), (Some(initech.clone()), "CUSTOMER_CONTACT_EMAIL".into()));
+    assert_eq!(linked("lead main"), (Some(prospect.clone()), "LEAD_MAIN_EMAIL".into()));
+    assert_eq!(linked("lead contact"), (Some(lead2.clone()), "LEAD_CONTACT_EMAIL".into()));
+    assert_eq!(linked("customer domain"), (Some(globex.clone()), "CUSTOMER_DOMAIN".into()));
+    assert_eq!(linked("Re: main email"), (Some(globex.clone()), "THREAD".into()));
+    let latin = by_subject(&emails, "latin");
+    assert!(latin["textBody"].as_str().unwrap().contains("Café crème"), "{latin:#}");
+    assert!(latin["messageId"].is_null());
+    assert!(emails.iter().all(|e| e["subject"] != "shared domain" && e["subject"] != "public domain"), "unmatched mail is not archived without scan-all");
+    let main = by_subject(&emails, "main email");
+    let mut folders: Vec<_> = main["locations"].as_array().unwrap().iter().map(|l| l["folder"].as_str().unwrap().to_string()).collect();
+    folders.sort();
+    assert_eq!(folders, vec!["Archive", "INBOX"], "stored once, found in two folders");
+    assert_eq!(emails.len(), 8);
+
+    // Read-only: nothing was marked \Seen.
+    {
+        use futures_util::TryStreamExt;
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.examine("INBOX").await.unwrap();
+        let fetched: Vec<_> = s.fetch("1:*", "FLAGS").await.unwrap().try_collect().await.unwrap();
+        assert!(fetched.iter().all(|f| !f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen))));
+        s.logout().await.unwrap();
+    }
+
+    // The mailbox's owner is told of new linked mail.
+    assert!(panel_types(&app, &token).await.contains(&"EMAIL_RECEIVED".to_string()));
+
+    // A rescan finds nothing new and archives nothing twice.
+    let report_ = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!((report_.synced.mailboxes, report_.synced.archived), (1, 0), "{report_:?}");
+    assert_eq!(report(&app, json!({})).await.len(), 8);
+    imap.stop().await;
+}
+
+#[tokio::test]
+async fn scan_all_manual_links_tombstones_flags_and_huge_messages() {
+    let app = crate::helpers::spawn_with(|c| c.worker.mailbox_body_limit = 4_000).await;
+    let imap = TestImap::start(&[ANN]).await;
+    let globex = contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    let prospect = contact(&app, "LEAD", "Prospect", Some("hello@prospect.example")).await;
+    app.admin("mutation { changeEmailSettings(input: {expectedVersion: 0, scanAll: true}) { emailSettings { scanAll version } } }", json!({})).await;
+    let huge_body = "x".repeat(10_000);
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        for m in [
+            message(Some("a@1"), "stranger@unknown.example", ANN.0, "stranger", "", "Hi"),
+            message(Some("a@2"), "hello@prospect.example", ANN.0, "lead but leads off", "", "Hi"),
+            message(Some("a@3"), "buyer@globex.example", ANN.0, "huge", "", &huge_body),
+        ] {
+            s.append("INBOX", None, None, &m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    add_mailbox(&app, &token, &imap, json!({"syncLeads": false})).await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    worker.tick().await.unwrap();
+
+    let emails = report(&app, json!({})).await;
+    assert_eq!(emails.len(), 3, "scan-all archives unmatched mail too: {emails:#?}");
+    assert_eq!(by_subject(&emails, "stranger")["linkedBy"], "NONE");
+    assert_eq!(by_subject(&emails, "lead but leads off")["contact"], Value::Null, "no lead links when leads are not synced");
+    let huge = by_subject(&emails, "huge");
+    assert_eq!((huge["headersOnly"].as_bool(), huge["textBody"].as_str()), (Some(true), None));
+    assert_eq!(huge["contact"]["id"], globex.as_str(), "headers are enough to link");
+    assert_eq!(report(&app, json!({"linked": false})).await.len(), 2);
+
+    // A manual assignment, audited, and never undone by a scan.
+    let stranger = by_subject(&emails, "stranger")["id"].clone();
+    let data = app
+        .admin(
+            "mutation($i: AssignEmailInput!) { assignEmail(input: $i) { email { linkedBy contact { id } } } }",
+            json!({"i": {"emailId": stranger, "contactId": prospect}}),
+        )
+        .await;
+    assert_eq!(data["assignEmail"]["email"]["linkedBy"], "MANUAL");
+    // Deleted from the archive: the same message in another folder does not bring it back.
+    let lead = by_subject(&emails, "lead but leads off")["id"].clone();
+    app.admin("mutation($i: DeleteArchivedEmailInput!) { deleteArchivedEmail(input: $i) { deletedEmailId } }", json!({"i": {"emailId": lead}})).await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.append("Archive", None, None, message(Some("a@2"), "hello@prospect.example", ANN.0, "lead but leads off", "", "Hi")).await.unwrap();
+        s.append("Archive", None, None, message(Some("a@1"), "stranger@unknown.example", ANN.0, "stranger", "", "Hi")).await.unwrap();
+        s.logout().await.unwrap();
+    }
+    worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    let emails = report(&app, json!({})).await;
+    assert_eq!(emails.len(), 2, "{emails:#?}");
+    assert_eq!(by_subject(&emails, "stranger")["contact"]["id"], prospect.as_str(), "the manual link stands");
+    let audit = app.admin("{ auditLog(first: 10) { nodes { action } } }", json!({})).await;
+    assert!(audit.to_string().contains("email.assigned") && audit.to_string().contains("email.deleted"));
+    imap.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_login_stops_the_mailbox_and_tells_its_owner_once() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    let mut input = typed(&imap, "wrong");
+    input["skipTest"] = json!(true);
+    let id = app.gql(Some(&token), CREATE, json!({"i": input})).await["data"]["createMailbox"]["mailbox"]["id"].clone();
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    worker.tick().await.unwrap();
+    let state = app.gql(Some(&token), "query($id: ID!) { mailbox(id: $id) { state lastError lastScanAt } }", json!({"id": id})).await;
+    assert_eq!(state["data"]["mailbox"]["state"], "AUTH_FAILED", "{state:#}");
+    let report_ = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(2)).await.unwrap();
+    assert_eq!(report_.synced.mailboxes, 0, "no retries until the settings change");
+    let errors = panel_types(&app, &token).await.into_iter().filter(|t| t == "SYSTEM_ERROR_INFORMATION").count();
+    assert_eq!(errors, 1);
+
+    // Fixing the password (tested on save) starts it again.
+    let data = app
+        .gql(Some(&token), "mutation($i: UpdateMailboxInput!) { updateMailbox(input: $i) { mailbox { state } } }", json!({"i": {"id": id, "password": ANN.1}}))
+        .await;
+    assert_eq!(data["data"]["updateMailbox"]["mailbox"]["state"], "CONNECTED", "{data:#}");
+    assert_eq!(worker.tick().await.unwrap().synced.mailboxes, 1);
+    imap.stop().await;
+}
+
+#[tokio::test]
+async fn a_rebuilt_folder_resyncs_without_duplicates() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    let mails: Vec<_> = (1..=3).map(|i| message(Some(&format!("r{i}@globex")), "buyer@globex.example", ANN.0, &format!("mail {i}"), "", "Hi")).collect();
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        for m in &mails[..2] {
+            s.append("Archive", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    add_mailbox(&app, &token, &imap, json!({})).await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    worker.tick().await.unwrap();
+    assert_eq!(report(&app, json!({})).await.len(), 2);
+    // The folder is deleted and rebuilt (a new UIDVALIDITY) with one more message.
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.delete("Archive").await.unwrap();
+        s.create("Archive").await.unwrap();
+        for m in &mails {
+            s.append("Archive", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    let emails = report(&app, json!({"folder": "Archive"})).await;
+    assert_eq!(emails.len(), 3, "{emails:#?}");
+    imap.stop().await;
+}

@@ -306,6 +306,27 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Hidden,
         },
+        Case { field: "syncedEmails", operation: "{ syncedEmails { nodes { id subject contact { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case { field: "archivedEmail", operation: r#"{ archivedEmail(id: "{email}") { id subject } }"#, foreign: NF, as_user: Hidden },
+        Case { field: "emailSettings", operation: "{ emailSettings { scanAll version } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case {
+            field: "changeEmailSettings",
+            operation: "mutation { changeEmailSettings(input: {expectedVersion: 0, scanAll: true}) { emailSettings { version } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "assignEmail",
+            operation: r#"mutation { assignEmail(input: {emailId: "{email}", contactId: "{contact}"}) { email { id } } }"#,
+            foreign: NF,
+            as_user: Hidden,
+        },
+        Case {
+            field: "deleteArchivedEmail",
+            operation: r#"mutation { deleteArchivedEmail(input: {emailId: "{email}"}) { deletedEmailId } }"#,
+            foreign: NF,
+            as_user: Hidden,
+        },
         Case { field: "auditEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
         Case { field: "notificationEvents", operation: "", foreign: Foreign::OwnDataOnly, as_user: Allowed },
     ]
@@ -368,6 +389,34 @@ async fn seed(app: &TestApp) -> Owner {
         .as_str()
         .unwrap()
         .to_string();
+    let email = {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        let model = entity::email::Model {
+            id: uuid::Uuid::now_v7(),
+            account_id: app.account_id.parse().unwrap(),
+            message_key: "mid:secret@acme".into(),
+            message_id: Some("secret@acme".into()),
+            subject: Some("Secret subject".into()),
+            from_address: Some("buyer@secret.example".into()),
+            from_name: None,
+            to_addresses: json!([]),
+            cc_addresses: json!([]),
+            sent_at: None,
+            text_body: Some("Secret body".into()),
+            html_body: None,
+            attachments: json!([]),
+            raw: None,
+            headers_only: false,
+            size: 10,
+            in_reply_to: None,
+            references: json!([]),
+            contact_id: Some(contact.parse().unwrap()),
+            project_id: None,
+            linked_by: "CUSTOMER_MAIN_EMAIL".into(),
+            created_at: chrono::Utc::now(),
+        };
+        model.into_active_model().insert(&app.state.db).await.unwrap().id.to_string()
+    };
     Owner {
         ids: vec![
             ("account", app.account_id.clone()),
@@ -378,6 +427,7 @@ async fn seed(app: &TestApp) -> Owner {
             ("key", key),
             ("activity", activity),
             ("mailbox", mailbox),
+            ("email", email),
         ],
     }
 }
@@ -385,7 +435,7 @@ async fn seed(app: &TestApp) -> Owner {
 /// Everything the owner has, as its admin sees it: must not change during the sweep.
 async fn snapshot(app: &TestApp) -> Value {
     app.admin(
-        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } mailboxes { id version scanActive } }",
+        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } mailboxes { id version scanActive } syncedEmails { nodes { id contact { id } } } emailSettings { version } }",
         json!({}),
     )
     .await

@@ -53,7 +53,7 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Synced> {
     let mut total = Synced::default();
     while let Some(mailbox) = claim(app, now).await? {
         let outcome = scan(app, &mailbox).await;
-        let report = settle(app, &mailbox, outcome).await?;
+        let report = settle(app, &mailbox, outcome, now).await?;
         total.mailboxes += 1;
         total.archived += report.archived;
         total.failed_folders += report.failed_folders;
@@ -301,13 +301,15 @@ struct Report {
 }
 
 /// Records the scan's outcome on the mailbox and gives the lease back.
-async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanned, ImapError>) -> anyhow::Result<Report> {
-    let now = Utc::now();
+/// `now` is the scan's notion of time (the tick's), so a scan never schedules the next one
+/// before the moment it ran for.
+async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanned, ImapError>, now: DateTime<Utc>) -> anyhow::Result<Report> {
     let next = now + chrono::Duration::from_std(app.config.worker.mailbox_scan_interval)?;
     let mut row = mailbox.clone().into_active_model();
     row.scan_leased_until = sea_orm::Set(None);
     row.last_scan_at = sea_orm::Set(Some(now));
     let mut notify_auth_failure = false;
+    let mut auth_message = None;
     let report = match outcome {
         Ok(Scanned { archived, failed_folders, pause: None }) => {
             row.state = sea_orm::Set("CONNECTED".into());
@@ -329,6 +331,7 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
                 row.state = sea_orm::Set("AUTH_FAILED".into());
                 row.next_scan_at = sea_orm::Set(None);
                 notify_auth_failure = !mailbox.owner_notified_of_auth_failure;
+                auth_message = Some(failure.message.clone());
                 row.owner_notified_of_auth_failure = sea_orm::Set(true);
             } else {
                 row.state = sea_orm::Set("ERROR".into());
@@ -359,7 +362,7 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             account_id: mailbox.account_id,
             contact_id: None,
             title: format!("Mailbox {} refused the login: update its password", mailbox.email_address),
-            body: mailbox.last_error.clone(),
+            body: auth_message,
             data: Some(serde_json::json!({ "mailboxId": mailbox.id })),
             action_url: None,
             occurred_at: now,

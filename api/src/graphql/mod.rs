@@ -7,6 +7,7 @@
 
 mod access;
 mod activities;
+mod archive;
 mod accounts;
 mod audit;
 pub mod connection;
@@ -42,6 +43,7 @@ pub struct Query(
     audit::AuditQuery,
     activities::ActivityQuery,
     mailboxes::MailboxQuery,
+    archive::ArchiveQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
@@ -57,6 +59,7 @@ pub struct Mutation(
     access::AccessMutation,
     activities::ActivityMutation,
     mailboxes::MailboxMutation,
+    archive::ArchiveMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,

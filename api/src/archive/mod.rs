@@ -13,6 +13,8 @@
 //! Mail that matches nothing is archived unlinked only when the account scans all email.
 //! A tombstoned email (deleted from the archive) is never archived again.
 
+pub mod report;
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -303,6 +305,7 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
             .collect()
     };
 
+    let mut thread_links = thread_links;
     let now = Utc::now();
     let mut new_emails: Vec<email::Model> = Vec::new();
     let mut seen_in_batch: HashMap<String, Uuid> = HashMap::new();
@@ -351,6 +354,10 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
                     created_at: now,
                 });
                 seen_in_batch.insert(p.key.clone(), id);
+                // A reply later in the same batch follows this one.
+                if contact_id.is_some() || project_id.is_some() {
+                    thread_links.insert(p.key.clone(), (contact_id, project_id));
+                }
                 id
             }
         };
