@@ -210,14 +210,10 @@ async fn scan_folder(
         };
         // Which are new to the account: those need their bodies (if not too large).
         let keys: Vec<String> = headers.iter().map(|(_, _, h)| key_of_header(h)).collect();
-        let known: HashSet<String> = email::Entity::find()
-            .filter(email::Column::AccountId.eq(mailbox.account_id))
-            .filter(email::Column::MessageKey.is_in(keys.iter().filter(|k| k.starts_with("mid:")).cloned()))
-            .all(&app.db)
+        let known: HashSet<String> = archive::keys_to_ids(&app.db, mailbox.account_id, keys.iter().filter(|k| k.starts_with("mid:")).cloned().collect())
             .await
-            .map_err(|e| internal(e.into()))?
-            .into_iter()
-            .map(|e| e.message_key)
+            .map_err(internal)?
+            .into_keys()
             .collect();
         let limit = app.config.worker.mailbox_body_limit as i64;
         let wanted: Vec<i64> = headers.iter().zip(&keys).filter(|((_, size, _), key)| !known.contains(*key) && *size <= limit).map(|((uid, _, _), _)| *uid).collect();

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{contact, contact::ContactKind, contact_person, email, email_location, email_settings, email_tombstone, user};
-use sea_orm::{sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use mail_parser::MimeHeaders;
 use sha2::{Digest, Sha256};
@@ -242,6 +242,23 @@ pub fn parse(fetched: &Fetched) -> Parsed {
     }
 }
 
+/// The ids of the account's archived emails with these keys (without loading the emails).
+pub async fn keys_to_ids(db: &impl ConnectionTrait, account_id: Uuid, keys: Vec<String>) -> ApiResult<HashMap<String, Uuid>> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let rows = email::Entity::find()
+            .select_only()
+            .columns([email::Column::MessageKey, email::Column::Id])
+            .filter(email::Column::AccountId.eq(account_id))
+            .filter(email::Column::MessageKey.is_in(chunk.iter().cloned()))
+            .into_tuple::<(String, Uuid)>()
+            .all(db)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
 /// How a mailbox links: its sync flags, and the account's scan-all setting.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -273,14 +290,7 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
         (f, p)
     }).collect();
     let keys: Vec<String> = parsed.iter().map(|(_, p)| p.key.clone()).collect();
-    let existing: HashMap<String, Uuid> = email::Entity::find()
-        .filter(email::Column::AccountId.eq(place.account_id))
-        .filter(email::Column::MessageKey.is_in(keys.clone()))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|e| (e.message_key, e.id))
-        .collect();
+    let existing: HashMap<String, Uuid> = keys_to_ids(txn, place.account_id, keys.clone()).await?;
     let tombstoned: HashSet<String> = email_tombstone::Entity::find()
         .filter(email_tombstone::Column::AccountId.eq(place.account_id))
         .filter(email_tombstone::Column::MessageKey.is_in(keys))
@@ -295,13 +305,16 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
         HashMap::new()
     } else {
         email::Entity::find()
+            .select_only()
+            .columns([email::Column::MessageKey, email::Column::ContactId, email::Column::ProjectId])
             .filter(email::Column::AccountId.eq(place.account_id))
             .filter(email::Column::MessageKey.is_in(parents))
+            .into_tuple::<(String, Option<Uuid>, Option<Uuid>)>()
             .all(txn)
             .await?
             .into_iter()
-            .filter(|e| e.contact_id.is_some() || e.project_id.is_some())
-            .map(|e| (e.message_key, (e.contact_id, e.project_id)))
+            .filter(|(_, c, p)| c.is_some() || p.is_some())
+            .map(|(k, c, p)| (k, (c, p)))
             .collect()
     };
 
@@ -364,18 +377,25 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
         locations.push(email_location::Model { email_id: id, mailbox_id: place.mailbox_id, folder: place.folder.to_string(), uidvalidity: place.uidvalidity, uid: f.uid, account_id: place.account_id });
     }
     // Another worker may archive the same message (another mailbox of the account) at the same
-    // moment: the unique key decides, and the loser's location points at the winner's row.
-    let mut stored = Vec::new();
-    for e in new_emails {
-        let inserted = email::Entity::insert(sea_orm::IntoActiveModel::into_active_model(e.clone()))
+    // moment: the unique key decides, and the loser's locations point at the winner's row.
+    for chunk in new_emails.chunks(100) {
+        email::Entity::insert_many(chunk.iter().cloned().map(sea_orm::IntoActiveModel::into_active_model))
             .on_conflict(OnConflict::columns([email::Column::AccountId, email::Column::MessageKey]).do_nothing().to_owned())
             .exec_without_returning(txn)
             .await?;
-        if inserted == 1 {
-            stored.push(e);
-        } else if let Some(winner) = email::Entity::find().filter(email::Column::AccountId.eq(place.account_id)).filter(email::Column::MessageKey.eq(e.message_key.clone())).one(txn).await? {
-            for l in locations.iter_mut().filter(|l| l.email_id == e.id) {
-                l.email_id = winner.id;
+    }
+    let mut stored = Vec::with_capacity(new_emails.len());
+    if !new_emails.is_empty() {
+        let winners = keys_to_ids(txn, place.account_id, new_emails.iter().map(|e| e.message_key.clone()).collect()).await?;
+        for e in new_emails {
+            match winners.get(&e.message_key) {
+                Some(id) if *id == e.id => stored.push(e),
+                Some(winner) => {
+                    for l in locations.iter_mut().filter(|l| l.email_id == e.id) {
+                        l.email_id = *winner;
+                    }
+                }
+                None => {}
             }
         }
     }
