@@ -152,8 +152,6 @@ async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> 
         },
     )
     .await?;
-    state.db.execute_unprepared("VACUUM ANALYZE").await?;
-
     let started = Instant::now();
     let first = worker::mailsync::run(&state, Utc::now()).await?;
     let first_secs = started.elapsed().as_secs_f64();

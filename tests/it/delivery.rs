@@ -384,14 +384,7 @@ async fn texts_go_through_the_accounts_sms_gateway() {
     let (owner, owner_token) = app.user("Olga Owner", "USER").await;
     app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { id } } }", json!({"i": {"id": owner, "phone": "+33 6 12 34 56 78"}})).await;
     // Olga wants texts for her activity reminders.
-    let body = app
-        .gql(
-            Some(&owner_token),
-            "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
-            json!({"i": {"changes": [{"type": "ACTIVITY_REMINDER", "switch": "TEXT_AU", "enabled": true}]}}),
-        )
-        .await;
-    assert!(body.get("errors").is_none(), "{body:#}");
+    app.switch_on(&owner_token, "ACTIVITY_REMINDER", "TEXT_AU").await;
     let data = app
         .admin(
             "mutation($i: ChangeSmsGatewayInput!) { changeSmsGateway(input: $i) { smsGateway { baseUrl accountSid fromNumber authTokenSet version } } }",
@@ -427,12 +420,7 @@ async fn a_gateway_refusal_fails_the_text() {
     let (url, seen) = sms_receiver(400).await;
     let (owner, owner_token) = app.user("Olga Owner", "USER").await;
     app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { id } } }", json!({"i": {"id": owner, "phone": "+33612345678"}})).await;
-    app.gql(
-        Some(&owner_token),
-        "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
-        json!({"i": {"changes": [{"type": "ACTIVITY_REMINDER", "switch": "TEXT_AU", "enabled": true}]}}),
-    )
-    .await;
+    app.switch_on(&owner_token, "ACTIVITY_REMINDER", "TEXT_AU").await;
     app.admin(
         "mutation($i: ChangeSmsGatewayInput!) { changeSmsGateway(input: $i) { smsGateway { version } } }",
         json!({"i": {"expectedVersion": 0, "baseUrl": url, "accountSid": "AC123", "authToken": "t", "fromNumber": "+15550001111"}}),

@@ -196,6 +196,19 @@ impl TestApp {
         (id, token)
     }
 
+    /// Turns one of the caller's own notification switches on (e.g. SYSTEM for a type that is
+    /// off by default).
+    pub async fn switch_on(&self, token: &str, kind: &str, switch: &str) {
+        let body = self
+            .gql(
+                Some(token),
+                "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
+                json!({"i": {"changes": [{"type": kind, "switch": switch, "enabled": true}]}}),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body:#}");
+    }
+
     pub fn token_for(&self, user_id: &str) -> String {
         self.state.tokens.mint(user_id.parse().unwrap(), None, Duration::from_secs(600))
     }

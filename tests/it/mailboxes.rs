@@ -33,14 +33,7 @@ async fn a_tested_mailbox_is_saved_with_its_folders_and_a_write_only_password() 
     }
     let (user, token) = app.user("Ann Inbox", "USER").await;
     // Test Inbox Read is off by default (not a starred type): Ann wants to see it.
-    let body = app
-        .gql(
-            Some(&token),
-            "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
-            json!({"i": {"changes": [{"type": "TEST_INBOX_READ", "switch": "SYSTEM", "enabled": true}]}}),
-        )
-        .await;
-    assert!(body.get("errors").is_none(), "{body:#}");
+    app.switch_on(&token, "TEST_INBOX_READ", "SYSTEM").await;
 
     let body = app.gql(Some(&token), TEST, json!({"i": typed(&imap, ANN.1)})).await;
     let result = &body["data"]["testMailboxConnection"];
@@ -246,12 +239,7 @@ async fn a_scan_archives_new_mail_linked_by_the_rules_in_order_without_touching_
     let (_, token) = app.user("Ann Inbox", "USER").await;
     add_mailbox(&app, &token, &imap, json!({})).await;
     // Ann wants Email Received in her panel (off by default: not a starred type).
-    app.gql(
-        Some(&token),
-        "mutation($i: UpdateNotificationControlInput!) { updateNotificationControl(input: $i) { control { version } } }",
-        json!({"i": {"changes": [{"type": "EMAIL_RECEIVED", "switch": "SYSTEM", "enabled": true}]}}),
-    )
-    .await;
+    app.switch_on(&token, "EMAIL_RECEIVED", "SYSTEM").await;
 
     let worker = worker::Worker::new(app.state.clone()).await.unwrap();
     let report_ = worker.tick().await.unwrap();
