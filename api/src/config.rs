@@ -106,8 +106,8 @@ pub struct WorkerConfig {
     /// `HERALD_DELIVERY_CONCURRENCY`: messages in flight at once per worker (and SMTP
     /// connections per account's server).
     pub concurrency: usize,
-    /// `HERALD_DELIVERY_LEASE_SECS`: how long a claimed message stays a worker's; a worker
-    /// that dies gives its messages back when the lease ends.
+    /// `HERALD_DELIVERY_LEASE_SECS`: how long a claimed message (or a mailbox being scanned)
+    /// stays a worker's; a worker that dies gives them back when the lease ends.
     pub lease: Duration,
     /// `HERALD_DELIVERY_MAX_ATTEMPTS`: transient failures before a message is given up.
     pub max_attempts: i32,

@@ -407,3 +407,100 @@ async fn a_rebuilt_folder_resyncs_without_duplicates() {
     assert_eq!(emails.len(), 3, "{emails:#?}");
     imap.stop().await;
 }
+
+#[tokio::test]
+async fn a_folder_whose_uidvalidity_keeps_changing_pauses_the_mailbox() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let mailbox = add_mailbox(&app, &token, &imap, json!({})).await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    let mut at = chrono::Utc::now();
+    worker.tick_at(at).await.unwrap();
+    for _ in 0..worker::mailsync::MAX_UIDVALIDITY_CHANGES {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.delete("Archive").await.unwrap();
+        s.create("Archive").await.unwrap();
+        s.logout().await.unwrap();
+        at += chrono::Duration::hours(1);
+        worker.tick_at(at).await.unwrap();
+    }
+    let data = app.gql(Some(&token), "query($id: ID!) { mailbox(id: $id) { state lastError } }", json!({"id": mailbox["id"]})).await;
+    assert_eq!(data["data"]["mailbox"]["state"], "PAUSED", "{data:#}");
+    assert!(data["data"]["mailbox"]["lastError"].as_str().unwrap().contains("UIDVALIDITY"));
+    at += chrono::Duration::hours(1);
+    assert_eq!(worker.tick_at(at).await.unwrap().synced.mailboxes, 0, "a paused mailbox is not scanned");
+    imap.stop().await;
+}
+
+/// A `herald` process is killed with SIGKILL while it archives a large mailbox; another one
+/// finishes the scan once the lease has ended. Every message is archived exactly once.
+/// PostgreSQL only (two processes on one database).
+#[tokio::test]
+async fn a_worker_killed_mid_scan_loses_and_duplicates_nothing() {
+    if std::env::var("HERALD_TEST_DATABASE_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!("skipped on SQLite: two processes need PostgreSQL (CI runs this on PostgreSQL)");
+        return;
+    }
+    const N: usize = 3000;
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    app.admin("mutation { changeEmailSettings(input: {expectedVersion: 0, scanAll: true}) { emailSettings { version } } }", json!({})).await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        for i in 0..N {
+            let m = message(Some(&format!("k{i}@herald")), &format!("someone{i}@elsewhere.example"), ANN.0, &format!("mail {i}"), "", &"x".repeat(500));
+            s.append("INBOX", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    add_mailbox(&app, &token, &imap, json!({})).await;
+    let count = || async { sea_orm::PaginatorTrait::count(entity::email::Entity::find(), &app.state.db).await.unwrap() as usize };
+    use sea_orm::EntityTrait;
+    let spawn = || {
+        let dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_clear()
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_DATA_DIR", dir.path())
+            .env("HERALD_DATABASE_URL", app.config.database_url.clone().unwrap())
+            .env("HERALD_DATABASE_SCHEMA", app.config.database_schema.clone().unwrap())
+            .env("HERALD_JWT_SECRET", app.config.jwt_secret.as_ref().unwrap().expose())
+            .env("HERALD_SECRET_KEY", app.config.secret_key.as_ref().unwrap().expose())
+            .env("HERALD_WORKER_POLL_MS", "100")
+            .env("HERALD_DELIVERY_LEASE_SECS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the herald binary runs");
+        (child, dir)
+    };
+    let (mut first, _d1) = spawn();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count().await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let at_kill = count().await;
+    assert!(at_kill > 0 && at_kill < N, "killed mid-scan ({at_kill} of {N} archived)");
+
+    let (mut second, _d2) = spawn();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while count().await < N && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    second.start_kill().unwrap();
+    assert_eq!(count().await, N, "every message archived once");
+    let locations = sea_orm::PaginatorTrait::count(entity::email_location::Entity::find(), &app.state.db).await.unwrap() as usize;
+    assert_eq!(locations, N, "and found once");
+    imap.stop().await;
+}

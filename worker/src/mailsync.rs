@@ -152,7 +152,14 @@ async fn scan_folder(
     let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await.map_err(|e| internal(e.into()))?;
     let now = Utc::now();
     let mut state = match stored {
-        Some(s) if s.uidvalidity == uidvalidity => s,
+        // Stable again: the count of changes in a row starts over.
+        Some(mut s) if s.uidvalidity == uidvalidity => {
+            if s.uidvalidity_changes != 0 {
+                s.uidvalidity_changes = 0;
+                s = s.into_active_model().reset_all().update(&app.db).await.map_err(|e| internal(e.into()))?;
+            }
+            s
+        }
         Some(mut s) => {
             // The folder was rebuilt on the server: its UIDs mean other messages now. Start
             // over; the account's message keys keep this from storing anything twice.
@@ -247,7 +254,6 @@ async fn scan_folder(
         let linked = archive::store(&txn, &place, batch, directory, policy).await.map_err(internal)?;
         mailbox_folder::Entity::update_many()
             .col_expr(mailbox_folder::Column::LastUid, Expr::value(highest))
-            .col_expr(mailbox_folder::Column::UidvalidityChanges, Expr::value(0))
             .col_expr(mailbox_folder::Column::LastError, Expr::value(Option::<String>::None))
             .col_expr(mailbox_folder::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
