@@ -455,25 +455,12 @@ async fn two_workers_one_killed_mid_batch_deliver_every_message() {
     }
 
     let spawn = || {
-        let dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .env_clear()
-            .env("HERALD_BIND", "127.0.0.1:0")
-            .env("HERALD_DATA_DIR", dir.path())
-            .env("HERALD_DATABASE_URL", app.config.database_url.clone().unwrap())
-            .env("HERALD_DATABASE_SCHEMA", app.config.database_schema.clone().unwrap())
-            .env("HERALD_JWT_SECRET", app.config.jwt_secret.as_ref().unwrap().expose())
-            .env("HERALD_SECRET_KEY", app.config.secret_key.as_ref().unwrap().expose())
-            .env("HERALD_WORKER_POLL_MS", "100")
-            .env("HERALD_WORKER_BATCH", "20")
-            .env("HERALD_DELIVERY_CONCURRENCY", "1")
-            .env("HERALD_DELIVERY_LEASE_SECS", "2")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the herald binary runs");
-        (child, dir)
+        app.spawn_herald(&[
+            ("HERALD_WORKER_POLL_MS", "100"),
+            ("HERALD_WORKER_BATCH", "20"),
+            ("HERALD_DELIVERY_CONCURRENCY", "1"),
+            ("HERALD_DELIVERY_LEASE_SECS", "2"),
+        ])
     };
     let (mut a, _dir_a) = spawn();
     let (mut b, _dir_b) = spawn();

@@ -196,6 +196,27 @@ impl TestApp {
         (id, token)
     }
 
+    /// Starts the all-in-one `herald` binary over this app's PostgreSQL schema (a second
+    /// process, with its own worker), with `env` on top of the shared secrets.
+    pub fn spawn_herald(&self, env: &[(&str, &str)]) -> (tokio::process::Child, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_clear()
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_DATA_DIR", dir.path())
+            .env("HERALD_DATABASE_URL", self.config.database_url.clone().expect("PostgreSQL"))
+            .env("HERALD_DATABASE_SCHEMA", self.config.database_schema.clone().expect("a schema"))
+            .env("HERALD_JWT_SECRET", self.config.jwt_secret.as_ref().unwrap().expose())
+            .env("HERALD_SECRET_KEY", self.config.secret_key.as_ref().unwrap().expose())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the herald binary runs");
+        (child, dir)
+    }
+
     /// Turns one of the caller's own notification switches on (e.g. SYSTEM for a type that is
     /// off by default).
     pub async fn switch_on(&self, token: &str, kind: &str, switch: &str) {

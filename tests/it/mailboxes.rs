@@ -464,25 +464,7 @@ async fn a_worker_killed_mid_scan_loses_and_duplicates_nothing() {
     add_mailbox(&app, &token, &imap, json!({})).await;
     let count = || async { sea_orm::PaginatorTrait::count(entity::email::Entity::find(), &app.state.db).await.unwrap() as usize };
     use sea_orm::EntityTrait;
-    let spawn = || {
-        let dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .env_clear()
-            .env("HERALD_BIND", "127.0.0.1:0")
-            .env("HERALD_DATA_DIR", dir.path())
-            .env("HERALD_DATABASE_URL", app.config.database_url.clone().unwrap())
-            .env("HERALD_DATABASE_SCHEMA", app.config.database_schema.clone().unwrap())
-            .env("HERALD_JWT_SECRET", app.config.jwt_secret.as_ref().unwrap().expose())
-            .env("HERALD_SECRET_KEY", app.config.secret_key.as_ref().unwrap().expose())
-            .env("HERALD_WORKER_POLL_MS", "100")
-            .env("HERALD_DELIVERY_LEASE_SECS", "2")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the herald binary runs");
-        (child, dir)
-    };
+    let spawn = || app.spawn_herald(&[("HERALD_WORKER_POLL_MS", "100"), ("HERALD_DELIVERY_LEASE_SECS", "2")]);
     let (mut first, _d1) = spawn();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while count().await == 0 && tokio::time::Instant::now() < deadline {
