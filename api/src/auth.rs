@@ -76,6 +76,15 @@ impl Caller {
         }
     }
 
+    /// Account-level settings pages and logs: company admins, and API keys with READ.
+    pub fn require_admin_or_read_key(&self) -> ApiResult<()> {
+        match &self.principal {
+            Principal::User { role: Role::CompanyAdmin, .. } => Ok(()),
+            Principal::User { .. } => Err(ApiError::forbidden("this needs the COMPANY_ADMIN role")),
+            Principal::ApiKey { .. } => self.require_read(),
+        }
+    }
+
     /// Account-level changes: company admins, and API keys with WRITE.
     pub fn require_admin_or_write_key(&self) -> ApiResult<()> {
         match &self.principal {

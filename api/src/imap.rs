@@ -5,18 +5,12 @@
 //! Failures are sorted like SMTP ones ([`crate::smtp::FailureReason`]): what a person can act
 //! on, and whether a retry may help.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 
+pub use crate::net::Stream;
 use crate::smtp::{Failure, FailureReason, Security, TIMEOUT};
 
 /// An IMAP server with the mailbox's login and opened password. `Debug` hides the password.
@@ -46,51 +40,6 @@ pub fn default_port(security: Security) -> u16 {
     match security {
         Security::Tls => 993,
         Security::Starttls | Security::None => 143,
-    }
-}
-
-/// A plain or TLS socket, as one type for async-imap.
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl std::fmt::Debug for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Plain(_) => "Stream::Plain",
-            Self::Tls(_) => "Stream::Tls",
-        })
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
     }
 }
 
@@ -145,10 +94,7 @@ async fn within<T>(step: &'static str, f: impl std::future::Future<Output = T>) 
 }
 
 async fn tls(host: &str, tcp: TcpStream) -> Result<Stream, ImapError> {
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| ImapError::Io { step: STEP_TLS, source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e) })?;
-    let stream = within(STEP_TLS, crate::smtp::tls_connector().connect(name, tcp)).await?.map_err(io(STEP_TLS))?;
-    Ok(Stream::Tls(Box::new(stream)))
+    within(STEP_TLS, Stream::tls(host, tcp)).await?.map_err(io(STEP_TLS))
 }
 
 async fn greeting(client: &mut async_imap::Client<Stream>) -> Result<(), ImapError> {

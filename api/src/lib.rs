@@ -30,6 +30,7 @@ pub mod error;
 pub mod graphql;
 pub mod imap;
 pub mod mailboxes;
+pub mod net;
 pub mod notifications;
 pub mod secrets;
 pub mod server;

@@ -14,12 +14,7 @@
 //! or permanent for the worker's retries: SMTP 4xx replies, time-outs and lost connections
 //! are transient; 5xx replies (including a refused login) are permanent.
 
-use std::{
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use lettre::{
     address::Envelope,
@@ -33,10 +28,11 @@ use lettre::{
 };
 use serde::Serialize;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
     sync::{Mutex, Semaphore},
 };
+
+use crate::net::Stream;
 
 /// At most this long for any step of talking to a mail server.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -259,16 +255,13 @@ impl Mailer {
             .map_err(|source| SendError::Io { step: STEP_CONNECT, source })?;
         tcp.set_nodelay(true).map_err(|source| SendError::Io { step: STEP_CONNECT, source })?;
         let stream: Box<dyn AsyncTokioStream> = match server.security {
-            Security::Tls => {
-                let name = rustls::pki_types::ServerName::try_from(server.host.clone())
-                    .map_err(|e| SendError::Io { step: STEP_TLS, source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e) })?;
-                let tls = tokio::time::timeout(TIMEOUT, tls_connector().connect(name, tcp))
+            Security::Tls => Box::new(
+                tokio::time::timeout(TIMEOUT, Stream::tls(&server.host, tcp))
                     .await
                     .map_err(|e| step(STEP_TLS, e))?
-                    .map_err(|source| SendError::Io { step: STEP_TLS, source })?;
-                Box::new(ImplicitTls(tls))
-            }
-            _ => Box::new(tcp),
+                    .map_err(|source| SendError::Io { step: STEP_TLS, source })?,
+            ),
+            _ => Box::new(Stream::Plain(tcp)),
         };
         let mut conn = tokio::time::timeout(TIMEOUT, AsyncSmtpConnection::connect_with_transport(stream, &self.hello))
             .await
@@ -333,49 +326,6 @@ impl Mailer {
         for (mut conn, _) in self.idle.lock().await.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.quit()).await;
         }
-    }
-}
-
-/// rustls with the Mozilla roots (webpki-roots), built once.
-pub(crate) fn tls_connector() -> tokio_rustls::TlsConnector {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
-    });
-    tokio_rustls::TlsConnector::from(config.clone())
-}
-
-/// A TLS stream lettre can drive as its transport.
-#[derive(Debug)]
-struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
-
-impl AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
-    }
-}
-
-impl AsyncRead for ImplicitTls {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ImplicitTls {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

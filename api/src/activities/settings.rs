@@ -141,10 +141,7 @@ pub async fn load(db: &impl ConnectionTrait, account_id: Uuid) -> ApiResult<Acti
 
 /// The settings page for the caller's account: company admins and API keys with READ.
 pub async fn get(app: &AppState, caller: &Caller) -> ApiResult<ActivitySettings> {
-    if caller.user_id().is_some() && !caller.is_company_admin() {
-        return Err(ApiError::forbidden("this needs the COMPANY_ADMIN role"));
-    }
-    caller.require_read()?;
+    caller.require_admin_or_read_key()?;
     load(&app.db, caller.account_id).await
 }
 

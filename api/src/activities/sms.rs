@@ -63,10 +63,7 @@ pub fn open(row: &sms_gateway::Model, keyring: &Keyring) -> ApiResult<Gateway> {
 }
 
 pub async fn get(app: &AppState, caller: &Caller) -> ApiResult<Option<sms_gateway::Model>> {
-    if caller.user_id().is_some() && !caller.is_company_admin() {
-        return Err(ApiError::forbidden("this needs the COMPANY_ADMIN role"));
-    }
-    caller.require_read()?;
+    caller.require_admin_or_read_key()?;
     load(&app.db, caller.account_id).await
 }
 

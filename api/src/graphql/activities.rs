@@ -515,10 +515,7 @@ impl ActivityQuery {
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<OutboundMessage>> {
         let caller = caller(ctx)?;
-        if caller.user_id().is_some() && !caller.is_company_admin() {
-            return Err(ApiError::forbidden("this needs the COMPANY_ADMIN role").into());
-        }
-        caller.require_read()?;
+        caller.require_admin_or_read_key()?;
         let filter = filter.unwrap_or_default();
         let mut select = outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(caller.account_id));
         if let Some(status) = filter.status {
