@@ -22,6 +22,10 @@ use tokio::sync::broadcast;
 /// Messages a slow subscriber may fall behind before it starts losing them (it is told).
 const CHANNEL_CAPACITY: usize = 256;
 
+/// Delivered to every local subscriber after the Redis subscription was re-established:
+/// messages may have been lost meanwhile, and subscribers that keep state should re-read it.
+pub const RESYNC: &str = r#"{"type":"resync"}"#;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("redis: {0}")]
@@ -96,7 +100,13 @@ impl Bus {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 match client.get_async_pubsub().await {
                     Ok(mut fresh) => match fresh.psubscribe(&pattern).await {
-                        Ok(()) => pubsub = Some(fresh),
+                        Ok(()) => {
+                            pubsub = Some(fresh);
+                            // Whatever was published meanwhile is lost: tell every local
+                            // subscriber to catch up from the database.
+                            let Some(inner) = weak.upgrade() else { return };
+                            inner.deliver_all(Arc::from(RESYNC));
+                        }
                         Err(e) => tracing::warn!(error = %e, "redis psubscribe failed"),
                     },
                     Err(e) => tracing::warn!(error = %e, "redis pub/sub reconnect failed"),
@@ -130,6 +140,29 @@ impl Bus {
         }
     }
 
+    /// Publishes several messages in one round trip (a Redis pipeline), in order.
+    pub async fn publish_many(&self, messages: &[(String, String)]) -> Result<(), BusError> {
+        match &self.inner.redis {
+            Some(manager) => {
+                for chunk in messages.chunks(1000) {
+                    let mut pipe = redis::pipe();
+                    for (channel, payload) in chunk {
+                        pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(payload).ignore();
+                    }
+                    let mut conn = manager.clone();
+                    let () = pipe.query_async(&mut conn).await?;
+                }
+                Ok(())
+            }
+            None => {
+                for (channel, payload) in messages {
+                    self.inner.deliver(channel, Arc::from(payload.as_str()));
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub fn subscribe(&self, channel: &str) -> broadcast::Receiver<Arc<str>> {
         let mut channels = self.inner.channels.lock().expect("bus channels lock");
         channels.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
@@ -146,6 +179,11 @@ impl Bus {
 }
 
 impl Inner {
+    fn deliver_all(&self, payload: Arc<str>) {
+        let mut channels = self.channels.lock().expect("bus channels lock");
+        channels.retain(|_, sender| sender.send(payload.clone()).is_ok());
+    }
+
     fn deliver(&self, channel: &str, payload: Arc<str>) {
         let mut channels = self.channels.lock().expect("bus channels lock");
         if let Some(sender) = channels.get(channel) {

@@ -93,6 +93,10 @@ pub struct Config {
     /// `HERALD_NOTIFICATION_COLLAPSE_SECS`: repeated events about one contact and type within
     /// this window fold into one panel row (0 turns folding off).
     pub notification_collapse_window: Duration,
+    /// `HERALD_EVENT_WRITERS`: transactions writing published events at once per process (one
+    /// on SQLite);
+    /// concurrent publishes queue behind them and are written together (group commit).
+    pub event_writers: usize,
     /// The worker's knobs (`HERALD_WORKER_*`, `HERALD_DELIVERY_*`).
     pub worker: WorkerConfig,
 }
@@ -155,6 +159,7 @@ impl Config {
             ws_ping_interval: Duration::from_secs(20),
             token_ttl: Duration::from_secs(3600),
             notification_collapse_window: Duration::from_secs(300),
+            event_writers: 2,
             worker: WorkerConfig::default(),
         }
     }
@@ -231,6 +236,10 @@ impl Config {
                 .parse()
                 .map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
             config.notification_collapse_window = Duration::from_secs(secs);
+        }
+        config.event_writers = number(&var, "HERALD_EVENT_WRITERS", config.event_writers)?;
+        if config.event_writers == 0 {
+            return Err(ConfigError::new("HERALD_EVENT_WRITERS", "must be at least 1"));
         }
         let w = &mut config.worker;
         w.poll_interval = Duration::from_millis(number(&var, "HERALD_WORKER_POLL_MS", 1000u64)?);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::{
     auth::TokenIssuer,
@@ -11,6 +11,7 @@ use crate::{
     crypto::{read_or_create_secret_file, Keyring},
     db,
     graphql::{self, HeraldSchema},
+    notifications::writer::EventWriter,
 };
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     pub keyring: Keyring,
     pub schema: HeraldSchema,
+    /// Writes published events and their fan-out, batching concurrent publishes.
+    pub events: EventWriter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,9 @@ impl AppState {
             None => Keyring::load_or_create_file(&config.data_dir.join("herald.key"))?,
         };
         let schema = graphql::build_schema(&config.limits);
-        Ok(Self { tokens: TokenIssuer::new(jwt_secret.as_bytes()), config: Arc::new(config), db, bus, keyring, schema })
+        // SQLite has one writer at a time: a second writing transaction would only fail busy.
+        let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
+        let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
+        Ok(Self { tokens: TokenIssuer::new(jwt_secret.as_bytes()), config: Arc::new(config), db, bus, keyring, schema, events })
     }
 }

@@ -27,6 +27,9 @@ use tokio_stream::StreamMap;
 
 use crate::{auth, graphql, state::AppState};
 
+/// Read and write buffer of each socket.
+const SOCKET_BUFFER: usize = 4 * 1024;
+
 /// How long one message may take to reach a client before it is judged too slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +52,12 @@ pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSoc
         }
     }
     ws.protocols([TRANSPORT_WS, LEGACY_WS])
+        // Most sockets are idle panels: small buffers (128 KiB each by default) let one
+        // process hold tens of thousands. Larger messages still pass; the buffers grow.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        // What a client sends is a GraphQL operation, never megabytes.
+        .max_message_size(app.config.max_body_bytes)
         .on_upgrade(move |socket| async move {
             let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
                 Some(LEGACY_WS) => Protocol::Legacy,

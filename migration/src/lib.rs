@@ -10,6 +10,7 @@ mod m20261123_000002_notification_control;
 mod m20261123_000003_notification_events;
 mod m20261123_000004_activities_delivery;
 mod m20261123_000005_mailboxes;
+mod m20261123_000006_fanout_indexes;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_notification_events::Migration),
             Box::new(m20261123_000004_activities_delivery::Migration),
             Box::new(m20261123_000005_mailboxes::Migration),
+            Box::new(m20261123_000006_fanout_indexes::Migration),
         ]
     }
 }

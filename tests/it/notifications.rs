@@ -234,6 +234,55 @@ async fn publishing_is_idempotent_and_repeats_fold_into_one_row() {
     assert_eq!(panel["notifications"]["nodes"][0]["title"], "Another text");
 }
 
+/// Publishes that arrive together are written together (group commit); what each caller and
+/// each panel sees must be what publishing them one by one gives.
+#[tokio::test]
+async fn publishes_at_once_deduplicate_fold_and_fail_alone() {
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let contact = contact_for(&app, &[&bob]).await;
+    let other_contact = {
+        // A contact of another tenant: naming it is an input error for that publish alone.
+        let (_, other_admin, _) = app.other_tenant().await;
+        let c = app
+            .gql(Some(&other_admin), "mutation { createContact(input: {kind: LEAD, name: \"Theirs\"}) { contact { id } } }", json!({}))
+            .await;
+        c["data"]["createContact"]["contact"]["id"].as_str().unwrap().to_string()
+    };
+    // 24 publishes at once: 12 keys, each twice, about one contact; one more names a contact
+    // of another tenant.
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let input = json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": format!("Text {}", i % 12), "idempotencyKey": format!("burst-{}", i % 12)}});
+        calls.push(app.admin(PUBLISH, input));
+    }
+    let bad = app.gql(Some(&app.admin_token), PUBLISH, json!({"i": {"type": "TEXT_RECEIVED", "contactId": other_contact, "title": "Not yours", "idempotencyKey": "burst-bad"}}));
+    let (answers, bad) = tokio::join!(futures_util::future::join_all(calls), bad);
+    assert_eq!(crate::helpers::error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    let mut events = std::collections::HashMap::new();
+    let mut duplicates = 0;
+    for a in &answers {
+        let p = &a["publishEvent"];
+        assert!(a.get("errors").is_none(), "{a}");
+        let event_id = p["event"]["id"].as_str().unwrap().to_string();
+        if p["duplicate"] == true {
+            duplicates += 1;
+            assert_eq!(p["notified"], 0);
+        } else {
+            assert_eq!(p["notified"], 2, "Text Received is on by default: the admin and Bob: {a}");
+        }
+        *events.entry(event_id).or_insert(0) += 1;
+    }
+    assert_eq!(events.len(), 12, "one event per key");
+    assert!(events.values().all(|n| *n == 2), "both publishes of a key answer the same event: {events:?}");
+    assert_eq!(duplicates, 12);
+    let panel = app.gql(Some(&bob_t), PANEL, json!({})).await["data"].clone();
+    let nodes = panel["notifications"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "twelve events about one contact fold into one row: {panel}");
+    assert_eq!(nodes[0]["count"], 12);
+    assert_eq!(panel["notificationCounts"], json!({"unseen": 1, "unread": 1, "total": 1}));
+}
+
 #[tokio::test]
 async fn roll_ups_bring_sub_account_events_to_parent_users() {
     let app = spawn_app().await;

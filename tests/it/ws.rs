@@ -213,7 +213,8 @@ async fn a_socket_closes_when_its_token_expires() {
     assert_eq!(next(&mut socket).await, json!({"close": 4403}));
 }
 
-const FEED: &str = "subscription($a: String) { notificationEvents(after: $a) { kind cursor notification { title count } counts { unseen total } } }";
+const FEED: &str =
+    "subscription($a: String) { notificationEvents(after: $a) { kind cursor notification { id title count } state { change at notificationIds truncated } counts { unseen total } } }";
 const PUBLISH: &str = "mutation($i: PublishEventInput!) { publishEvent(input: $i) { notified } }";
 
 async fn publish(app: &TestApp, key: &str, title: &str) {
@@ -260,9 +261,28 @@ async fn the_panel_feed_goes_live_and_resumes_without_gap_or_duplicate() {
     assert_eq!(item(&mut socket).await["notification"]["title"], "Fourth");
     assert_eq!(item(&mut socket).await["counts"]["total"], 4);
 
-    // A change of state pushes the counts.
+    // A change of state names the rows it changed, then pushes the counts.
     app.gql(Some(&bob), "mutation { markNotificationsSeen(input: {all: true}) { changed } }", json!({})).await;
+    let seen = item(&mut socket).await;
+    assert_eq!(seen["kind"], "STATE");
+    assert_eq!(seen["state"]["change"], "SEEN");
+    assert_eq!(seen["state"]["notificationIds"].as_array().unwrap().len(), 4, "{seen}");
+    assert_eq!(seen["state"]["truncated"], false);
+    assert!(seen["state"]["at"].is_string());
     assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 0, "total": 4}));
+
+    // One row read from another session: the feed names exactly that row.
+    let fourth = app.gql(Some(&bob), "{ notifications(first: 1) { nodes { id } } }", json!({})).await["data"]["notifications"]["nodes"][0]["id"].clone();
+    let read = app.gql(Some(&bob), "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { changed } }", json!({"i": {"ids": [fourth], "read": true}})).await;
+    assert_eq!(read["data"]["markNotificationsRead"]["changed"], 1, "{read}");
+    let state = item(&mut socket).await;
+    assert_eq!(state["state"]["change"], "READ");
+    assert_eq!(state["state"]["notificationIds"], json!([fourth]));
+    assert_eq!(item(&mut socket).await["kind"], "COUNTS");
+    // A change that changes nothing announces nothing: the next item is the next notification.
+    app.gql(Some(&bob), "mutation { markNotificationsSeen(input: {all: true}) { changed } }", json!({})).await;
+    publish(&app, "w5", "Fifth").await;
+    assert_eq!(item(&mut socket).await["notification"]["title"], "Fifth");
 }
 
 #[tokio::test]
@@ -298,4 +318,27 @@ async fn the_panel_feed_crosses_processes_over_redis() {
     item(&mut socket).await; // counts
     publish(&app, "x1", "Across").await;
     assert_eq!(item(&mut socket).await["notification"]["title"], "Across");
+}
+
+/// A panel stays open for hours: each item shows the contact as it is now, not as the
+/// subscription first loaded it.
+#[tokio::test]
+async fn a_live_feed_shows_current_contact_names() {
+    let app = spawn_app().await;
+    let contact = app.admin("mutation { createContact(input: {kind: LEAD, name: \"Old name\"}) { contact { id } } }", json!({})).await["createContact"]["contact"]["id"].clone();
+    let admin = app.admin_token.clone();
+    let mut socket = connect_to(app.ws_url(), "graphql-transport-ws", None).await.unwrap();
+    init(&mut socket, &admin).await;
+    let query = "subscription { notificationEvents { kind notification { count contact { name } } } }";
+    send(&mut socket, json!({"type": "subscribe", "id": "f", "payload": {"query": query}})).await;
+    assert_eq!(item(&mut socket).await["kind"], "COUNTS");
+    let voicemail = |key: &str| json!({"i": {"type": "VOICEMAILS", "contactId": contact, "title": "Voicemail", "idempotencyKey": key}});
+    app.admin(PUBLISH, voicemail("v1")).await;
+    assert_eq!(item(&mut socket).await["notification"]["contact"]["name"], "Old name");
+    assert_eq!(item(&mut socket).await["kind"], "COUNTS");
+    app.admin("mutation($i: UpdateContactInput!) { updateContact(input: $i) { contact { name } } }", json!({"i": {"id": contact, "name": "New name"}})).await;
+    app.admin(PUBLISH, voicemail("v2")).await;
+    let bumped = item(&mut socket).await;
+    assert_eq!(bumped["notification"]["count"], 2);
+    assert_eq!(bumped["notification"]["contact"]["name"], "New name");
 }

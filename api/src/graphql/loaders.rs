@@ -52,6 +52,15 @@ pub fn loaders(db: DatabaseConnection) -> Loaders {
     DataLoader::with_cache(Db(db), tokio::spawn, HashMapCache::default())
 }
 
+/// Empties every cache of `loaders`.
+pub fn forget(loaders: &Loaders) {
+    loaders.clear::<AccountId>();
+    loaders.clear::<UserId>();
+    loaders.clear::<ContactId>();
+    loaders.clear::<AssigneesOf>();
+    loaders.clear::<PersonsOf>();
+}
+
 /// Loads the relations of a whole page at once, before its items are resolved, when the
 /// selection asks for them (look-ahead). Each item's `load_one` then hits the cache: the
 /// same single statement as batching, but without the batch task, whose 1 ms delay runs on

@@ -101,7 +101,9 @@ pub(crate) fn caller<'a>(ctx: &Context<'a>) -> ApiResult<&'a Caller> {
 }
 
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a loaders::Loaders> {
-    ctx.data::<loaders::Loaders>().map_err(|_| ApiError::Internal(anyhow::anyhow!("DataLoader missing from request data")))
+    ctx.data::<std::sync::Arc<loaders::Loaders>>()
+        .map(|l| &**l)
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("DataLoader missing from request data")))
 }
 
 /// Parses a GraphQL `ID` argument; `field` names it in the error.
@@ -114,7 +116,7 @@ pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
 }
 
 /// Adds what each request needs to a GraphQL request.
-fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: loaders::Loaders) -> async_graphql::Request {
+fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: std::sync::Arc<loaders::Loaders>) -> async_graphql::Request {
     request.data(app.clone()).data(Session(caller)).data(loaders)
 }
 
@@ -134,7 +136,7 @@ pub async fn execute(
         loaders.feed_one(loaders::UserId(user.id), user).await;
         loaders.feed_one(loaders::AccountId(account.id), account).await;
     }
-    guard::with_codes(app.schema.execute(prepare(request, app, caller, loaders)).await)
+    guard::with_codes(app.schema.execute(prepare(request, app, caller, std::sync::Arc::new(loaders))).await)
 }
 
 /// Runs one operation as a stream of results (subscriptions, and any operation over
@@ -149,6 +151,15 @@ pub fn execute_stream(
         let response = guard::with_codes(async_graphql::Response::from_errors(vec![error]));
         return futures_util::stream::once(async move { response }).boxed();
     }
-    let request = prepare(request, app, caller, loaders::loaders(app.db.clone()));
-    app.schema.execute_stream(request).map(guard::with_codes).boxed()
+    // A subscription lives for hours: its loaders forget what they loaded after each result,
+    // so that every item shows current names and the cache does not grow with the stream.
+    let loaders = std::sync::Arc::new(loaders::loaders(app.db.clone()));
+    let request = prepare(request, app, caller, loaders.clone());
+    app.schema
+        .execute_stream(request)
+        .map(move |response| {
+            loaders::forget(&loaders);
+            guard::with_codes(response)
+        })
+        .boxed()
 }

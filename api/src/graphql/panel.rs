@@ -22,6 +22,7 @@ use crate::{
         catalog::NotificationType,
         control::type_code,
         fanout::{self, NewEvent},
+        feed::FeedItem,
         panel::{self, NotificationCounts, Selection, StateChange},
     },
 };
@@ -330,8 +331,33 @@ impl PanelStateMutation {
 pub enum NotificationEventKind {
     /// A new row, or a row bumped by a repeated event (replace it by id).
     Notification,
+    /// Rows changed state (seen, read, unread, archived, unarchived): see `state`.
+    State,
     /// The panel's counts changed (after new rows or a change of state).
     Counts,
+}
+
+/// Rows of the panel that changed state, from any of the user's sessions.
+pub struct NotificationStateChange(notifications::panel::StateChanged);
+
+#[Object]
+impl NotificationStateChange {
+    async fn change(&self) -> StateChange {
+        self.0.change
+    }
+    /// The time set on the rows (`seenAt`, `readAt` or `archivedAt`); null when it was cleared
+    /// (UNREAD, UNARCHIVE). A row read while unseen is seen at the same time.
+    async fn at(&self) -> Option<DateTime<Utc>> {
+        self.0.at
+    }
+    /// The rows changed: all of them unless `truncated`.
+    async fn notification_ids(&self) -> Vec<ID> {
+        self.0.ids.iter().map(|id| ID(id.to_string())).collect()
+    }
+    /// Too many rows changed to name them: re-read the list.
+    async fn truncated(&self) -> bool {
+        self.0.truncated
+    }
 }
 
 /// One item of the panel's live feed.
@@ -341,27 +367,34 @@ pub struct NotificationEvent(notifications::feed::FeedItem);
 impl NotificationEvent {
     async fn kind(&self) -> NotificationEventKind {
         match self.0 {
-            notifications::feed::FeedItem::Notification(_) => NotificationEventKind::Notification,
-            notifications::feed::FeedItem::Counts(_) => NotificationEventKind::Counts,
+            FeedItem::Notification(_) => NotificationEventKind::Notification,
+            FeedItem::State(_) => NotificationEventKind::State,
+            FeedItem::Counts(_) => NotificationEventKind::Counts,
         }
     }
     async fn notification(&self) -> Option<Notification> {
         match &self.0 {
-            notifications::feed::FeedItem::Notification(row) => Some(Notification(row.clone())),
-            notifications::feed::FeedItem::Counts(_) => None,
+            FeedItem::Notification(row) => Some(Notification(row.clone())),
+            _ => None,
         }
     }
     /// Pass it as `after` when reconnecting: the feed resumes right after this row.
     async fn cursor(&self) -> Option<String> {
         match &self.0 {
-            notifications::feed::FeedItem::Notification(row) => Some(IdCursor(row.position).encode_cursor()),
-            notifications::feed::FeedItem::Counts(_) => None,
+            FeedItem::Notification(row) => Some(IdCursor(row.position).encode_cursor()),
+            _ => None,
+        }
+    }
+    async fn state(&self) -> Option<NotificationStateChange> {
+        match &self.0 {
+            FeedItem::State(state) => Some(NotificationStateChange(state.clone())),
+            _ => None,
         }
     }
     async fn counts(&self) -> Option<NotificationCounts> {
         match &self.0 {
-            notifications::feed::FeedItem::Counts(counts) => Some(*counts),
-            notifications::feed::FeedItem::Notification(_) => None,
+            FeedItem::Counts(counts) => Some(*counts),
+            _ => None,
         }
     }
 }

@@ -90,7 +90,7 @@ pub fn type_code(kind: NotificationType) -> String {
     }
 }
 
-fn parse_type(code: &str) -> Option<NotificationType> {
+pub(crate) fn parse_type(code: &str) -> Option<NotificationType> {
     serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
 }
 
@@ -137,7 +137,7 @@ impl Layers {
 type AccountLayer = HashMap<(NotificationType, Switch), (bool, bool)>;
 type UserLayer = HashMap<(NotificationType, Switch), bool>;
 
-/// The layers of every user of one account, loaded in two statements (fan-out).
+/// The layers of every user of one account for some notification types (fan-out).
 #[derive(Debug, Default)]
 pub struct AccountLayers {
     account: AccountLayer,
@@ -145,15 +145,36 @@ pub struct AccountLayers {
 }
 
 impl AccountLayers {
-    pub async fn load(db: &impl ConnectionTrait, account_id: Uuid) -> ApiResult<Self> {
-        let account = Layers::load(db, account_id, None).await?.account;
-        let mut users: HashMap<Uuid, UserLayer> = HashMap::new();
-        for row in notification_override::Entity::find().filter(notification_override::Column::AccountId.eq(account_id)).all(db).await? {
-            if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
-                users.entry(row.user_id).or_default().insert((kind, switch), row.enabled);
+    /// The layers of several accounts in two statements, restricted to `types`: an event
+    /// needs only its own type's switches, and an account of 200 users can hold tens of
+    /// thousands of overrides across all types.
+    pub async fn load_many(db: &impl ConnectionTrait, account_ids: &[Uuid], types: &[NotificationType]) -> ApiResult<HashMap<Uuid, Self>> {
+        let mut layers: HashMap<Uuid, Self> = account_ids.iter().map(|id| (*id, Self::default())).collect();
+        if account_ids.is_empty() || types.is_empty() {
+            return Ok(layers);
+        }
+        let codes: Vec<String> = types.iter().map(|t| type_code(*t)).collect();
+        let defaults = notification_default::Entity::find()
+            .filter(notification_default::Column::AccountId.is_in(account_ids.iter().copied()))
+            .filter(notification_default::Column::NotificationType.is_in(codes.clone()))
+            .all(db)
+            .await?;
+        for row in defaults {
+            if let (Some(kind), Some(switch), Some(l)) = (parse_type(&row.notification_type), Switch::parse(&row.switch), layers.get_mut(&row.account_id)) {
+                l.account.insert((kind, switch), (row.enabled, row.locked));
             }
         }
-        Ok(Self { account, users })
+        let overrides = notification_override::Entity::find()
+            .filter(notification_override::Column::AccountId.is_in(account_ids.iter().copied()))
+            .filter(notification_override::Column::NotificationType.is_in(codes))
+            .all(db)
+            .await?;
+        for row in overrides {
+            if let (Some(kind), Some(switch), Some(l)) = (parse_type(&row.notification_type), Switch::parse(&row.switch), layers.get_mut(&row.account_id)) {
+                l.users.entry(row.user_id).or_default().insert((kind, switch), row.enabled);
+            }
+        }
+        Ok(layers)
     }
 
     pub fn enabled(&self, user_id: Uuid, info: &TypeInfo, switch: Switch) -> bool {

@@ -15,24 +15,27 @@
 //! about the same contact and type within the collapse window fold into the user's existing
 //! unread row, bumping its count and moving it to the top.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
-use entity::{account, contact, event, notification, notification_roll_up, outbox_message, user};
+use entity::{account, contact, contact_assignee, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    sea_query::{Expr, OnConflict}, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, TransactionTrait,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     catalog::{info, NotificationType, TypeInfo},
     control::{type_code, AccountLayers, Switch},
+    panel::{self, Announcement},
 };
 use crate::{
     auth::{ApiKeyScope, Caller, Principal},
-    crm::{accounts, accounts::AddOn, contacts},
+    crm::{accounts, accounts::AddOn},
     error::{ApiError, ApiResult},
     state::AppState,
     validate,
@@ -109,56 +112,184 @@ fn check(input: &NewEvent) -> ApiResult<()> {
     Ok(())
 }
 
-/// Records an event for `account` and fans it out, in one transaction.
+/// A checked event waiting for the [writer](super::writer).
+pub(crate) struct Pending {
+    pub publisher: Publisher,
+    pub account: account::Model,
+    pub input: NewEvent,
+}
+
+/// Records an event for `account` and fans it out, in one transaction shared with the other
+/// events published at the same moment (see [`super::writer`]), then rings the panels.
 pub async fn record(app: &AppState, publisher: Publisher, account: &account::Model, input: NewEvent) -> ApiResult<Published> {
     check(&input)?;
-    let key = input.idempotency_key.trim().to_string();
-    if let Some(existing) = find_by_key(&app.db, account.id, &key).await? {
-        return Ok(Published { event: existing, duplicate: true, notifications: Vec::new(), outbox: Vec::new() });
-    }
-    let type_info = info(input.kind);
-    let txn = app.db.begin().await?;
-    if let Some(contact_id) = input.contact_id {
-        let belongs = contact::Entity::find_by_id(contact_id).filter(contact::Column::AccountId.eq(account.id)).one(&txn).await?;
-        if belongs.is_none() {
-            return Err(ApiError::bad_input("input.contactId", "not a contact of the event's account"));
+    let published = app.events.submit(Pending { publisher, account: account.clone(), input }).await?;
+    announce(app, &published.notifications).await;
+    Ok(published)
+}
+
+/// What became of one event of a batch.
+enum Fate {
+    /// Refused: the caller gets this error.
+    Refused(ApiError),
+    /// Its key was published before this batch.
+    Known(event::Model),
+    /// Same key as the batch's event at this index.
+    SameAs(usize),
+    /// Written by this batch (index into the batch's new events).
+    New(usize),
+    /// Another transaction wrote the key while this batch was being written.
+    Raced,
+}
+
+/// Writes a batch of events and their fan-out in one transaction; one answer per event, in
+/// order. An `Err` means the transaction failed and nothing of the batch was written.
+pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Duration, batch: &[Pending]) -> ApiResult<Vec<ApiResult<Published>>> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+
+    // Contacts: each must belong to its event's account.
+    let contact_ids: Vec<Uuid> = unique(batch.iter().filter_map(|p| p.input.contact_id));
+    let mut contact_account: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    if !contact_ids.is_empty() {
+        for c in contact::Entity::find().filter(contact::Column::Id.is_in(contact_ids.clone())).all(&txn).await? {
+            contact_account.insert(c.id, c.account_id);
+        }
+        let rows = contact_assignee::Entity::find()
+            .filter(contact_assignee::Column::ContactId.is_in(contact_ids))
+            .order_by_asc(contact_assignee::Column::Position)
+            .all(&txn)
+            .await?;
+        for a in rows {
+            assignees.entry(a.contact_id).or_default().push(a.user_id);
         }
     }
-    let now = Utc::now();
-    let (published_by_user, published_by_key) = match publisher {
+
+    // Keys: published before, or twice within the batch.
+    let accounts_of_batch: Vec<Uuid> = unique(batch.iter().map(|p| p.account.id));
+    let keys_of_batch: Vec<String> = unique(batch.iter().map(|p| p.input.idempotency_key.trim().to_string()));
+    let mut known: HashMap<(Uuid, String), event::Model> = HashMap::new();
+    for e in event::Entity::find()
+        .filter(event::Column::AccountId.is_in(accounts_of_batch))
+        .filter(event::Column::IdempotencyKey.is_in(keys_of_batch))
+        .all(&txn)
+        .await?
+    {
+        known.insert((e.account_id, e.idempotency_key.clone()), e);
+    }
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut first_of_key: HashMap<(Uuid, String), usize> = HashMap::new();
+    let mut events: Vec<event::Model> = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        let key = (p.account.id, p.input.idempotency_key.trim().to_string());
+        if let Some(contact_id) = p.input.contact_id {
+            if contact_account.get(&contact_id) != Some(&p.account.id) {
+                fates.push(Fate::Refused(ApiError::bad_input("input.contactId", "not a contact of the event's account")));
+                continue;
+            }
+        }
+        if let Some(existing) = known.get(&key) {
+            fates.push(Fate::Known(existing.clone()));
+            continue;
+        }
+        if let Some(&first) = first_of_key.get(&key) {
+            fates.push(Fate::SameAs(first));
+            continue;
+        }
+        first_of_key.insert(key.clone(), i);
+        fates.push(Fate::New(events.len()));
+        events.push(new_event(p, key.1, now));
+    }
+    if !events.is_empty() {
+        // A concurrent publish of the same key (another process) wins the unique index; its
+        // twin here is dropped and answered as a duplicate after the commit.
+        // In key order, as every writer does, so that two batches sharing keys queue behind
+        // each other instead of deadlocking.
+        let mut ordered = events.clone();
+        ordered.sort_by(|a, b| (a.account_id, &a.idempotency_key).cmp(&(b.account_id, &b.idempotency_key)));
+        let inserted = event::Entity::insert_many(ordered.into_iter().map(|e| e.into_active_model().reset_all()))
+            .on_conflict(OnConflict::columns([event::Column::AccountId, event::Column::IdempotencyKey]).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted != events.len() as u64 {
+            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+            let written: HashSet<Uuid> = event::Entity::find().filter(event::Column::Id.is_in(ids)).all(&txn).await?.into_iter().map(|e| e.id).collect();
+            let mut kept = Vec::new();
+            for fate in fates.iter_mut() {
+                if let Fate::New(n) = *fate {
+                    if written.contains(&events[n].id) {
+                        *fate = Fate::New(kept.len());
+                        kept.push(events[n].clone());
+                    } else {
+                        *fate = Fate::Raced;
+                    }
+                }
+            }
+            events = kept;
+        }
+    }
+
+    let written = fan_out(&txn, &events, &assignees, collapse_window).await?;
+    txn.commit().await?;
+
+    let mut answers: Vec<ApiResult<Published>> = Vec::with_capacity(batch.len());
+    let mut written = written.into_iter().map(Some).collect::<Vec<_>>();
+    for (i, fate) in fates.into_iter().enumerate() {
+        answers.push(match fate {
+            Fate::Refused(e) => Err(e),
+            Fate::Known(event) => Ok(duplicate(event)),
+            Fate::SameAs(first) => match &answers[first] {
+                Ok(p) => Ok(duplicate(p.event.clone())),
+                Err(_) => Err(ApiError::Conflict("event published concurrently".into())),
+            },
+            Fate::New(n) => {
+                let (notifications, outbox) = written[n].take().expect("one fan-out per event");
+                Ok(Published { event: events[n].clone(), duplicate: false, notifications, outbox })
+            }
+            Fate::Raced => {
+                let p = &batch[i];
+                match find_by_key(db, p.account.id, p.input.idempotency_key.trim()).await? {
+                    Some(event) => Ok(duplicate(event)),
+                    None => Err(ApiError::Conflict("event published concurrently".into())),
+                }
+            }
+        });
+    }
+    Ok(answers)
+}
+
+fn duplicate(event: event::Model) -> Published {
+    Published { event, duplicate: true, notifications: Vec::new(), outbox: Vec::new() }
+}
+
+fn unique<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(i.clone())).collect()
+}
+
+fn new_event(p: &Pending, key: String, now: DateTime<Utc>) -> event::Model {
+    let (published_by_user, published_by_key) = match p.publisher {
         Publisher::User(id) => (Some(id), None),
         Publisher::ApiKey(id) => (None, Some(id)),
         Publisher::System => (None, None),
     };
-    let event = event::Model {
+    let input = &p.input;
+    event::Model {
         id: Uuid::now_v7(),
-        account_id: account.id,
+        account_id: p.account.id,
         notification_type: type_code(input.kind),
         contact_id: input.contact_id,
         title: input.title.trim().to_string(),
-        body: input.body,
-        data: input.data,
-        action_url: input.action_url,
+        body: input.body.clone(),
+        data: input.data.clone(),
+        action_url: input.action_url.clone(),
         occurred_at: input.occurred_at.unwrap_or(now),
-        idempotency_key: key.clone(),
+        idempotency_key: key,
         created_at: now,
         published_by_user,
         published_by_key,
-    };
-    let event = match event.into_active_model().reset_all().insert(&txn).await {
-        Ok(event) => event,
-        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
-            // Another publish of the same key won the race: answer its event.
-            drop(txn);
-            let existing = find_by_key(&app.db, account.id, &key).await?.ok_or(ApiError::Conflict("event published concurrently".into()))?;
-            return Ok(Published { event: existing, duplicate: true, notifications: Vec::new(), outbox: Vec::new() });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let (notifications, outbox) = fan_out(&txn, &event, type_info, app.config.notification_collapse_window).await?;
-    txn.commit().await?;
-    announce(app, &notifications).await;
-    Ok(Published { event, duplicate: false, notifications, outbox })
+    }
 }
 
 async fn find_by_key(db: &impl ConnectionTrait, account_id: Uuid, key: &str) -> ApiResult<Option<event::Model>> {
@@ -169,53 +300,117 @@ async fn find_by_key(db: &impl ConnectionTrait, account_id: Uuid, key: &str) -> 
         .await?)
 }
 
-/// Who gets what, written in the event's transaction.
+/// Panel rows and outbox messages written for one event.
+type Written = (Vec<notification::Model>, Vec<outbox_message::Model>);
+
+/// Who gets what, for every event of a batch, written in its transaction: the same
+/// statements whatever the batch's size.
 async fn fan_out(
     txn: &DatabaseTransaction,
-    event: &event::Model,
-    type_info: &TypeInfo,
-    collapse_window: std::time::Duration,
-) -> ApiResult<(Vec<notification::Model>, Vec<outbox_message::Model>)> {
-    let users = user::Entity::find()
-        .filter(user::Column::AccountId.eq(event.account_id))
-        .filter(user::Column::Active.eq(true))
-        .all(txn)
-        .await?;
-    let layers = AccountLayers::load(txn, event.account_id).await?;
-    let assigned: HashSet<Uuid> = match event.contact_id {
-        Some(contact_id) if type_info.concerns_contact => contacts::assignee_ids(txn, contact_id).await?.into_iter().collect(),
-        _ => HashSet::new(),
-    };
-
-    let mut panel: Vec<Uuid> = Vec::new();
-    let mut outbox = Vec::new();
-    for user in &users {
-        let is_assigned = assigned.contains(&user.id);
-        let system = layers.enabled(user.id, type_info, Switch::System);
-        let au = is_assigned && layers.enabled(user.id, type_info, Switch::Au);
-        if system || au {
-            panel.push(user.id);
-        }
-        if is_assigned {
-            if layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
-                outbox.push(outbox_row(event, user.id, "TEXT"));
-            }
-            if layers.enabled(user.id, type_info, Switch::EmailAu) {
-                outbox.push(outbox_row(event, user.id, "EMAIL"));
-            }
-        }
+    events: &[event::Model],
+    assignees: &HashMap<Uuid, Vec<Uuid>>,
+    collapse_window: Duration,
+) -> ApiResult<Vec<Written>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    panel.extend(roll_up_recipients(txn, event, type_info).await?);
+    let kinds: Vec<NotificationType> = unique(events.iter().filter_map(|e| kind_of(e)));
+    let accounts: Vec<Uuid> = unique(events.iter().map(|e| e.account_id));
+    let mut users: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
+    for u in user::Entity::find().filter(user::Column::AccountId.is_in(accounts.clone())).filter(user::Column::Active.eq(true)).all(txn).await? {
+        users.entry(u.account_id).or_default().push(u);
+    }
+    let layers = AccountLayers::load_many(txn, &accounts, &kinds).await?;
+    let roll_ups = RollUps::load(txn, &accounts, &kinds).await?;
 
-    let notifications = write_panel(txn, event, &panel, collapse_window).await?;
-    let outbox = if outbox.is_empty() {
-        Vec::new()
-    } else {
-        let rows: Vec<outbox_message::Model> = outbox;
-        outbox_message::Entity::insert_many(rows.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
-        rows
-    };
-    Ok((notifications, outbox))
+    let mut panels: Vec<Vec<Uuid>> = Vec::with_capacity(events.len());
+    let mut outbox: Vec<Vec<outbox_message::Model>> = Vec::with_capacity(events.len());
+    for event in events {
+        let (mut panel, mut messages) = (Vec::new(), Vec::new());
+        if let Some(type_info) = kind_of(event).map(info) {
+            let layers = &layers[&event.account_id];
+            let assigned: HashSet<Uuid> = match event.contact_id {
+                Some(contact_id) if type_info.concerns_contact => assignees.get(&contact_id).into_iter().flatten().copied().collect(),
+                _ => HashSet::new(),
+            };
+            for user in users.get(&event.account_id).into_iter().flatten() {
+                let is_assigned = assigned.contains(&user.id);
+                let system = layers.enabled(user.id, type_info, Switch::System);
+                let au = is_assigned && layers.enabled(user.id, type_info, Switch::Au);
+                if system || au {
+                    panel.push(user.id);
+                }
+                if is_assigned {
+                    if layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
+                        messages.push(outbox_row(event, user.id, "TEXT"));
+                    }
+                    if layers.enabled(user.id, type_info, Switch::EmailAu) {
+                        messages.push(outbox_row(event, user.id, "EMAIL"));
+                    }
+                }
+            }
+            panel.extend(roll_ups.recipients(event.account_id, type_info));
+        }
+        panels.push(unique(panel.into_iter()));
+        outbox.push(messages);
+    }
+
+    let rows = write_panels(txn, events, &panels, collapse_window).await?;
+    insert_outbox(txn, &outbox.iter().flatten().cloned().collect::<Vec<_>>()).await?;
+    Ok(rows.into_iter().zip(outbox).collect())
+}
+
+fn kind_of(event: &event::Model) -> Option<NotificationType> {
+    super::control::parse_type(&event.notification_type)
+}
+
+/// Who rolls up the batch's accounts: users of ancestor accounts who picked them, are
+/// active, and whose own account has the roll-up add-on; with their own layers, since only
+/// the types enabled in the roll-up user's Control reach their panel.
+struct RollUps {
+    by_sub_account: HashMap<Uuid, Vec<(Uuid, Uuid)>>,
+    layers: HashMap<Uuid, AccountLayers>,
+}
+
+impl RollUps {
+    async fn load(txn: &DatabaseTransaction, sub_accounts: &[Uuid], kinds: &[NotificationType]) -> ApiResult<Self> {
+        let picks = notification_roll_up::Entity::find().filter(notification_roll_up::Column::SubAccountId.is_in(sub_accounts.iter().copied())).all(txn).await?;
+        if picks.is_empty() {
+            return Ok(Self { by_sub_account: HashMap::new(), layers: HashMap::new() });
+        }
+        let parents: Vec<Uuid> = unique(picks.iter().map(|r| r.account_id));
+        let with_add_on: HashSet<Uuid> = account::Entity::find()
+            .filter(account::Column::Id.is_in(parents.clone()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .filter(|a| accounts::add_ons(a).contains(&AddOn::NotificationRollUp))
+            .map(|a| a.id)
+            .collect();
+        let active: HashSet<Uuid> = user::Entity::find()
+            .filter(user::Column::Id.is_in(unique(picks.iter().map(|r| r.user_id))))
+            .filter(user::Column::Active.eq(true))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        let mut by_sub_account: HashMap<Uuid, Vec<(Uuid, Uuid)>> = HashMap::new();
+        for pick in picks.into_iter().filter(|r| with_add_on.contains(&r.account_id) && active.contains(&r.user_id)) {
+            by_sub_account.entry(pick.sub_account_id).or_default().push((pick.user_id, pick.account_id));
+        }
+        let layers = AccountLayers::load_many(txn, &parents, kinds).await?;
+        Ok(Self { by_sub_account, layers })
+    }
+
+    fn recipients<'a>(&'a self, sub_account: Uuid, type_info: &'a TypeInfo) -> impl Iterator<Item = Uuid> + 'a {
+        self.by_sub_account
+            .get(&sub_account)
+            .into_iter()
+            .flatten()
+            .filter(move |(user, parent)| self.layers.get(parent).is_some_and(|l| l.enabled(*user, type_info, Switch::System)))
+            .map(|(user, _)| *user)
+    }
 }
 
 fn outbox_row(event: &event::Model, user_id: Uuid, channel: &str) -> outbox_message::Model {
@@ -258,108 +453,125 @@ fn panel_row(event: &event::Model, user_id: Uuid, position: Uuid) -> notificatio
     }
 }
 
-/// Users of ancestor accounts who roll this account up, with System on for the type in their
-/// own settings, and whose account has the roll-up add-on.
-async fn roll_up_recipients(txn: &DatabaseTransaction, event: &event::Model, type_info: &TypeInfo) -> ApiResult<Vec<Uuid>> {
-    let rows = notification_roll_up::Entity::find().filter(notification_roll_up::Column::SubAccountId.eq(event.account_id)).all(txn).await?;
-    let mut by_account: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for row in rows {
-        by_account.entry(row.account_id).or_default().push(row.user_id);
-    }
-    let mut recipients = Vec::new();
-    for (account_id, user_ids) in by_account {
-        let Some(account) = account::Entity::find_by_id(account_id).one(txn).await? else { continue };
-        if !accounts::add_ons(&account).contains(&AddOn::NotificationRollUp) {
-            continue;
-        }
-        let active: HashSet<Uuid> = user::Entity::find()
-            .filter(user::Column::Id.is_in(user_ids.clone()))
-            .filter(user::Column::Active.eq(true))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|u| u.id)
-            .collect();
-        let layers = AccountLayers::load(txn, account_id).await?;
-        recipients.extend(user_ids.into_iter().filter(|u| active.contains(u) && layers.enabled(*u, type_info, Switch::System)));
-    }
-    Ok(recipients)
+/// A panel row (stored, or new in this batch) that later events of the batch may fold into.
+struct Open {
+    row: notification::Model,
+    stored: bool,
+    /// Events of this batch folded into the row.
+    bumps: i32,
 }
 
-/// Inserts panel rows, or folds the event into each user's recent unread row about the same
-/// contact and type.
-async fn write_panel(
+/// Writes the panel rows of a batch: each event either adds a row for a user, or folds into
+/// that user's recent unread row about the same contact and type (bumping its count and
+/// moving it to the top). Events fold in batch order, also into rows the batch itself made.
+async fn write_panels(
     txn: &DatabaseTransaction,
-    event: &event::Model,
-    users: &[Uuid],
-    collapse_window: std::time::Duration,
-) -> ApiResult<Vec<notification::Model>> {
-    if users.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut recent: HashMap<Uuid, notification::Model> = HashMap::new();
-    if let (Some(contact_id), false) = (event.contact_id, collapse_window.is_zero()) {
-        let cutoff = event.occurred_at - chrono::Duration::from_std(collapse_window).unwrap_or(chrono::Duration::zero());
-        let rows = notification::Entity::find()
-            .filter(notification::Column::UserId.is_in(users.iter().copied()))
-            .filter(notification::Column::NotificationType.eq(event.notification_type.clone()))
-            .filter(notification::Column::ContactId.eq(contact_id))
-            .filter(notification::Column::ReadAt.is_null())
-            .filter(notification::Column::ArchivedAt.is_null())
-            .filter(notification::Column::OccurredAt.gte(cutoff))
-            .order_by_asc(notification::Column::Position)
-            .all(txn)
-            .await?;
-        for row in rows {
-            recent.insert(row.user_id, row); // the latest row per user wins
+    events: &[event::Model],
+    panels: &[Vec<Uuid>],
+    collapse_window: Duration,
+) -> ApiResult<Vec<Vec<notification::Model>>> {
+    let window = chrono::Duration::from_std(collapse_window).unwrap_or(chrono::Duration::zero());
+    let folding = !collapse_window.is_zero();
+    type Key = (Uuid, String, Uuid);
+    let mut open: HashMap<Key, Open> = HashMap::new();
+    let foldable: Vec<usize> = (0..events.len()).filter(|&i| folding && events[i].contact_id.is_some() && !panels[i].is_empty()).collect();
+    if !foldable.is_empty() {
+        let users: Vec<Uuid> = unique(foldable.iter().flat_map(|&i| panels[i].iter().copied()));
+        let kinds: Vec<String> = unique(foldable.iter().map(|&i| events[i].notification_type.clone()));
+        let contacts: Vec<Uuid> = unique(foldable.iter().filter_map(|&i| events[i].contact_id));
+        let cutoff = foldable.iter().map(|&i| events[i].occurred_at).min().expect("not empty") - window;
+        // Bounded statements: SQLite allows 32,766 parameters per statement.
+        for chunk in users.chunks(1000) {
+            let rows = notification::Entity::find()
+                .filter(notification::Column::UserId.is_in(chunk.iter().copied()))
+                .filter(notification::Column::NotificationType.is_in(kinds.clone()))
+                .filter(notification::Column::ContactId.is_in(contacts.clone()))
+                .filter(notification::Column::ReadAt.is_null())
+                .filter(notification::Column::ArchivedAt.is_null())
+                .filter(notification::Column::OccurredAt.gte(cutoff))
+                .order_by_asc(notification::Column::Position)
+                .all(txn)
+                .await?;
+            for row in rows {
+                let key = (row.user_id, row.notification_type.clone(), row.contact_id.expect("filtered on contact"));
+                open.insert(key, Open { row, stored: true, bumps: 0 }); // the latest row per key wins
+            }
         }
     }
-    // Rows folded by this event, in one statement: they share the event's new position
-    // (positions are unique per user).
-    let position = Uuid::now_v7();
-    let folded: Vec<Uuid> = users.iter().filter_map(|u| recent.get(u).map(|r| r.id)).collect();
-    let mut written = Vec::new();
-    if !folded.is_empty() {
+
+    let mut written = Vec::with_capacity(events.len());
+    // Rows no later event can fold into: rows about no contact, and rows left behind when a
+    // later event fell outside their window.
+    let mut closed: Vec<Open> = Vec::new();
+    for (event, users) in events.iter().zip(panels) {
+        // Rows touched by one event share its position (positions are unique per user).
+        let position = Uuid::now_v7();
+        let mut rows = Vec::with_capacity(users.len());
+        for &user_id in users {
+            let Some(contact_id) = event.contact_id.filter(|_| folding) else {
+                let row = panel_row(event, user_id, position);
+                rows.push(row.clone());
+                closed.push(Open { row, stored: false, bumps: 0 });
+                continue;
+            };
+            let key = (user_id, event.notification_type.clone(), contact_id);
+            match open.get_mut(&key) {
+                Some(o) if o.row.occurred_at >= event.occurred_at - window => {
+                    let row = &mut o.row;
+                    row.count += 1;
+                    row.position = position;
+                    row.event_id = event.id;
+                    row.title = event.title.clone();
+                    row.body = event.body.clone();
+                    row.data = event.data.clone();
+                    row.action_url = event.action_url.clone();
+                    row.occurred_at = event.occurred_at;
+                    // New activity on the row: it is news again for the badge.
+                    row.seen_at = None;
+                    o.bumps += 1;
+                    rows.push(row.clone());
+                }
+                _ => {
+                    let row = panel_row(event, user_id, position);
+                    rows.push(row.clone());
+                    closed.extend(open.insert(key, Open { row, stored: false, bumps: 0 }));
+                }
+            }
+        }
+        written.push(rows);
+    }
+    closed.extend(open.into_values());
+
+    // Stored rows folded by the batch, in one statement per final event and bump count.
+    let mut updates: HashMap<(Uuid, i32), Vec<&notification::Model>> = HashMap::new();
+    for o in closed.iter().filter(|o| o.stored && o.bumps > 0) {
+        updates.entry((o.row.event_id, o.bumps)).or_default().push(&o.row);
+    }
+    // Row locks in id order in every writer (see the events' insert above).
+    let mut updates: Vec<_> = updates.into_iter().map(|(k, mut rows)| {
+        rows.sort_by_key(|r| r.id);
+        (k, rows)
+    }).collect();
+    updates.sort_by_key(|(_, rows)| rows[0].id);
+    for ((event_id, bumps), rows) in updates {
+        let row = rows[0];
         notification::Entity::update_many()
-            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(1))
-            .col_expr(notification::Column::Position, Expr::value(position))
-            .col_expr(notification::Column::EventId, Expr::value(event.id))
-            .col_expr(notification::Column::Title, Expr::value(event.title.clone()))
-            .col_expr(notification::Column::Body, Expr::value(event.body.clone()))
-            .col_expr(notification::Column::Data, Expr::value(event.data.clone()))
-            .col_expr(notification::Column::ActionUrl, Expr::value(event.action_url.clone()))
-            .col_expr(notification::Column::OccurredAt, Expr::value(event.occurred_at))
-            // New activity on the row: it is news again for the badge.
+            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(bumps))
+            .col_expr(notification::Column::Position, Expr::value(row.position))
+            .col_expr(notification::Column::EventId, Expr::value(event_id))
+            .col_expr(notification::Column::Title, Expr::value(row.title.clone()))
+            .col_expr(notification::Column::Body, Expr::value(row.body.clone()))
+            .col_expr(notification::Column::Data, Expr::value(row.data.clone()))
+            .col_expr(notification::Column::ActionUrl, Expr::value(row.action_url.clone()))
+            .col_expr(notification::Column::OccurredAt, Expr::value(row.occurred_at))
             .col_expr(notification::Column::SeenAt, Expr::value(Option::<DateTime<Utc>>::None))
-            .filter(notification::Column::Id.is_in(folded.iter().copied()))
+            .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.id).collect::<Vec<_>>()))
             .exec(txn)
             .await?;
-        for id in &folded {
-            let existing = recent.values().find(|r| r.id == *id).expect("folded rows come from `recent`");
-            written.push(notification::Model {
-                count: existing.count + 1,
-                position,
-                event_id: event.id,
-                title: event.title.clone(),
-                body: event.body.clone(),
-                data: event.data.clone(),
-                action_url: event.action_url.clone(),
-                occurred_at: event.occurred_at,
-                seen_at: None,
-                ..existing.clone()
-            });
-        }
     }
-    let mut fresh = Vec::new();
-    for &user_id in users {
-        if recent.contains_key(&user_id) {
-            continue;
-        }
-        fresh.push(panel_row(event, user_id, position));
-    }
-    if !fresh.is_empty() {
-        notification::Entity::insert_many(fresh.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
-        written.extend(fresh);
+    let inserts: Vec<&notification::Model> = closed.iter().filter(|o| !o.stored).map(|o| &o.row).collect();
+    for chunk in inserts.chunks(1000) {
+        notification::Entity::insert_many(chunk.iter().map(|r| (*r).clone().into_active_model().reset_all())).exec(txn).await?;
     }
     Ok(written)
 }
@@ -396,11 +608,9 @@ pub struct RecordedBatch {
 /// fold (two reminders are about two activities).
 pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEvent>) -> ApiResult<RecordedBatch> {
     let now = Utc::now();
-    let mut layers: HashMap<Uuid, AccountLayers> = HashMap::new();
+    let accounts: Vec<Uuid> = unique(batch.iter().map(|e| e.account_id));
+    let layers = AccountLayers::load_many(txn, &accounts, &unique(batch.iter().map(|e| e.kind))).await?;
     let mut active: HashMap<Uuid, HashMap<Uuid, user::Model>> = HashMap::new();
-    for account_id in batch.iter().map(|e| e.account_id).collect::<HashSet<_>>() {
-        layers.insert(account_id, AccountLayers::load(txn, account_id).await?);
-    }
     let recipient_ids: HashSet<Uuid> = batch.iter().flat_map(|e| e.recipients.iter().copied()).collect();
     for chunk in recipient_ids.into_iter().collect::<Vec<_>>().chunks(500) {
         let users = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::Active.eq(true)).all(txn).await?;
@@ -465,12 +675,33 @@ pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Mo
     Ok(())
 }
 
-/// Announces new panel rows on their users' channels (after the commit that wrote them).
+/// Announces new panel rows on their users' channels (after the commit that wrote them):
+/// one message per user with their rows and the counts after them, all in one round trip,
+/// so that a live panel shows them without reading the database.
 pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
+    if notifications.is_empty() {
+        return;
+    }
+    let mut by_user: HashMap<Uuid, Vec<notification::Model>> = HashMap::new();
     for n in notifications {
-        let message = json!({"type": "notification", "id": n.id, "position": n.position}).to_string();
-        if let Err(e) = app.bus.publish(&channel(n.user_id), &message).await {
-            tracing::warn!(error = %e, "notification not announced on the bus");
+        by_user.entry(n.user_id).or_default().push(n.clone());
+    }
+    let users: Vec<Uuid> = by_user.keys().copied().collect();
+    let messages: Vec<(String, String)> = match panel::counts_many(&app.db, &users).await {
+        Ok(counts) => by_user
+            .into_iter()
+            .map(|(user, rows)| {
+                let message = Announcement::Rows { rows, counts: counts.get(&user).copied().unwrap_or_default() };
+                (channel(user), serde_json::to_string(&message).expect("announcements serialize"))
+            })
+            .collect(),
+        Err(e) => {
+            // Still ring: the panels read rows and counts themselves.
+            tracing::warn!(error = %e, "panel counts not read for the announcement");
+            users.iter().map(|u| (channel(*u), crate::bus::RESYNC.to_string())).collect()
         }
+    };
+    if let Err(e) = app.bus.publish_many(&messages).await {
+        tracing::warn!(error = %e, "notifications not announced on the bus");
     }
 }

@@ -1,11 +1,17 @@
 //! The live feed behind `notificationEvents`: replay from the database what a panel missed,
 //! then follow the user's bus channel — with no gap and no duplicate at the seam.
 //!
-//! The bus is only a doorbell. On every ring (and on a lagged receiver) the feed asks the
-//! database for rows past its position, so a message lost between processes costs latency,
-//! never a notification. Positions are UUIDv7s taken by the publishing transaction before it
-//! commits, so a row can commit after a later position was already delivered; the feed
-//! therefore looks back `LOOKBACK` behind its position and drops what it has already sent.
+//! Announcements on the bus carry the new rows, the state changes and the counts after them,
+//! so a live panel is served without touching the database — which is what lets one process
+//! hold ten thousand open panels and reach them all at once. The database stays the record:
+//! on a lagged receiver, a Redis reconnection or a message it cannot read, the feed asks the
+//! database for rows past its position, so a lost message costs latency, never a
+//! notification. Counts pushed by another process may cross a concurrent change, so a second
+//! after the last push the feed checks them against the database and corrects a drift.
+//!
+//! Positions are UUIDv7s taken by the publishing transaction before it commits, so a row can
+//! commit after a later position was already delivered; a catch-up therefore looks back
+//! `LOOKBACK` behind its position and drops what it has already sent.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -16,21 +22,24 @@ use std::{
 use entity::notification;
 use futures_util::Stream;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use tokio::sync::broadcast;
+use tokio::{sync::broadcast, time::Instant};
 use uuid::Uuid;
 
 use super::{
     fanout::channel,
-    panel::{counts, NotificationCounts},
+    panel::{counts, Announcement, NotificationCounts, StateChanged},
 };
 use crate::{error::ApiResult, state::AppState};
 
 /// How far behind its position the feed looks for rows committed late.
 const LOOKBACK: Duration = Duration::from_secs(5);
 const PAGE: u64 = 500;
+/// Quiet time after pushed counts before they are checked against the database.
+const VERIFY_AFTER: Duration = Duration::from_secs(1);
 
 pub enum FeedItem {
     Notification(notification::Model),
+    State(StateChanged),
     Counts(NotificationCounts),
 }
 
@@ -57,9 +66,36 @@ struct Feed {
     /// Positions delivered within the look-back window, to drop repeats.
     sent: HashMap<Uuid, ()>,
     pending: VecDeque<FeedItem>,
+    /// The counts last sent, and when to check them against the database.
+    counts_sent: Option<NotificationCounts>,
+    verify_at: Option<Instant>,
 }
 
 impl Feed {
+    /// Queues a row unless the client has it already.
+    fn offer(&mut self, row: notification::Model) {
+        if self.floor.is_some_and(|f| row.position <= f) || self.sent.insert(row.position, ()).is_some() {
+            return;
+        }
+        if self.last.is_none_or(|l| row.position > l) {
+            self.last = Some(row.position);
+        }
+        self.pending.push_back(FeedItem::Notification(row));
+    }
+
+    /// Forgets delivered positions that no look-back can reach any more.
+    fn trim(&mut self) {
+        if let Some(last) = self.last {
+            let horizon = floor_v7(millis(last).saturating_sub(LOOKBACK.as_millis() as u64));
+            self.sent.retain(|p, _| *p >= horizon);
+        }
+    }
+
+    fn send_counts(&mut self, counts: NotificationCounts) {
+        self.counts_sent = Some(counts);
+        self.pending.push_back(FeedItem::Counts(counts));
+    }
+
     /// Rows past `from` (exclusive), oldest first, that were not sent yet.
     async fn catch_up(&mut self, from: Option<Uuid>) -> ApiResult<()> {
         let mut cursor = from;
@@ -72,29 +108,55 @@ impl Feed {
             let full = rows.len() as u64 == PAGE;
             for row in rows {
                 cursor = Some(row.position);
-                if self.floor.is_some_and(|f| row.position <= f) || self.sent.insert(row.position, ()).is_some() {
-                    continue;
-                }
-                if self.last.is_none_or(|l| row.position > l) {
-                    self.last = Some(row.position);
-                }
-                self.pending.push_back(FeedItem::Notification(row));
+                self.offer(row);
             }
             if !full {
                 break;
             }
         }
-        if let Some(last) = self.last {
-            let horizon = floor_v7(millis(last).saturating_sub(LOOKBACK.as_millis() as u64));
-            self.sent.retain(|p, _| *p >= horizon);
-        }
+        self.trim();
         Ok(())
     }
 
+    /// Catches up from the database: rows and counts.
     async fn ring(&mut self) -> ApiResult<()> {
         let from = self.last.map(|l| floor_v7(millis(l).saturating_sub(LOOKBACK.as_millis() as u64)));
         self.catch_up(from).await?;
-        self.pending.push_back(FeedItem::Counts(counts(&self.app.db, self.user_id).await?));
+        let counts = counts(&self.app.db, self.user_id).await?;
+        self.send_counts(counts);
+        self.verify_at = None;
+        Ok(())
+    }
+
+    async fn on_message(&mut self, payload: &str) -> ApiResult<()> {
+        match serde_json::from_str::<Announcement>(payload) {
+            Ok(Announcement::Rows { mut rows, counts }) => {
+                rows.sort_by_key(|r| r.position);
+                for row in rows {
+                    self.offer(row);
+                }
+                self.trim();
+                self.send_counts(counts);
+                self.verify_at = Some(Instant::now() + VERIFY_AFTER);
+                Ok(())
+            }
+            Ok(Announcement::State { state, counts }) => {
+                self.pending.push_back(FeedItem::State(state));
+                self.send_counts(counts);
+                self.verify_at = Some(Instant::now() + VERIFY_AFTER);
+                Ok(())
+            }
+            Ok(Announcement::Resync) | Err(_) => self.ring().await,
+        }
+    }
+
+    /// Corrects counts that crossed a concurrent change.
+    async fn verify(&mut self) -> ApiResult<()> {
+        self.verify_at = None;
+        let counts = counts(&self.app.db, self.user_id).await?;
+        if self.counts_sent != Some(counts) {
+            self.send_counts(counts);
+        }
         Ok(())
     }
 }
@@ -103,7 +165,17 @@ impl Feed {
 pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResult<impl Stream<Item = FeedItem>> {
     // Subscribe before reading, so that nothing committed from now on can fall between.
     let rx = app.bus.subscribe(&channel(user_id));
-    let mut feed = Feed { app, user_id, rx, last: None, floor: None, sent: HashMap::new(), pending: VecDeque::new() };
+    let mut feed = Feed {
+        app,
+        user_id,
+        rx,
+        last: None,
+        floor: None,
+        sent: HashMap::new(),
+        pending: VecDeque::new(),
+        counts_sent: None,
+        verify_at: None,
+    };
     match after {
         Some(after) => {
             feed.last = Some(after);
@@ -123,19 +195,25 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
             }
         }
     }
-    feed.pending.push_back(FeedItem::Counts(counts(&feed.app.db, user_id).await?));
+    let counts = counts(&feed.app.db, user_id).await?;
+    feed.send_counts(counts);
+    feed.sent.shrink_to_fit();
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(item) = feed.pending.pop_front() {
                 return Some((item, feed));
             }
-            match feed.rx.recv().await {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Err(e) = feed.ring().await {
-                        tracing::warn!(error = %e, "notification feed catch-up failed; will retry on the next ring");
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+            let verify_at = feed.verify_at;
+            let outcome = tokio::select! {
+                message = feed.rx.recv() => match message {
+                    Ok(payload) => feed.on_message(&payload).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => feed.ring().await,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep_until(verify_at.unwrap_or_else(Instant::now)), if verify_at.is_some() => feed.verify().await,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "notification feed could not read the database; will retry on the next message");
             }
         }
     }))

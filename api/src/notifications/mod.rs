@@ -7,3 +7,4 @@ pub mod fanout;
 pub mod feed;
 pub mod panel;
 pub mod roll_up;
+pub mod writer;

@@ -6,10 +6,14 @@
 //! implicit); what the admin changes explicitly (read, archive) is done and audited with the
 //! admin as actor.
 
-use chrono::Utc;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use entity::notification;
-use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
-use serde::Serialize;
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -21,7 +25,7 @@ use crate::{
     state::AppState,
 };
 
-#[derive(async_graphql::SimpleObject, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(async_graphql::SimpleObject, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationCounts {
     /// Not yet shown in the panel: the badge.
     pub unseen: u64,
@@ -31,12 +35,30 @@ pub struct NotificationCounts {
 }
 
 pub async fn counts(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<NotificationCounts> {
-    let live = || notification::Entity::find().filter(notification::Column::UserId.eq(user_id)).filter(notification::Column::ArchivedAt.is_null());
-    Ok(NotificationCounts {
-        unseen: live().filter(notification::Column::SeenAt.is_null()).count(db).await?,
-        unread: live().filter(notification::Column::ReadAt.is_null()).count(db).await?,
-        total: live().count(db).await?,
-    })
+    Ok(counts_many(db, &[user_id]).await?.remove(&user_id).unwrap_or_default())
+}
+
+/// The counts of several users' panels, in one statement per thousand users.
+pub async fn counts_many(db: &impl ConnectionTrait, users: &[Uuid]) -> ApiResult<HashMap<Uuid, NotificationCounts>> {
+    let mut all: HashMap<Uuid, NotificationCounts> = users.iter().map(|u| (*u, NotificationCounts::default())).collect();
+    for chunk in users.chunks(1000) {
+        let rows: Vec<(Uuid, i64, i64, i64)> = notification::Entity::find()
+            .select_only()
+            .column(notification::Column::UserId)
+            .column_as(Expr::cust("COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"), "unseen")
+            .column_as(Expr::cust("COUNT(CASE WHEN read_at IS NULL THEN 1 END)"), "unread")
+            .column_as(Expr::cust("COUNT(*)"), "total")
+            .filter(notification::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(notification::Column::ArchivedAt.is_null())
+            .group_by(notification::Column::UserId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (user, unseen, unread, total) in rows {
+            all.insert(user, NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 });
+        }
+    }
+    Ok(all)
 }
 
 /// Which rows a state change applies to.
@@ -47,16 +69,50 @@ pub enum Selection {
     AllRead,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "NotificationStateChangeKind")]
 pub enum StateChange {
+    /// Shown in the panel (`seenAt` set).
     Seen,
+    /// Read (`readAt` set; a row read unseen is seen at the same time).
     Read,
+    /// Unread again (`readAt` cleared).
     Unread,
     Archive,
     Unarchive,
 }
 
-/// Panels belong to users: an API key has none.
+/// Rows named in one state announcement at most; past that the feed says `truncated` and a
+/// panel re-reads its list.
+const ANNOUNCED_ROWS: usize = 1000;
+
+/// One change of state of some of a user's rows, as the live feed tells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChanged {
+    pub change: StateChange,
+    /// The time set (`None` when a time was cleared: unread, unarchive).
+    pub at: Option<DateTime<Utc>>,
+    /// The rows changed (all of them, unless `truncated`).
+    pub ids: Vec<Uuid>,
+    /// More rows changed than are named: re-read the list.
+    pub truncated: bool,
+}
+
+/// What the bus carries on a user's channel. The database stays the record: a feed that
+/// misses a message (lag, a Redis reconnection) catches up from it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Announcement {
+    /// New or bumped rows, and the counts after them.
+    Rows { rows: Vec<notification::Model>, counts: NotificationCounts },
+    /// A change of state, and the counts after it.
+    State { state: StateChanged, counts: NotificationCounts },
+    /// Anything else (a resync after lost messages): re-read from the database.
+    #[serde(other)]
+    Resync,
+}
+
 pub fn owner(caller: &Caller) -> ApiResult<Uuid> {
     caller.user_id().ok_or_else(|| ApiError::bad_input("viewer", "notifications belong to a signed-in user; an API key has no panel"))
 }
@@ -75,47 +131,60 @@ pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection,
         }
     }
     let now = Utc::now();
-    let select = |update: sea_orm::UpdateMany<notification::Entity>| {
-        let update = update.filter(notification::Column::UserId.eq(user_id));
-        match &selection {
-            Selection::Ids(ids) => update.filter(notification::Column::Id.is_in(ids.iter().copied())),
-            // "All" is the panel's list (archived rows are another list), except for unarchiving.
-            Selection::All if change == StateChange::Unarchive => update,
-            Selection::All => update.filter(notification::Column::ArchivedAt.is_null()),
-            Selection::AllRead => update.filter(notification::Column::ReadAt.is_not_null()).filter(notification::Column::ArchivedAt.is_null()),
-        }
+    let at = match change {
+        StateChange::Unread | StateChange::Unarchive => None,
+        _ => Some(now),
     };
-    let none = Option::<chrono::DateTime<Utc>>::None;
-    let seen = || select(notification::Entity::update_many()).col_expr(notification::Column::SeenAt, Expr::value(now)).filter(notification::Column::SeenAt.is_null());
-    let update = match change {
-        StateChange::Seen => seen(),
-        StateChange::Read => select(notification::Entity::update_many()).col_expr(notification::Column::ReadAt, Expr::value(now)).filter(notification::Column::ReadAt.is_null()),
-        StateChange::Unread => select(notification::Entity::update_many()).col_expr(notification::Column::ReadAt, Expr::value(none)).filter(notification::Column::ReadAt.is_not_null()),
-        StateChange::Archive => select(notification::Entity::update_many()).col_expr(notification::Column::ArchivedAt, Expr::value(now)).filter(notification::Column::ArchivedAt.is_null()),
-        StateChange::Unarchive => select(notification::Entity::update_many()).col_expr(notification::Column::ArchivedAt, Expr::value(none)).filter(notification::Column::ArchivedAt.is_not_null()),
+    let column = match change {
+        StateChange::Seen => notification::Column::SeenAt,
+        StateChange::Read | StateChange::Unread => notification::Column::ReadAt,
+        StateChange::Archive | StateChange::Unarchive => notification::Column::ArchivedAt,
     };
-    let txn = app.db.begin().await?;
+
+    // The change and, when an admin acts as the user, its audit record: one transaction.
+    let mut audit = Change::begin(app, caller).await?;
+    let txn = audit.db();
     if let Selection::Ids(ids) = &selection {
         // Every id must be one of the caller's rows: another user's is NOT_FOUND, and
         // nothing is changed.
         let mine = notification::Entity::find()
             .filter(notification::Column::UserId.eq(user_id))
             .filter(notification::Column::Id.is_in(ids.iter().copied()))
-            .count(&txn)
+            .count(txn)
             .await?;
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         if mine != distinct.len() as u64 {
             return Err(ApiError::NotFound("notification"));
         }
     }
+    // Name the rows first, so that the feed can say which changed; a change of more rows than
+    // a feed names applies to the selection as a whole.
+    let ids: Vec<Uuid> = target(notification::Entity::find(), user_id, &selection, change)
+        .select_only()
+        .column(notification::Column::Id)
+        .limit(ANNOUNCED_ROWS as u64 + 1)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let truncated = ids.len() > ANNOUNCED_ROWS;
+    let restrict = |update: sea_orm::UpdateMany<notification::Entity>| match truncated {
+        false => update.filter(notification::Column::Id.is_in(ids.iter().copied())),
+        true => target(update, user_id, &selection, change),
+    };
     if change == StateChange::Read {
         // Reading a row is also seeing it.
-        seen().exec(&txn).await?;
+        restrict(notification::Entity::update_many())
+            .col_expr(notification::Column::SeenAt, Expr::value(now))
+            .filter(notification::Column::SeenAt.is_null())
+            .exec(txn)
+            .await?;
     }
-    let changed = update.exec(&txn).await?.rows_affected;
-    txn.commit().await?;
+    let changed = if ids.is_empty() {
+        0
+    } else {
+        restrict(notification::Entity::update_many()).col_expr(column, Expr::value(at)).exec(txn).await?.rows_affected
+    };
     if impersonating && changed > 0 {
-        let mut audit = Change::begin(app, caller).await?;
         let ids = match &selection {
             Selection::Ids(ids) => json!(ids),
             Selection::All => json!("all"),
@@ -124,15 +193,38 @@ pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection,
         audit
             .record(caller.account_id, "notifications.changed", "User", user_id, None::<&()>, Some(&json!({"change": change, "notifications": ids, "rows": changed})))
             .await?;
-        audit.commit().await?;
     }
+    audit.commit().await?;
     let counts = counts(&app.db, user_id).await?;
-    announce(app, user_id, &json!({"type": "state", "counts": counts})).await;
+    if changed > 0 {
+        let state = StateChanged { change, at, ids: if truncated { Vec::new() } else { ids }, truncated };
+        announce(app, user_id, &Announcement::State { state, counts }).await;
+    }
     Ok((changed, counts))
 }
 
-pub async fn announce(app: &AppState, user_id: Uuid, message: &serde_json::Value) {
-    if let Err(e) = app.bus.publish(&channel(user_id), &message.to_string()).await {
+/// The rows a change applies to: the selection, less those already in the new state.
+fn target<Q: QueryFilter>(query: Q, user_id: Uuid, selection: &Selection, change: StateChange) -> Q {
+    let query = query.filter(notification::Column::UserId.eq(user_id));
+    let query = match selection {
+        Selection::Ids(ids) => query.filter(notification::Column::Id.is_in(ids.iter().copied())),
+        // "All" is the panel's list (archived rows are another list), except for unarchiving.
+        Selection::All if change == StateChange::Unarchive => query,
+        Selection::All => query.filter(notification::Column::ArchivedAt.is_null()),
+        Selection::AllRead => query.filter(notification::Column::ReadAt.is_not_null()).filter(notification::Column::ArchivedAt.is_null()),
+    };
+    match change {
+        StateChange::Seen => query.filter(notification::Column::SeenAt.is_null()),
+        StateChange::Read => query.filter(notification::Column::ReadAt.is_null()),
+        StateChange::Unread => query.filter(notification::Column::ReadAt.is_not_null()),
+        StateChange::Archive => query.filter(notification::Column::ArchivedAt.is_null()),
+        StateChange::Unarchive => query.filter(notification::Column::ArchivedAt.is_not_null()),
+    }
+}
+
+pub async fn announce(app: &AppState, user_id: Uuid, message: &Announcement) {
+    let message = serde_json::to_string(message).expect("announcements serialize");
+    if let Err(e) = app.bus.publish(&channel(user_id), &message).await {
         tracing::warn!(error = %e, "panel change not announced on the bus");
     }
 }
