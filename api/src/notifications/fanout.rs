@@ -23,7 +23,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{account, contact, contact_assignee, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
-    sea_query::{Expr, OnConflict}, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, TransactionTrait,
 };
 use uuid::Uuid;
@@ -31,7 +31,7 @@ use uuid::Uuid;
 use super::{
     catalog::{info, NotificationType, TypeInfo},
     control::{type_code, AccountLayers, Switch},
-    panel::{self, Announcement},
+    panel::Announcement,
 };
 use crate::{
     auth::{ApiKeyScope, Caller, Principal},
@@ -542,38 +542,60 @@ async fn write_panels(
     }
     closed.extend(open.into_values());
 
-    // Stored rows folded by the batch, in one statement per final event and bump count.
-    let mut updates: HashMap<(Uuid, i32), Vec<&notification::Model>> = HashMap::new();
-    for o in closed.iter().filter(|o| o.stored && o.bumps > 0) {
-        updates.entry((o.row.event_id, o.bumps)).or_default().push(&o.row);
-    }
+    // Stored rows folded by the batch: one statement for them all.
+    let mut folded: Vec<(&notification::Model, i32)> = closed.iter().filter(|o| o.stored && o.bumps > 0).map(|o| (&o.row, o.bumps)).collect();
     // Row locks in id order in every writer (see the events' insert above).
-    let mut updates: Vec<_> = updates.into_iter().map(|(k, mut rows)| {
-        rows.sort_by_key(|r| r.id);
-        (k, rows)
-    }).collect();
-    updates.sort_by_key(|(_, rows)| rows[0].id);
-    for ((event_id, bumps), rows) in updates {
-        let row = rows[0];
-        notification::Entity::update_many()
-            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(bumps))
-            .col_expr(notification::Column::Position, Expr::value(row.position))
-            .col_expr(notification::Column::EventId, Expr::value(event_id))
-            .col_expr(notification::Column::Title, Expr::value(row.title.clone()))
-            .col_expr(notification::Column::Body, Expr::value(row.body.clone()))
-            .col_expr(notification::Column::Data, Expr::value(row.data.clone()))
-            .col_expr(notification::Column::ActionUrl, Expr::value(row.action_url.clone()))
-            .col_expr(notification::Column::OccurredAt, Expr::value(row.occurred_at))
-            .col_expr(notification::Column::SeenAt, Expr::value(Option::<DateTime<Utc>>::None))
-            .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.id).collect::<Vec<_>>()))
-            .exec(txn)
-            .await?;
+    folded.sort_by_key(|(row, _)| row.id);
+    for chunk in folded.chunks(1000) {
+        fold_stored(txn, chunk).await?;
     }
     let inserts: Vec<&notification::Model> = closed.iter().filter(|o| !o.stored).map(|o| &o.row).collect();
     for chunk in inserts.chunks(1000) {
         notification::Entity::insert_many(chunk.iter().map(|r| (*r).clone().into_active_model().reset_all())).exec(txn).await?;
     }
     Ok(written)
+}
+
+/// Bumps stored rows, each to its own values, in one `UPDATE … FROM (VALUES …)` (PostgreSQL
+/// and SQLite ≥ 3.33 both have it): a busy batch folds into thousands of rows, and one
+/// statement per event would cost a round trip and a plan each.
+async fn fold_stored(txn: &DatabaseTransaction, rows: &[(&notification::Model, i32)]) -> ApiResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * 9);
+    let mut tuples = Vec::with_capacity(rows.len());
+    for (row, bumps) in rows {
+        let base = values.len();
+        let marks: Vec<String> = (1..=9)
+            .map(|i| match backend {
+                sea_orm::DbBackend::Postgres => format!("${}", base + i),
+                _ => "?".to_string(),
+            })
+            .collect();
+        tuples.push(format!("({})", marks.join(", ")));
+        values.extend([
+            row.id.into(),
+            (*bumps).into(),
+            row.position.into(),
+            row.event_id.into(),
+            row.title.clone().into(),
+            row.body.clone().into(),
+            row.data.clone().into(),
+            row.action_url.clone().into(),
+            row.occurred_at.into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH v (id, bumps, position, event_id, title, body, data, action_url, occurred_at) AS (VALUES {}) \
+         UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, \
+         title = v.title, body = v.body, data = v.data, action_url = v.action_url, occurred_at = v.occurred_at, seen_at = NULL \
+         FROM v WHERE notification.id = v.id",
+        tuples.join(", ")
+    );
+    txn.execute(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(())
 }
 
 /// An event about specific people (an activity's owner, the escalation's default persons),
@@ -676,8 +698,9 @@ pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Mo
 }
 
 /// Announces new panel rows on their users' channels (after the commit that wrote them):
-/// one message per user with their rows and the counts after them, all in one round trip,
-/// so that a live panel shows them without reading the database.
+/// one message per user with their rows, all in one round trip, so that a live panel shows
+/// them without reading the database. The counts are not in it: only a panel that is open
+/// reads them (see [`super::feed`]), so a publish costs nothing for users who are away.
 pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
     if notifications.is_empty() {
         return;
@@ -686,21 +709,10 @@ pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
     for n in notifications {
         by_user.entry(n.user_id).or_default().push(n.clone());
     }
-    let users: Vec<Uuid> = by_user.keys().copied().collect();
-    let messages: Vec<(String, String)> = match panel::counts_many(&app.db, &users).await {
-        Ok(counts) => by_user
-            .into_iter()
-            .map(|(user, rows)| {
-                let message = Announcement::Rows { rows, counts: counts.get(&user).copied().unwrap_or_default() };
-                (channel(user), serde_json::to_string(&message).expect("announcements serialize"))
-            })
-            .collect(),
-        Err(e) => {
-            // Still ring: the panels read rows and counts themselves.
-            tracing::warn!(error = %e, "panel counts not read for the announcement");
-            users.iter().map(|u| (channel(*u), crate::bus::RESYNC.to_string())).collect()
-        }
-    };
+    let messages: Vec<(String, String)> = by_user
+        .into_iter()
+        .map(|(user, rows)| (channel(user), serde_json::to_string(&Announcement::Rows { rows }).expect("announcements serialize")))
+        .collect();
     if let Err(e) = app.bus.publish_many(&messages).await {
         tracing::warn!(error = %e, "notifications not announced on the bus");
     }

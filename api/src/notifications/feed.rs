@@ -1,13 +1,14 @@
 //! The live feed behind `notificationEvents`: replay from the database what a panel missed,
 //! then follow the user's bus channel — with no gap and no duplicate at the seam.
 //!
-//! Announcements on the bus carry the new rows, the state changes and the counts after them,
-//! so a live panel is served without touching the database — which is what lets one process
-//! hold ten thousand open panels and reach them all at once. The database stays the record:
+//! Announcements on the bus carry the new rows and the state changes themselves, so a live
+//! panel shows them without a database read — which is what lets one process reach ten
+//! thousand open panels at once. The counts after new rows are read by the feed (once per
+//! burst of messages), so that only open panels pay for them. The database stays the record:
 //! on a lagged receiver, a Redis reconnection or a message it cannot read, the feed asks the
 //! database for rows past its position, so a lost message costs latency, never a
-//! notification. Counts pushed by another process may cross a concurrent change, so a second
-//! after the last push the feed checks them against the database and corrects a drift.
+//! notification. Counts carried by a state change may cross a concurrent change in another
+//! process, so a second after such a push the feed checks them and corrects a drift.
 //!
 //! Positions are UUIDv7s taken by the publishing transaction before it commits, so a row can
 //! commit after a later position was already delivered; a catch-up therefore looks back
@@ -69,6 +70,8 @@ struct Feed {
     /// The counts last sent, and when to check them against the database.
     counts_sent: Option<NotificationCounts>,
     verify_at: Option<Instant>,
+    /// New rows were sent: read and send the counts once the bus has nothing more ready.
+    counts_due: bool,
 }
 
 impl Feed {
@@ -125,19 +128,27 @@ impl Feed {
         let counts = counts(&self.app.db, self.user_id).await?;
         self.send_counts(counts);
         self.verify_at = None;
+        self.counts_due = false;
+        Ok(())
+    }
+
+    async fn counts_now(&mut self) -> ApiResult<()> {
+        self.counts_due = false;
+        let counts = counts(&self.app.db, self.user_id).await?;
+        self.send_counts(counts);
+        self.verify_at = None;
         Ok(())
     }
 
     async fn on_message(&mut self, payload: &str) -> ApiResult<()> {
         match serde_json::from_str::<Announcement>(payload) {
-            Ok(Announcement::Rows { mut rows, counts }) => {
+            Ok(Announcement::Rows { mut rows }) => {
                 rows.sort_by_key(|r| r.position);
                 for row in rows {
                     self.offer(row);
                 }
                 self.trim();
-                self.send_counts(counts);
-                self.verify_at = Some(Instant::now() + VERIFY_AFTER);
+                self.counts_due = true;
                 Ok(())
             }
             Ok(Announcement::State { state, counts }) => {
@@ -175,6 +186,7 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
         pending: VecDeque::new(),
         counts_sent: None,
         verify_at: None,
+        counts_due: false,
     };
     match after {
         Some(after) => {
@@ -202,6 +214,21 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
         loop {
             if let Some(item) = feed.pending.pop_front() {
                 return Some((item, feed));
+            }
+            // Whatever the bus has ready is taken before the counts are read: a burst of
+            // rows costs one read.
+            let outcome = match feed.rx.try_recv() {
+                Ok(payload) => Some(feed.on_message(&payload).await),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => Some(feed.ring().await),
+                Err(broadcast::error::TryRecvError::Closed) => return None,
+                Err(broadcast::error::TryRecvError::Empty) if feed.counts_due => Some(feed.counts_now().await),
+                Err(broadcast::error::TryRecvError::Empty) => None,
+            };
+            if let Some(outcome) = outcome {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "notification feed could not read the database; will retry on the next message");
+                }
+                continue;
             }
             let verify_at = feed.verify_at;
             let outcome = tokio::select! {

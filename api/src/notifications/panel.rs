@@ -104,8 +104,8 @@ pub struct StateChanged {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Announcement {
-    /// New or bumped rows, and the counts after them.
-    Rows { rows: Vec<notification::Model>, counts: NotificationCounts },
+    /// New or bumped rows (the feed reads the counts after them).
+    Rows { rows: Vec<notification::Model> },
     /// A change of state, and the counts after it.
     State { state: StateChanged, counts: NotificationCounts },
     /// Anything else (a resync after lost messages): re-read from the database.
