@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 /// Messages a slow subscriber may fall behind before it starts losing them (it is told).
-const CHANNEL_CAPACITY: usize = 256;
+const CHANNEL_CAPACITY: usize = 16;
 
 /// Delivered to every local subscriber after the Redis subscription was re-established:
 /// messages may have been lost meanwhile, and subscribers that keep state should re-read it.

@@ -210,6 +210,8 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
     let counts = counts(&feed.app.db, user_id).await?;
     feed.send_counts(counts);
     feed.sent.shrink_to_fit();
+    // An open panel mostly waits: the database work of a wake-up is boxed, so that the idle
+    // future (what each of ten thousand panels holds) stays small.
     Ok(futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(item) = feed.pending.pop_front() {
@@ -218,10 +220,10 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
             // Whatever the bus has ready is taken before the counts are read: a burst of
             // rows costs one read.
             let outcome = match feed.rx.try_recv() {
-                Ok(payload) => Some(feed.on_message(&payload).await),
-                Err(broadcast::error::TryRecvError::Lagged(_)) => Some(feed.ring().await),
+                Ok(payload) => Some(Box::pin(feed.on_message(&payload)).await),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Box::pin(feed.ring()).await),
                 Err(broadcast::error::TryRecvError::Closed) => return None,
-                Err(broadcast::error::TryRecvError::Empty) if feed.counts_due => Some(feed.counts_now().await),
+                Err(broadcast::error::TryRecvError::Empty) if feed.counts_due => Some(Box::pin(feed.counts_now()).await),
                 Err(broadcast::error::TryRecvError::Empty) => None,
             };
             if let Some(outcome) = outcome {
@@ -233,11 +235,11 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
             let verify_at = feed.verify_at;
             let outcome = tokio::select! {
                 message = feed.rx.recv() => match message {
-                    Ok(payload) => feed.on_message(&payload).await,
-                    Err(broadcast::error::RecvError::Lagged(_)) => feed.ring().await,
+                    Ok(payload) => Box::pin(feed.on_message(&payload)).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Box::pin(feed.ring()).await,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep_until(verify_at.unwrap_or_else(Instant::now)), if verify_at.is_some() => feed.verify().await,
+                _ = tokio::time::sleep_until(verify_at.unwrap_or_else(Instant::now)), if verify_at.is_some() => Box::pin(feed.verify()).await,
             };
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, "notification feed could not read the database; will retry on the next message");
