@@ -438,6 +438,51 @@ async fn a_folder_whose_uidvalidity_keeps_changing_pauses_the_mailbox() {
     imap.stop().await;
 }
 
+/// Two workers tick at the same moment over two mailboxes: each mailbox is scanned by one of
+/// them only (the claim is a lease taken with SKIP LOCKED), and every message is archived once.
+/// PostgreSQL only: SQLite is the embedded mode with one worker (one writer at a time).
+#[tokio::test]
+async fn workers_ticking_at_once_never_scan_one_mailbox_twice() {
+    if std::env::var("HERALD_TEST_DATABASE_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!("skipped on SQLite: concurrent workers need PostgreSQL (CI runs this on PostgreSQL)");
+        return;
+    }
+    const BEN: (&str, &str) = ("ben@acme.example", "ben-secret");
+    const N: usize = 300;
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN, BEN]).await;
+    app.admin("mutation { changeEmailSettings(input: {expectedVersion: 0, scanAll: true}) { emailSettings { version } } }", json!({})).await;
+    for (who, secret) in [ANN, BEN] {
+        let mut s = imap.session(who, secret).await;
+        s.create("Archive").await.unwrap();
+        for i in 0..N {
+            let m = message(Some(&format!("{i}.{who}")), &format!("someone{i}@elsewhere.example"), who, &format!("mail {i}"), "", "Hello");
+            s.append("INBOX", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, ann) = app.user("Ann Inbox", "USER").await;
+    add_mailbox(&app, &ann, &imap, json!({})).await;
+    let (_, ben) = app.user("Ben Inbox", "USER").await;
+    let mut input = typed(&imap, BEN.1);
+    input["emailAddress"] = json!(BEN.0);
+    input["directories"] = json!(["INBOX"]);
+    let body = app.gql(Some(&ben), CREATE, json!({"i": input})).await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+
+    let (one, two) = (worker::Worker::new(app.state.clone()).await.unwrap(), worker::Worker::new(app.state.clone()).await.unwrap());
+    let now = chrono::Utc::now() + chrono::Duration::hours(1);
+    let (a, b) = tokio::join!(one.tick_at(now), two.tick_at(now));
+    let (a, b) = (a.unwrap().synced, b.unwrap().synced);
+    assert_eq!(a.mailboxes + b.mailboxes, 2, "each mailbox scanned once: {a:?} {b:?}");
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(entity::email::Entity::find().count(&app.state.db).await.unwrap() as usize, 2 * N);
+    assert_eq!(entity::email_location::Entity::find().count(&app.state.db).await.unwrap() as usize, 2 * N);
+    // Nothing is due again until the next scan interval: a third tick scans nothing.
+    assert_eq!(one.tick_at(now).await.unwrap().synced.mailboxes, 0);
+    imap.stop().await;
+}
+
 /// A `herald` process is killed with SIGKILL while it archives a large mailbox; another one
 /// finishes the scan once the lease has ended. Every message is archived exactly once.
 /// PostgreSQL only (two processes on one database).
