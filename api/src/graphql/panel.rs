@@ -374,7 +374,7 @@ impl NotificationEvent {
     }
     async fn notification(&self) -> Option<Notification> {
         match &self.0 {
-            FeedItem::Notification(row) => Some(Notification(row.clone())),
+            FeedItem::Notification(row) => Some(Notification((**row).clone())),
             _ => None,
         }
     }

@@ -133,7 +133,7 @@ enum Fate {
     /// Refused: the caller gets this error.
     Refused(ApiError),
     /// Its key was published before this batch.
-    Known(event::Model),
+    Known(Box<event::Model>),
     /// Same key as the batch's event at this index.
     SameAs(usize),
     /// Written by this batch (index into the batch's new events).
@@ -190,7 +190,7 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
             }
         }
         if let Some(existing) = known.get(&key) {
-            fates.push(Fate::Known(existing.clone()));
+            fates.push(Fate::Known(Box::new(existing.clone())));
             continue;
         }
         if let Some(&first) = first_of_key.get(&key) {
@@ -238,7 +238,7 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
     for (i, fate) in fates.into_iter().enumerate() {
         answers.push(match fate {
             Fate::Refused(e) => Err(e),
-            Fate::Known(event) => Ok(duplicate(event)),
+            Fate::Known(event) => Ok(duplicate(*event)),
             Fate::SameAs(first) => match &answers[first] {
                 Ok(p) => Ok(duplicate(p.event.clone())),
                 Err(_) => Err(ApiError::Conflict("event published concurrently".into())),
@@ -314,7 +314,7 @@ async fn fan_out(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let kinds: Vec<NotificationType> = unique(events.iter().filter_map(|e| kind_of(e)));
+    let kinds: Vec<NotificationType> = unique(events.iter().filter_map(kind_of));
     let accounts: Vec<Uuid> = unique(events.iter().map(|e| e.account_id));
     let mut users: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
     for u in user::Entity::find().filter(user::Column::AccountId.is_in(accounts.clone())).filter(user::Column::Active.eq(true)).all(txn).await? {

@@ -39,7 +39,7 @@ const PAGE: u64 = 500;
 const VERIFY_AFTER: Duration = Duration::from_secs(1);
 
 pub enum FeedItem {
-    Notification(notification::Model),
+    Notification(Box<notification::Model>),
     State(StateChanged),
     Counts(NotificationCounts),
 }
@@ -83,7 +83,7 @@ impl Feed {
         if self.last.is_none_or(|l| row.position > l) {
             self.last = Some(row.position);
         }
-        self.pending.push_back(FeedItem::Notification(row));
+        self.pending.push_back(FeedItem::Notification(Box::new(row)));
     }
 
     /// Forgets delivered positions that no look-back can reach any more.
