@@ -342,3 +342,24 @@ async fn a_live_feed_shows_current_contact_names() {
     assert_eq!(bumped["notification"]["count"], 2);
     assert_eq!(bumped["notification"]["contact"]["name"], "New name");
 }
+
+/// Sockets read and write through small buffers (idle panels are most of them); messages far
+/// larger than those buffers still pass both ways, whole.
+#[tokio::test]
+async fn messages_larger_than_the_socket_buffers_pass_both_ways() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &app.admin_token).await;
+    // 20 KiB of operation in, through a 1 KiB read buffer.
+    let query = format!("# {}\n{{ viewer {{ user {{ name }} }} }}", "x".repeat(20 * 1024));
+    send(&mut socket, json!({"type": "subscribe", "id": "big", "payload": {"query": query}})).await;
+    assert_eq!(next(&mut socket).await["payload"]["data"]["viewer"]["user"]["name"], "Administrator");
+    assert_eq!(next(&mut socket).await["type"], "complete");
+    // A 9,000-character notification body out, through a 1 KiB write buffer.
+    let subscription = "subscription { notificationEvents { kind notification { body } } }";
+    send(&mut socket, json!({"type": "subscribe", "id": "f", "payload": {"query": subscription}})).await;
+    assert_eq!(next(&mut socket).await["payload"]["data"]["notificationEvents"]["kind"], "COUNTS");
+    let body = "y".repeat(9000);
+    app.admin(PUBLISH, json!({"i": {"type": "WARNINGS", "title": "Long", "body": body, "idempotencyKey": "long-1"}})).await;
+    assert_eq!(next(&mut socket).await["payload"]["data"]["notificationEvents"]["notification"]["body"], body.as_str());
+}
