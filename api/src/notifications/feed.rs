@@ -125,13 +125,10 @@ impl Feed {
     async fn ring(&mut self) -> ApiResult<()> {
         let from = self.last.map(|l| floor_v7(millis(l).saturating_sub(LOOKBACK.as_millis() as u64)));
         self.catch_up(from).await?;
-        let counts = counts(&self.app.db, self.user_id).await?;
-        self.send_counts(counts);
-        self.verify_at = None;
-        self.counts_due = false;
-        Ok(())
+        self.counts_now().await
     }
 
+    /// Reads and sends the counts: the database's word, so nothing is left to verify.
     async fn counts_now(&mut self) -> ApiResult<()> {
         self.counts_due = false;
         let counts = counts(&self.app.db, self.user_id).await?;

@@ -6,8 +6,6 @@
 //! implicit); what the admin changes explicitly (read, archive) is done and audited with the
 //! admin as actor.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use entity::notification;
 use sea_orm::{
@@ -34,31 +32,20 @@ pub struct NotificationCounts {
     pub total: u64,
 }
 
+/// The counts of one user's panel, in one statement.
 pub async fn counts(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<NotificationCounts> {
-    Ok(counts_many(db, &[user_id]).await?.remove(&user_id).unwrap_or_default())
-}
-
-/// The counts of several users' panels, in one statement per thousand users.
-pub async fn counts_many(db: &impl ConnectionTrait, users: &[Uuid]) -> ApiResult<HashMap<Uuid, NotificationCounts>> {
-    let mut all: HashMap<Uuid, NotificationCounts> = users.iter().map(|u| (*u, NotificationCounts::default())).collect();
-    for chunk in users.chunks(1000) {
-        let rows: Vec<(Uuid, i64, i64, i64)> = notification::Entity::find()
-            .select_only()
-            .column(notification::Column::UserId)
-            .column_as(Expr::cust("COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"), "unseen")
-            .column_as(Expr::cust("COUNT(CASE WHEN read_at IS NULL THEN 1 END)"), "unread")
-            .column_as(Expr::cust("COUNT(*)"), "total")
-            .filter(notification::Column::UserId.is_in(chunk.iter().copied()))
-            .filter(notification::Column::ArchivedAt.is_null())
-            .group_by(notification::Column::UserId)
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (user, unseen, unread, total) in rows {
-            all.insert(user, NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 });
-        }
-    }
-    Ok(all)
+    let (unseen, unread, total): (i64, i64, i64) = notification::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"), "unseen")
+        .column_as(Expr::cust("COUNT(CASE WHEN read_at IS NULL THEN 1 END)"), "unread")
+        .column_as(Expr::cust("COUNT(*)"), "total")
+        .filter(notification::Column::UserId.eq(user_id))
+        .filter(notification::Column::ArchivedAt.is_null())
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    Ok(NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 })
 }
 
 /// Which rows a state change applies to.
