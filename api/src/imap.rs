@@ -139,6 +139,15 @@ pub async fn connect(server: &ImapServer) -> Result<Session, ImapError> {
     }
 }
 
+/// Whether the server has CONDSTORE (RFC 7162): then a folder's HIGHESTMODSEQ, read with
+/// STATUS, says whether anything in it changed since it was last read.
+pub async fn has_condstore(session: &mut Session) -> Result<bool, ImapError> {
+    let capabilities = within("reading the capabilities", session.capabilities())
+        .await?
+        .map_err(|source| ImapError::Imap { step: "reading the capabilities", source })?;
+    Ok(capabilities.has_str("CONDSTORE"))
+}
+
 /// A folder of the server, as the settings page offers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Folder {

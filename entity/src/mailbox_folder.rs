@@ -16,6 +16,9 @@ pub struct Model {
     pub last_uid: i64,
     /// UIDVALIDITY changes seen in a row; too many pause the mailbox.
     pub uidvalidity_changes: i32,
+    /// The folder's HIGHESTMODSEQ at the end of the last complete scan, on servers with
+    /// CONDSTORE (RFC 7162): unchanged means nothing in the folder changed.
+    pub highest_modseq: Option<i64>,
     pub last_error: Option<String>,
     pub updated_at: DateTimeUtc,
 }

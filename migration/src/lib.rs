@@ -11,6 +11,7 @@ mod m20261123_000003_notification_events;
 mod m20261123_000004_activities_delivery;
 mod m20261123_000005_mailboxes;
 mod m20261123_000006_fanout_indexes;
+mod m20261123_000007_folder_modseq;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_activities_delivery::Migration),
             Box::new(m20261123_000005_mailboxes::Migration),
             Box::new(m20261123_000006_fanout_indexes::Migration),
+            Box::new(m20261123_000007_folder_modseq::Migration),
         ]
     }
 }

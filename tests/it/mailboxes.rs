@@ -408,6 +408,88 @@ async fn a_rebuilt_folder_resyncs_without_duplicates() {
     imap.stop().await;
 }
 
+/// The folder's HIGHESTMODSEQ as the server reports it (Dovecot has CONDSTORE).
+async fn server_modseq(imap: &TestImap, folder: &str) -> String {
+    let mut s = imap.session(ANN.0, ANN.1).await;
+    let status = s.status(folder, "(HIGHESTMODSEQ)").await.unwrap();
+    s.logout().await.unwrap();
+    status.highest_modseq.expect("Dovecot reports HIGHESTMODSEQ").to_string()
+}
+
+async fn folder_states(app: &TestApp, token: &str, mailbox: &Value) -> Vec<Value> {
+    let body = app
+        .gql(Some(token), "query($id: ID!) { mailbox(id: $id) { folderStates { path name uidValidity lastUid highestModseq lastError updatedAt } } }", json!({"id": mailbox["id"]}))
+        .await;
+    body["data"]["mailbox"]["folderStates"].as_array().unwrap_or_else(|| panic!("{body:#}")).clone()
+}
+
+/// On a server with CONDSTORE each folder's HIGHESTMODSEQ is recorded after a complete scan
+/// and shown in the folder's state; a change that brings no mail (a flag set by the user's
+/// mail client) archives nothing and moves the record on; an unchanged folder is left as it
+/// was; new mail is still found.
+#[tokio::test]
+async fn condstore_records_each_folders_modseq_and_new_mail_is_still_found() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    let mails: Vec<_> = (1..=3).map(|i| message(Some(&format!("c{i}@globex")), "buyer@globex.example", ANN.0, &format!("mail {i}"), "", "Hi")).collect();
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        for m in &mails[..2] {
+            s.append("INBOX", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    let mailbox = add_mailbox(&app, &token, &imap, json!({})).await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    let done = worker.tick().await.unwrap();
+    assert_eq!((done.synced.archived, done.synced.linked), (2, 2), "{done:?}");
+
+    let states = folder_states(&app, &token, &mailbox).await;
+    assert_eq!(states.iter().map(|f| f["path"].as_str().unwrap()).collect::<Vec<_>>(), ["Archive", "INBOX"]);
+    let inbox = states[1].clone();
+    assert_eq!(inbox["lastUid"], "2");
+    assert!(inbox["lastError"].is_null());
+    assert_eq!(inbox["highestModseq"].as_str().unwrap(), server_modseq(&imap, "INBOX").await);
+    assert_eq!(states[0]["highestModseq"].as_str().unwrap(), server_modseq(&imap, "Archive").await);
+
+    // Nothing changed: nothing archived, nothing rewritten.
+    let done = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!((done.synced.mailboxes, done.synced.archived), (1, 0), "{done:?}");
+    assert_eq!(folder_states(&app, &token, &mailbox).await[1], inbox, "an unchanged folder is left as it was");
+
+    // The user flags a message in their mail client: the folder changed, but brought no mail.
+    {
+        use futures_util::TryStreamExt;
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.select("INBOX").await.unwrap();
+        let _: Vec<_> = s.uid_store("1", "+FLAGS (\\Flagged)").await.unwrap().try_collect().await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let flagged = server_modseq(&imap, "INBOX").await;
+    assert_ne!(flagged, inbox["highestModseq"].as_str().unwrap(), "the server moved the folder's mod-sequence on");
+    let done = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(2)).await.unwrap();
+    assert_eq!(done.synced.archived, 0, "{done:?}");
+    let after = folder_states(&app, &token, &mailbox).await[1].clone();
+    assert_eq!((after["lastUid"].as_str(), after["highestModseq"].as_str()), (Some("2"), Some(flagged.as_str())));
+
+    // New mail is found.
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.append("INBOX", None, None, &mails[2]).await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let done = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(3)).await.unwrap();
+    assert_eq!((done.synced.archived, done.synced.linked), (1, 1), "{done:?}");
+    let after = folder_states(&app, &token, &mailbox).await[1].clone();
+    assert_eq!(after["lastUid"], "3");
+    assert_eq!(after["highestModseq"].as_str().unwrap(), server_modseq(&imap, "INBOX").await);
+    assert_eq!(report(&app, json!({})).await.len(), 3);
+    imap.stop().await;
+}
+
 #[tokio::test]
 async fn a_folder_whose_uidvalidity_keeps_changing_pauses_the_mailbox() {
     let app = spawn_app().await;

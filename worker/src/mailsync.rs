@@ -12,11 +12,15 @@
 //!   keeps changing ([`MAX_UIDVALIDITY_CHANGES`] scans in a row) pauses the mailbox.
 //! - Headers first: a batch's headers are fetched, messages already archived (seen in another
 //!   folder or mailbox) are only located, and only new ones are fetched whole — those above
-//!   the body limit as headers only.
+//!   the body limit as headers only. While one batch is parsed, linked and committed (its own
+//!   task), the next is fetched; batches still commit in order.
+//! - CONDSTORE where the server has it: a folder's HIGHESTMODSEQ is recorded after a complete
+//!   scan, and a later scan that finds it unchanged (one STATUS) does not open the folder.
+//!   Without CONDSTORE the stored UIDNEXT does the same after an EXAMINE.
 //! - A folder that fails is logged on its row and skipped; the others go on. A refused login
 //!   stops the mailbox (AUTH_FAILED) until its settings change, and tells its owner once.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use api::{
     archive::{self, Directory, Fetched, Place, Policy},
@@ -44,8 +48,25 @@ const BATCH: u32 = 500;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Synced {
     pub mailboxes: usize,
+    /// Emails newly archived (linked or not).
     pub archived: usize,
+    /// Those of them linked to a record (each raised Email Received).
+    pub linked: usize,
     pub failed_folders: usize,
+}
+
+/// New emails of a batch, a folder or a scan.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Archived {
+    pub archived: usize,
+    pub linked: usize,
+}
+
+impl std::ops::AddAssign for Archived {
+    fn add_assign(&mut self, other: Self) {
+        self.archived += other.archived;
+        self.linked += other.linked;
+    }
 }
 
 /// Scans every mailbox due by `now`, one after another.
@@ -55,7 +76,8 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Synced> {
         let outcome = scan(app, &mailbox).await;
         let report = settle(app, &mailbox, outcome, now).await?;
         total.mailboxes += 1;
-        total.archived += report.archived;
+        total.archived += report.archived.archived;
+        total.linked += report.archived.linked;
         total.failed_folders += report.failed_folders;
     }
     Ok(total)
@@ -83,7 +105,7 @@ async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Option<mail
 }
 
 struct Scanned {
-    archived: usize,
+    archived: Archived,
     failed_folders: usize,
     /// Set when a folder's UIDVALIDITY keeps changing.
     pause: Option<String>,
@@ -92,16 +114,19 @@ struct Scanned {
 async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapError> {
     let server = mailboxes::server_of(app, mailbox).map_err(internal)?;
     let mut session = imap::connect(&server).await?;
-    let directory = Directory::load(&app.db, mailbox.account_id).await.map_err(internal)?;
+    let condstore = imap::has_condstore(&mut session).await?;
+    let directory = Arc::new(Directory::load(&app.db, mailbox.account_id).await.map_err(internal)?);
     let policy = Policy { customers: mailbox.sync_clients, leads: mailbox.sync_leads, scan_all: archive::scan_all(&app.db, mailbox.account_id).await.map_err(internal)? };
     let mut folders: Vec<String> = serde_json::from_value(mailbox.directories.clone()).unwrap_or_default();
     if folders.is_empty() {
         folders.push("INBOX".into());
     }
-    let mut report = Scanned { archived: 0, failed_folders: 0, pause: None };
+    let mut report = Scanned { archived: Archived::default(), failed_folders: 0, pause: None };
+    let mut statistics = archive::Statistics::read(&app.db).await.map_err(internal)?;
     for folder in folders {
-        match scan_folder(app, &mut session, mailbox, &folder, &directory, policy).await {
-            Ok(FolderOutcome::Archived(n)) => report.archived += n,
+        let scan = FolderScan { app, mailbox, folder: &folder, directory: &directory, policy, condstore };
+        match scan.run(&mut session, &mut statistics).await {
+            Ok(FolderOutcome::Done(n)) => report.archived += n,
             Ok(FolderOutcome::UidvalidityUnstable) => {
                 report.pause = Some(format!("the UIDVALIDITY of {folder:?} changed {MAX_UIDVALIDITY_CHANGES} scans in a row: paused to avoid resyncing forever"));
                 break;
@@ -129,8 +154,16 @@ fn internal(e: api::error::ApiError) -> ImapError {
     ImapError::Io { step: "archiving", source: std::io::Error::other(e.to_string()) }
 }
 
+fn joined(e: tokio::task::JoinError) -> ImapError {
+    ImapError::Io { step: "archiving", source: std::io::Error::other(e) }
+}
+
+fn db_err(e: sea_orm::DbErr) -> ImapError {
+    internal(e.into())
+}
+
 enum FolderOutcome {
-    Archived(usize),
+    Done(Archived),
     UidvalidityUnstable,
 }
 
@@ -138,137 +171,247 @@ fn imap_err(step: &'static str) -> impl FnOnce(async_imap::error::Error) -> Imap
     move |source| ImapError::Imap { step, source }
 }
 
-async fn scan_folder(
-    app: &AppState,
-    session: &mut imap::Session,
-    mailbox: &mailbox::Model,
-    folder: &str,
-    directory: &Directory,
+/// One folder of one scan.
+struct FolderScan<'a> {
+    app: &'a AppState,
+    mailbox: &'a mailbox::Model,
+    folder: &'a str,
+    directory: &'a Arc<Directory>,
     policy: Policy,
-) -> Result<FolderOutcome, ImapError> {
-    let opened = session.examine(folder).await.map_err(imap_err("opening the folder"))?;
-    let uidvalidity = i64::from(opened.uid_validity.unwrap_or(0));
-    let uid_next = opened.uid_next.map(i64::from);
-    let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await.map_err(|e| internal(e.into()))?;
-    let now = Utc::now();
-    let mut state = match stored {
-        // Stable again: the count of changes in a row starts over.
-        Some(mut s) if s.uidvalidity == uidvalidity => {
-            if s.uidvalidity_changes != 0 {
-                s.uidvalidity_changes = 0;
-                s = s.into_active_model().reset_all().update(&app.db).await.map_err(|e| internal(e.into()))?;
+    /// The server has CONDSTORE (RFC 7162).
+    condstore: bool,
+}
+
+impl FolderScan<'_> {
+    async fn run(&self, session: &mut imap::Session, statistics: &mut archive::Statistics) -> Result<FolderOutcome, ImapError> {
+        let (app, mailbox, folder) = (self.app, self.mailbox, self.folder);
+        let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await.map_err(db_err)?;
+        // With CONDSTORE one STATUS tells whether anything in the folder changed since the
+        // last complete scan (new mail raises HIGHESTMODSEQ): if not, the folder is not even
+        // opened.
+        let modseq = if self.condstore {
+            let status = session.status(folder, "(UIDVALIDITY HIGHESTMODSEQ)").await.map_err(imap_err("reading the folder's status"))?;
+            let unchanged = stored.as_ref().is_some_and(|s| {
+                status.highest_modseq.is_some()
+                    && s.highest_modseq == status.highest_modseq.map(modseq_to_i64)
+                    && status.uid_validity.map(i64::from) == Some(s.uidvalidity)
+                    && s.uidvalidity_changes == 0
+                    && s.last_error.is_none()
+            });
+            if unchanged {
+                return Ok(FolderOutcome::Done(Archived::default()));
             }
-            s
-        }
-        Some(mut s) => {
-            // The folder was rebuilt on the server: its UIDs mean other messages now. Start
-            // over; the account's message keys keep this from storing anything twice.
-            s.uidvalidity_changes += 1;
-            if s.uidvalidity_changes >= MAX_UIDVALIDITY_CHANGES {
-                return Ok(FolderOutcome::UidvalidityUnstable);
-            }
-            tracing::info!(mailbox = %mailbox.id, folder, "UIDVALIDITY changed: resyncing the folder");
-            s.uidvalidity = uidvalidity;
-            s.last_uid = 0;
-            s.updated_at = now;
-            s.into_active_model().reset_all().update(&app.db).await.map_err(|e| internal(e.into()))?
-        }
-        None => mailbox_folder::Model {
-            mailbox_id: mailbox.id,
-            path: folder.to_string(),
-            account_id: mailbox.account_id,
-            uidvalidity,
-            last_uid: 0,
-            uidvalidity_changes: 0,
-            last_error: None,
-            updated_at: now,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(&app.db)
-        .await
-        .map_err(|e| internal(e.into()))?,
-    };
-    let mut archived = 0;
-    loop {
-        if uid_next.is_some_and(|next| state.last_uid + 1 >= next) {
-            break; // nothing new: the rescan costs one EXAMINE
-        }
-        let from = state.last_uid + 1;
-        let to = from + i64::from(BATCH) - 1;
-        let headers: Vec<(i64, i64, Vec<u8>)> = session
-            .uid_fetch(format!("{from}:{to}"), "(UID RFC822.SIZE BODY.PEEK[HEADER])")
-            .await
-            .map_err(imap_err("fetching headers"))?
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(imap_err("fetching headers"))?
-            .iter()
-            .filter_map(|f| Some((i64::from(f.uid?), i64::from(f.size.unwrap_or(0)), f.header()?.to_vec())))
-            .filter(|(uid, _, _)| *uid >= from)
-            .collect();
-        if headers.is_empty() && uid_next.is_none() {
-            break;
-        }
-        // Up to the end of the range, or of the folder as EXAMINE saw it.
-        let highest = match uid_next {
-            Some(next) => to.min(next - 1),
-            None => headers.iter().map(|h| h.0).max().unwrap_or(state.last_uid),
+            status.highest_modseq.map(modseq_to_i64)
+        } else {
+            None
         };
-        // Which are new to the account: those need their bodies (if not too large).
-        let keys: Vec<String> = headers.iter().map(|(_, _, h)| key_of_header(h)).collect();
-        let known: HashSet<String> = archive::keys_to_ids(&app.db, mailbox.account_id, keys.iter().filter(|k| k.starts_with("mid:")).cloned().collect())
+        let opened = session.examine(folder).await.map_err(imap_err("opening the folder"))?;
+        let uidvalidity = i64::from(opened.uid_validity.unwrap_or(0));
+        let uid_next = opened.uid_next.map(i64::from);
+        let now = Utc::now();
+        let mut state = match stored {
+            // Stable again: the count of changes in a row starts over.
+            Some(mut s) if s.uidvalidity == uidvalidity => {
+                if s.uidvalidity_changes != 0 {
+                    s.uidvalidity_changes = 0;
+                    s = s.into_active_model().reset_all().update(&app.db).await.map_err(db_err)?;
+                }
+                s
+            }
+            Some(mut s) => {
+                // The folder was rebuilt on the server: its UIDs mean other messages now. Start
+                // over; the account's message keys keep this from storing anything twice.
+                s.uidvalidity_changes += 1;
+                if s.uidvalidity_changes >= MAX_UIDVALIDITY_CHANGES {
+                    return Ok(FolderOutcome::UidvalidityUnstable);
+                }
+                tracing::info!(mailbox = %mailbox.id, folder, "UIDVALIDITY changed: resyncing the folder");
+                s.uidvalidity = uidvalidity;
+                s.last_uid = 0;
+                s.highest_modseq = None;
+                s.updated_at = now;
+                s.into_active_model().reset_all().update(&app.db).await.map_err(db_err)?
+            }
+            None => mailbox_folder::Model {
+                mailbox_id: mailbox.id,
+                path: folder.to_string(),
+                account_id: mailbox.account_id,
+                uidvalidity,
+                last_uid: 0,
+                uidvalidity_changes: 0,
+                highest_modseq: None,
+                last_error: None,
+                updated_at: now,
+            }
+            .into_active_model()
+            .reset_all()
+            .insert(&app.db)
             .await
-            .map_err(internal)?
-            .into_keys()
-            .collect();
-        let limit = app.config.worker.mailbox_body_limit as i64;
-        let wanted: Vec<i64> = headers.iter().zip(&keys).filter(|((_, size, _), key)| !known.contains(*key) && *size <= limit).map(|((uid, _, _), _)| *uid).collect();
-        let mut bodies = std::collections::HashMap::new();
-        if !wanted.is_empty() {
-            let set = wanted.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
-            let fetched: Vec<_> = session
-                .uid_fetch(set, "(UID BODY.PEEK[])")
+            .map_err(db_err)?,
+        };
+
+        // Fetching and storing overlap: while one batch is parsed, linked and committed, the
+        // next is fetched. Batches still commit one after another, each with its position.
+        let mut storing: Option<tokio::task::JoinHandle<Result<Archived, ImapError>>> = None;
+        let fetched = self.fetch_all(session, &mut state, uid_next, uidvalidity, &mut storing, statistics).await;
+        let stored = match storing {
+            Some(last) => last.await.map_err(joined)?,
+            None => Ok(Archived::default()),
+        };
+        let mut archived = fetched?;
+        archived += stored?;
+        // Only a complete scan records the folder's HIGHESTMODSEQ (as read before fetching:
+        // mail that arrived since raised it, so the next scan looks again).
+        if modseq.is_some() && modseq != state.highest_modseq {
+            mailbox_folder::Entity::update_many()
+                .col_expr(mailbox_folder::Column::HighestModseq, Expr::value(modseq))
+                .col_expr(mailbox_folder::Column::LastError, Expr::value(Option::<String>::None))
+                .col_expr(mailbox_folder::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
+                .filter(mailbox_folder::Column::Path.eq(folder))
+                .exec(&app.db)
                 .await
-                .map_err(imap_err("fetching messages"))?
+                .map_err(db_err)?;
+        }
+        Ok(FolderOutcome::Done(archived))
+    }
+
+    /// Fetches the folder's new messages batch by batch, handing each to a store task (after
+    /// the previous one finished). Answers what the finished store tasks archived.
+    async fn fetch_all(
+        &self,
+        session: &mut imap::Session,
+        state: &mut mailbox_folder::Model,
+        uid_next: Option<i64>,
+        uidvalidity: i64,
+        storing: &mut Option<tokio::task::JoinHandle<Result<Archived, ImapError>>>,
+        statistics: &mut archive::Statistics,
+    ) -> Result<Archived, ImapError> {
+        let (app, mailbox) = (self.app, self.mailbox);
+        let mut archived = Archived::default();
+        loop {
+            if uid_next.is_some_and(|next| state.last_uid + 1 >= next) {
+                break; // nothing new: the rescan costs one EXAMINE
+            }
+            let from = state.last_uid + 1;
+            let to = from + i64::from(BATCH) - 1;
+            let headers: Vec<(i64, i64, Vec<u8>)> = session
+                .uid_fetch(format!("{from}:{to}"), "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+                .await
+                .map_err(imap_err("fetching headers"))?
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(imap_err("fetching messages"))?;
-            for f in fetched {
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    bodies.insert(i64::from(uid), body.to_vec());
+                .map_err(imap_err("fetching headers"))?
+                .iter()
+                .filter_map(|f| Some((i64::from(f.uid?), i64::from(f.size.unwrap_or(0)), f.header()?.to_vec())))
+                .filter(|(uid, _, _)| *uid >= from)
+                .collect();
+            if headers.is_empty() && uid_next.is_none() {
+                break;
+            }
+            // Up to the end of the range, or of the folder as EXAMINE saw it.
+            let highest = match uid_next {
+                Some(next) => to.min(next - 1),
+                None => headers.iter().map(|h| h.0).max().unwrap_or(state.last_uid),
+            };
+            // Which are new to the account: those need their bodies (if not too large). A
+            // message of the batch still being stored looks new here; storing finds it.
+            let keys: Vec<String> = headers.iter().map(|(_, _, h)| key_of_header(h)).collect();
+            let known: HashSet<String> = archive::keys_to_ids(&app.db, mailbox.account_id, keys.iter().filter(|k| k.starts_with("mid:")).cloned().collect())
+                .await
+                .map_err(internal)?
+                .into_keys()
+                .collect();
+            let limit = app.config.worker.mailbox_body_limit as i64;
+            let wanted: Vec<i64> =
+                headers.iter().zip(&keys).filter(|((_, size, _), key)| !known.contains(*key) && *size <= limit).map(|((uid, _, _), _)| *uid).collect();
+            let mut bodies = std::collections::HashMap::new();
+            if !wanted.is_empty() {
+                let set = wanted.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+                let fetched: Vec<_> = session
+                    .uid_fetch(set, "(UID BODY.PEEK[])")
+                    .await
+                    .map_err(imap_err("fetching messages"))?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(imap_err("fetching messages"))?;
+                for f in fetched {
+                    if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                        bodies.insert(i64::from(uid), body.to_vec());
+                    }
                 }
             }
+            let batch: Vec<Fetched> = headers
+                .into_iter()
+                .map(|(uid, size, header)| match bodies.remove(&uid) {
+                    Some(bytes) => Fetched { uid, size, bytes, headers_only: false },
+                    None => Fetched { uid, size, headers_only: size > limit, bytes: header },
+                })
+                .collect();
+            if let Some(previous) = storing.take() {
+                let done = previous.await.map_err(joined)??;
+                statistics.archived(&app.db, done.archived).await.map_err(internal)?;
+                archived += done;
+            }
+            let job = StoreBatch {
+                app: app.clone(),
+                mailbox: mailbox.clone(),
+                folder: self.folder.to_string(),
+                uidvalidity,
+                directory: self.directory.clone(),
+                policy: self.policy,
+                batch,
+                highest,
+            };
+            *storing = Some(tokio::spawn(job.run()));
+            state.last_uid = highest;
         }
-        let batch: Vec<Fetched> = headers
-            .into_iter()
-            .map(|(uid, size, header)| match bodies.remove(&uid) {
-                Some(bytes) => Fetched { uid, size, bytes, headers_only: false },
-                None => Fetched { uid, size, headers_only: size > limit, bytes: header },
-            })
-            .collect();
+        Ok(archived)
+    }
+}
 
-        // The batch and the folder's new position commit together.
-        let txn = app.db.begin().await.map_err(|e| internal(e.into()))?;
-        let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder, uidvalidity };
-        let linked = archive::store(&txn, &place, batch, directory, policy).await.map_err(internal)?;
+/// Modification sequences are below 2^63 (RFC 7162 §7).
+fn modseq_to_i64(m: u64) -> i64 {
+    i64::try_from(m).unwrap_or(i64::MAX)
+}
+
+/// A fetched batch on its way into the archive, owned so that it can be stored while the next
+/// one is fetched.
+struct StoreBatch {
+    app: AppState,
+    mailbox: mailbox::Model,
+    folder: String,
+    uidvalidity: i64,
+    directory: Arc<Directory>,
+    policy: Policy,
+    batch: Vec<Fetched>,
+    /// The folder's last UID once this batch is stored.
+    highest: i64,
+}
+
+impl StoreBatch {
+    /// Stores the batch and the folder's new position in one transaction, then tells the
+    /// owner of new linked mail.
+    async fn run(self) -> Result<Archived, ImapError> {
+        let Self { app, mailbox, folder, uidvalidity, directory, policy, batch, highest } = self;
+        let txn = app.db.begin().await.map_err(db_err)?;
+        let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder: &folder, uidvalidity };
+        let stored = archive::store(&txn, &place, batch, &directory, policy).await.map_err(internal)?;
         mailbox_folder::Entity::update_many()
             .col_expr(mailbox_folder::Column::LastUid, Expr::value(highest))
             .col_expr(mailbox_folder::Column::LastError, Expr::value(Option::<String>::None))
             .col_expr(mailbox_folder::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
-            .filter(mailbox_folder::Column::Path.eq(folder))
+            .filter(mailbox_folder::Column::Path.eq(folder.as_str()))
             .exec(&txn)
             .await
-            .map_err(|e| internal(e.into()))?;
-        let events: Vec<AddressedEvent> = linked.iter().map(|e| received(mailbox, e)).collect();
+            .map_err(db_err)?;
+        let events: Vec<AddressedEvent> = stored.linked.iter().map(|e| received(&mailbox, e)).collect();
         let recorded = fanout::record_addressed(&txn, events).await.map_err(internal)?;
-        txn.commit().await.map_err(|e| internal(e.into()))?;
-        fanout::announce(app, &recorded.notifications).await;
-        archived += linked.len();
-        state.last_uid = highest;
+        txn.commit().await.map_err(db_err)?;
+        fanout::announce(&app, &recorded.notifications).await;
+        Ok(Archived { archived: stored.archived, linked: stored.linked.len() })
     }
-    Ok(FolderOutcome::Archived(archived))
 }
 
 /// The key of a message from its header alone (Message-ID); messages without one are keyed
@@ -298,7 +441,7 @@ fn received(mailbox: &mailbox::Model, e: &email::Model) -> AddressedEvent {
 }
 
 struct Report {
-    archived: usize,
+    archived: Archived,
     failed_folders: usize,
 }
 
@@ -339,7 +482,7 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
                 row.state = sea_orm::Set("ERROR".into());
                 row.next_scan_at = sea_orm::Set(Some(next));
             }
-            Report { archived: 0, failed_folders: 0 }
+            Report { archived: Archived::default(), failed_folders: 0 }
         }
     };
     let txn = app.db.begin().await?;

@@ -279,11 +279,20 @@ pub struct Place<'a> {
     pub uidvalidity: i64,
 }
 
+/// What storing a batch did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Emails newly archived (linked or not).
+    pub archived: usize,
+    /// Those of them that are linked to a record.
+    pub linked: Vec<email::Model>,
+}
+
 /// Stores a batch of fetched messages of one folder in `txn`: new ones once per account,
-/// every one's location. Answers the emails newly archived with a link.
-pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<Fetched>, directory: &Directory, policy: Policy) -> ApiResult<Vec<email::Model>> {
+/// every one's location.
+pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<Fetched>, directory: &Directory, policy: Policy) -> ApiResult<Stored> {
     if fetched.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Stored::default());
     }
     let parsed: Vec<(Fetched, Parsed)> = fetched.into_iter().map(|f| {
         let p = parse(&f);
@@ -409,7 +418,59 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
             .exec_without_returning(txn)
             .await?;
     }
-    Ok(stored.into_iter().filter(|e| e.contact_id.is_some() || e.project_id.is_some()).collect())
+    let archived = stored.len();
+    Ok(Stored { archived, linked: stored.into_iter().filter(|e| e.contact_id.is_some() || e.project_id.is_some()).collect() })
+}
+
+/// New emails after which a bulk load considers refreshing the archive's statistics.
+const REFRESH_AFTER: usize = 1000;
+
+/// Keeps PostgreSQL's statistics of the archive in step with a bulk load.
+///
+/// The key look-ups of a scan are planned from the statistics. A first sync into a young
+/// archive outgrows them within seconds, long before autovacuum's next round, and the
+/// planner, still believing the table nearly empty, reads every email of the account to
+/// answer each look-up: a 10,000-message first sync slowed from 90 ms to 500 ms per batch.
+/// A load that has more than doubled the table (and added at least [`REFRESH_AFTER`]) runs
+/// ANALYZE once; from then on the planner scales the estimate with the table's size.
+#[derive(Debug)]
+pub struct Statistics {
+    /// The table's row estimate when the load began; `None` where there is nothing to keep
+    /// (SQLite plans these look-ups on the unique index regardless).
+    rows_at_start: Option<f64>,
+    inserted: usize,
+    refreshed: bool,
+}
+
+impl Statistics {
+    pub async fn read(db: &impl ConnectionTrait) -> ApiResult<Self> {
+        let rows_at_start = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let row = db
+                    .query_one(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass('email')",
+                    ))
+                    .await?;
+                // Never analyzed: -1.
+                Some(row.and_then(|r| r.try_get::<f64>("", "n").ok()).unwrap_or(0.0).max(0.0))
+            }
+            _ => None,
+        };
+        Ok(Self { rows_at_start, inserted: 0, refreshed: false })
+    }
+
+    /// Counts `n` newly archived emails, and refreshes the statistics when they are stale.
+    pub async fn archived(&mut self, db: &impl ConnectionTrait, n: usize) -> ApiResult<()> {
+        let Some(rows) = self.rows_at_start else { return Ok(()) };
+        self.inserted += n;
+        if !self.refreshed && self.inserted >= REFRESH_AFTER && self.inserted as f64 > rows {
+            self.refreshed = true;
+            db.execute_unprepared("ANALYZE email, email_location").await?;
+            tracing::debug!(inserted = self.inserted, rows_before = rows, "archive statistics refreshed during a bulk load");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use entity::mailbox;
+use entity::{mailbox, mailbox_folder};
 
 use super::{
     app, caller, loaders, parse_id,
@@ -72,6 +72,18 @@ impl Mailbox {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// Where the scans of each synced folder stand: one entry per folder scanned at least
+    /// once, by path. A folder that failed says why here while the others go on.
+    async fn folder_states(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MailboxFolderState>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let rows = mailbox_folder::Entity::find()
+            .filter(mailbox_folder::Column::MailboxId.eq(self.0.id))
+            .order_by_asc(mailbox_folder::Column::Path)
+            .all(&app(ctx)?.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(MailboxFolderState::from).collect())
+    }
     async fn version(&self) -> i32 {
         self.0.version
     }
@@ -80,6 +92,39 @@ impl Mailbox {
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+}
+
+/// How the scans of one folder stand. IMAP's UIDs, UIDVALIDITY and mod-sequences are
+/// unsigned and may exceed GraphQL's 32-bit Int: they are given as decimal strings.
+#[derive(SimpleObject)]
+pub struct MailboxFolderState {
+    /// The server's name (modified UTF-7).
+    path: String,
+    /// The name as people read it.
+    name: String,
+    uid_validity: String,
+    /// The last UID archived: the next scan asks for what comes after it.
+    last_uid: String,
+    /// The folder's HIGHESTMODSEQ after the last complete scan, on servers with CONDSTORE:
+    /// while it is unchanged, a scan does not open the folder. Null without CONDSTORE.
+    highest_modseq: Option<String>,
+    /// Why the last scan of this folder failed (cleared by the next one that works).
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<mailbox_folder::Model> for MailboxFolderState {
+    fn from(f: mailbox_folder::Model) -> Self {
+        Self {
+            name: utf7_imap::decode_utf7_imap(f.path.clone()),
+            path: f.path,
+            uid_validity: f.uidvalidity.to_string(),
+            last_uid: f.last_uid.to_string(),
+            highest_modseq: f.highest_modseq.map(|m| m.to_string()),
+            last_error: f.last_error,
+            updated_at: f.updated_at,
+        }
     }
 }
 
