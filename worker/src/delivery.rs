@@ -65,6 +65,7 @@ pub struct Courier {
     http: reqwest::Client,
     /// Per account: the settings version its connections were opened under, and the pool.
     mailers: Mutex<HashMap<Uuid, (i32, Arc<smtp::Mailer>)>>,
+    settler: Settler,
 }
 
 /// What one batch of messages needs, loaded in a few queries.
@@ -82,7 +83,8 @@ impl Courier {
         let http = reqwest::Client::builder().timeout(smtp::TIMEOUT).build()?;
         let pool = app.config.worker.concurrency as u32 + 2;
         let outbox_db = api::db::connect_outbox(&app.config, pool).await?.unwrap_or_else(|| app.db.clone());
-        Ok(Self { app, outbox_db, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()) })
+        let settler = Settler::start(outbox_db.clone());
+        Ok(Self { app, outbox_db, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()), settler })
     }
 
     /// Delivers every message due by `now`, batch after batch.
@@ -255,12 +257,12 @@ impl Courier {
         let db = &self.outbox_db;
         match outcome {
             Outcome::Sent => {
-                update_claimed(db, m, "SENT", None, now, Some(now)).await?;
+                self.settler.settle(m, "SENT", None, now, Some(now)).await?;
             }
             Outcome::Retry(error) if m.attempts < self.app.config.worker.max_attempts => {
                 let next = now + backoff(self.app.config.worker.retry_base, m.attempts);
                 tracing::info!(message = %m.id, attempts = m.attempts, error = %error, "delivery will be retried");
-                update_claimed(db, m, "PENDING", Some(error), next, None).await?;
+                self.settler.settle(m, "PENDING", Some(error.clone()), next, None).await?;
             }
             Outcome::Retry(error) | Outcome::Failed(error) => {
                 let error = match outcome {
@@ -340,6 +342,104 @@ async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<U
     };
     let rows = outbox_message::Entity::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
     Ok(rows)
+}
+
+/// Settles written together. Concurrent sends queue their outcomes (sent, or pending again)
+/// for one writer task, which writes whatever is queued, up to [`SETTLE_BATCH`], in one
+/// statement. Each send waits for its own outcome to be written before its sender takes the
+/// next message, so a worker killed at any moment leaves unsettled only the messages then in
+/// flight, as when each outcome was its own statement. Those statements were 16 s of
+/// PostgreSQL's 22 s of execution in the delivery benchmark (pg_stat_statements).
+struct Settler {
+    queue: tokio::sync::mpsc::Sender<Settle>,
+}
+
+/// Outcomes per statement: 6 parameters each, well under SQLite's 999.
+const SETTLE_BATCH: usize = 128;
+
+struct Settle {
+    id: Uuid,
+    lease: Option<DateTime<Utc>>,
+    status: &'static str,
+    error: Option<String>,
+    next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    /// Whether this worker still held the message; an error message if the write failed.
+    written: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+impl Settler {
+    /// Starts the writer; it ends when the courier (the last sender) goes.
+    fn start(db: sea_orm::DatabaseConnection) -> Self {
+        let (queue, mut pending) = tokio::sync::mpsc::channel::<Settle>(SETTLE_BATCH * 4);
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < SETTLE_BATCH {
+                    match pending.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                match write_settles(&db, &batch).await {
+                    Ok(kept) => {
+                        for s in batch {
+                            let _ = s.written.send(Ok(kept.contains(&s.id)));
+                        }
+                    }
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        for s in batch {
+                            let _ = s.written.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Writes the outcome of a claimed message, if this worker still holds it (its lease is
+    /// the one the claim wrote), and waits until it is written.
+    async fn settle(&self, m: &outbox_message::Model, status: &'static str, error: Option<String>, next_attempt_at: DateTime<Utc>, sent_at: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
+        let (written, answer) = tokio::sync::oneshot::channel();
+        let settle = Settle { id: m.id, lease: m.leased_until, status, error, next_attempt_at, sent_at, written };
+        self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
+        let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))?;
+        if !kept {
+            tracing::warn!(message = %m.id, "lease lost before the outcome was written: another worker took the message over");
+        }
+        Ok(kept)
+    }
+}
+
+/// One `UPDATE … FROM (VALUES …)` for a batch of outcomes (PostgreSQL and SQLite); answers the
+/// ids this worker still held.
+async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> anyhow::Result<HashSet<Uuid>> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 6);
+    let mut tuples = Vec::with_capacity(batch.len());
+    for s in batch {
+        let base = values.len();
+        let marks: Vec<String> = (1..=6)
+            .map(|i| match backend {
+                DbBackend::Postgres => format!("${}", base + i),
+                _ => "?".to_string(),
+            })
+            .collect();
+        tuples.push(format!("({})", marks.join(", ")));
+        values.extend([s.id.into(), s.lease.into(), s.status.into(), s.error.clone().into(), s.next_attempt_at.into(), s.sent_at.into()]);
+    }
+    let sql = format!(
+        "WITH v (mid, lease, status, last_error, next_attempt_at, sent_at) AS (VALUES {}) \
+         UPDATE outbox_message SET status = v.status, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
+         sent_at = v.sent_at, leased_until = NULL \
+         FROM v WHERE outbox_message.id = v.mid AND outbox_message.status = 'SENDING' AND outbox_message.leased_until = v.lease \
+         RETURNING id",
+        tuples.join(", ")
+    );
+    let rows = db.query_all(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(rows.iter().filter_map(|r| r.try_get::<Uuid>("", "id").ok()).collect())
 }
 
 /// Writes the outcome of a claimed message, if this worker still holds it. Answers whether it
