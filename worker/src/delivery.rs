@@ -87,28 +87,42 @@ impl Courier {
         Ok(Self { app, outbox_db, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()), settler })
     }
 
-    /// Delivers every message due by `now`, batch after batch.
+    /// Delivers every message due by `now`, batch after batch. The next batch is claimed and
+    /// its context loaded while the current one is sent, so the connections do not idle
+    /// between batches. (If sending fails, the batch claimed ahead waits for its lease to
+    /// end, as a dead worker's would.)
     pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Delivered> {
         let mut total = Delivered::default();
-        loop {
-            let claimed = claim(&self.app, &self.outbox_db, now).await?;
-            let n = claimed.len();
-            if n > 0 {
-                let done = self.deliver(claimed).await?;
-                total.sent += done.sent;
-                total.retried += done.retried;
-                total.failed += done.failed;
-            }
-            if (n as u64) < self.app.config.worker.batch {
-                return Ok(total);
-            }
+        let full = self.app.config.worker.batch as usize;
+        let mut next = self.claim(now).await?;
+        while let Some((claimed, ctx)) = next.take() {
+            let ahead = claimed.len() >= full;
+            let (done, following) = if ahead {
+                tokio::join!(self.deliver(claimed, &ctx), self.claim(now))
+            } else {
+                (self.deliver(claimed, &ctx).await, Ok(None))
+            };
+            let done = done?;
+            total.sent += done.sent;
+            total.retried += done.retried;
+            total.failed += done.failed;
+            next = following?;
         }
+        Ok(total)
     }
 
-    async fn deliver(&self, claimed: Vec<outbox_message::Model>) -> anyhow::Result<Delivered> {
+    /// Claims a batch and loads what sending it needs; `None` when nothing is due.
+    async fn claim(&self, now: DateTime<Utc>) -> anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>> {
+        let claimed = claim(&self.app, &self.outbox_db, now).await?;
+        if claimed.is_empty() {
+            return Ok(None);
+        }
         let ctx = self.load(&claimed).await?;
+        Ok(Some((claimed, ctx)))
+    }
+
+    async fn deliver(&self, claimed: Vec<outbox_message::Model>, ctx: &Context) -> anyhow::Result<Delivered> {
         let concurrency = self.app.config.worker.concurrency;
-        let ctx = &ctx;
         // Owned messages: borrowed ones trip the compiler's higher-ranked lifetime checks when
         // the worker's future is spawned.
         let outcomes: Vec<anyhow::Result<Outcome>> = futures_util::stream::iter(claimed)
