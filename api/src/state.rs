@@ -19,8 +19,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub bus: Bus,
-    pub tokens: TokenIssuer,
-    pub keyring: Keyring,
+    /// Behind `Arc`s, like everything here: a state is cloned into every request and every
+    /// open subscription, and the issuer's validation sets and the keyring's ciphers were
+    /// 12 KiB of hash tables copied per open panel.
+    pub tokens: Arc<TokenIssuer>,
+    pub keyring: Arc<Keyring>,
     pub schema: HeraldSchema,
     /// Writes published events and their fan-out, batching concurrent publishes.
     pub events: EventWriter,
@@ -64,6 +67,6 @@ impl AppState {
         // SQLite has one writer at a time: a second writing transaction would only fail busy.
         let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
         let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
-        Ok(Self { tokens: TokenIssuer::new(jwt_secret.as_bytes()), config: Arc::new(config), db, bus, keyring, schema, events })
+        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), schema, events })
     }
 }
