@@ -122,6 +122,9 @@ impl Connection {
         }
     }
 
+    /// Waits for the socket, the operations, the ping and the deadlines. What an event sets
+    /// off (authentication, a subscription's start, sending) is boxed: an idle connection's
+    /// future (what each of ten thousand open panels holds) is then only what waiting needs.
     async fn serve(mut self) {
         let init_deadline = sleep(self.app.config.ws_init_timeout);
         tokio::pin!(init_deadline);
@@ -134,20 +137,20 @@ impl Connection {
         loop {
             let flow = tokio::select! {
                 _ = &mut init_deadline, if self.caller.is_none() => {
-                    self.close(4408, "Connection initialisation timeout").await
+                    Box::pin(self.close(4408, "Connection initialisation timeout")).await
                 }
                 incoming = self.socket.recv() => match incoming {
                     None | Some(Err(_)) => Flow::Stop,
                     Some(Ok(message)) => {
                         self.last_seen = Instant::now();
-                        self.on_message(message).await
+                        Box::pin(self.on_message(message)).await
                     }
                 },
                 Some((id, item)) = self.operations.next(), if !self.operations.is_empty() => {
-                    self.on_result(id, item).await
+                    Box::pin(self.on_result(id, item)).await
                 }
-                _ = ping.tick() => self.on_ping_tick(period).await,
-                _ = &mut expiry, if expiry_armed => self.close(4403, "Token expired").await,
+                _ = ping.tick() => Box::pin(self.on_ping_tick(period)).await,
+                _ = &mut expiry, if expiry_armed => Box::pin(self.close(4403, "Token expired")).await,
             };
             if !expiry_armed {
                 if let Some(exp) = self.caller.as_ref().and_then(|c| c.expires_at) {

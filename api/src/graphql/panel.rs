@@ -411,7 +411,8 @@ impl PanelSubscription {
         use futures_util::StreamExt;
         let user_id = panel::owner(caller(ctx)?)?;
         let after = after.map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input("after", "not a cursor of this feed"))).transpose()?;
-        let feed = notifications::feed::open(app(ctx)?.clone(), user_id, after.map(|IdCursor(p)| p)).await?;
+        // Boxed: the opening reads would otherwise size the state every open panel keeps.
+        let feed = Box::pin(notifications::feed::open(app(ctx)?.clone(), user_id, after.map(|IdCursor(p)| p))).await?;
         Ok(feed.map(NotificationEvent))
     }
 }
