@@ -210,6 +210,11 @@ async fn fan_out_follows_system_au_and_assignment() {
     // A strongly encouraged type reaches everyone by default.
     let all = app.admin(PUBLISH, json!({"i": {"type": "VOICEMAILS", "contactId": contact, "title": "Voicemail", "idempotencyKey": "vm-1"}})).await;
     assert_eq!(all["publishEvent"]["notified"], 4, "the admin, Bob, Carol and Dave");
+
+    // An account default locked off outweighs Dave's own System switch; Bob's AU stays.
+    app.admin(DEFAULTS, json!({"i": {"changes": [{"type": "NEW_LEAD", "switch": "SYSTEM", "enabled": false, "locked": true}]}})).await;
+    let locked = app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "New lead: Beta", "idempotencyKey": "lead-2"}})).await;
+    assert_eq!(locked["publishEvent"]["notified"], 1, "Bob only: {locked}");
 }
 
 #[tokio::test]

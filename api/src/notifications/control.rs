@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use entity::{notification_default, notification_override, notification_setting};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -149,14 +149,20 @@ impl AccountLayers {
     /// needs only its own type's switches, and an account of 200 users can hold tens of
     /// thousands of overrides across all types.
     pub async fn load_many(db: &impl ConnectionTrait, account_ids: &[Uuid], types: &[NotificationType]) -> ApiResult<HashMap<Uuid, Self>> {
+        let mut layers = Self::load_defaults(db, account_ids, types).await?;
+        Self::load_overrides(db, &mut layers, types, account_ids, &HashMap::new()).await?;
+        Ok(layers)
+    }
+
+    /// The account layers only (no user overrides yet).
+    pub async fn load_defaults(db: &impl ConnectionTrait, account_ids: &[Uuid], types: &[NotificationType]) -> ApiResult<HashMap<Uuid, Self>> {
         let mut layers: HashMap<Uuid, Self> = account_ids.iter().map(|id| (*id, Self::default())).collect();
         if account_ids.is_empty() || types.is_empty() {
             return Ok(layers);
         }
-        let codes: Vec<String> = types.iter().map(|t| type_code(*t)).collect();
         let defaults = notification_default::Entity::find()
             .filter(notification_default::Column::AccountId.is_in(account_ids.iter().copied()))
-            .filter(notification_default::Column::NotificationType.is_in(codes.clone()))
+            .filter(notification_default::Column::NotificationType.is_in(types.iter().map(|t| type_code(*t))))
             .all(db)
             .await?;
         for row in defaults {
@@ -164,17 +170,65 @@ impl AccountLayers {
                 l.account.insert((kind, switch), (row.enabled, row.locked));
             }
         }
-        let overrides = notification_override::Entity::find()
-            .filter(notification_override::Column::AccountId.is_in(account_ids.iter().copied()))
-            .filter(notification_override::Column::NotificationType.is_in(codes))
-            .all(db)
-            .await?;
-        for row in overrides {
+        Ok(layers)
+    }
+
+    /// Adds the users' overrides of `types`: every user's in the `everyone` accounts; in the
+    /// `some` accounts, only those of the listed users plus the System switches turned on
+    /// (whoever set them). That is all a fan-out needs where a type is off by default: only
+    /// a user who turned it on, or an assignee, can receive it.
+    pub async fn load_overrides(
+        db: &impl ConnectionTrait,
+        layers: &mut HashMap<Uuid, Self>,
+        types: &[NotificationType],
+        everyone: &[Uuid],
+        some: &HashMap<Uuid, Vec<Uuid>>,
+    ) -> ApiResult<()> {
+        if types.is_empty() {
+            return Ok(());
+        }
+        let codes: Vec<String> = types.iter().map(|t| type_code(*t)).collect();
+        let mut rows = Vec::new();
+        if !everyone.is_empty() {
+            rows.extend(
+                notification_override::Entity::find()
+                    .filter(notification_override::Column::AccountId.is_in(everyone.iter().copied()))
+                    .filter(notification_override::Column::NotificationType.is_in(codes.clone()))
+                    .all(db)
+                    .await?,
+            );
+        }
+        if !some.is_empty() {
+            let listed: Vec<Uuid> = some.values().flatten().copied().collect();
+            let system_on = Condition::all()
+                .add(notification_override::Column::Switch.eq(Switch::System.code()))
+                .add(notification_override::Column::Enabled.eq(true));
+            rows.extend(
+                notification_override::Entity::find()
+                    .filter(notification_override::Column::AccountId.is_in(some.keys().copied()))
+                    .filter(notification_override::Column::NotificationType.is_in(codes))
+                    .filter(Condition::any().add(system_on).add(notification_override::Column::UserId.is_in(listed)))
+                    .all(db)
+                    .await?,
+            );
+        }
+        for row in rows {
             if let (Some(kind), Some(switch), Some(l)) = (parse_type(&row.notification_type), Switch::parse(&row.switch), layers.get_mut(&row.account_id)) {
                 l.users.entry(row.user_id).or_default().insert((kind, switch), row.enabled);
             }
         }
-        Ok(layers)
+        Ok(())
+    }
+
+    /// Whether the type reaches every user's panel unless they turned it off: its System
+    /// switch is on before user overrides (built-in default or account default).
+    pub fn system_by_default(&self, info: &TypeInfo) -> bool {
+        resolve(&self.account, None, info, Switch::System).enabled
+    }
+
+    /// The users with an override loaded here.
+    pub fn users_with_overrides(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.users.keys().copied()
     }
 
     pub fn enabled(&self, user_id: Uuid, info: &TypeInfo, switch: Switch) -> bool {

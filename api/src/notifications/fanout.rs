@@ -316,11 +316,44 @@ async fn fan_out(
     }
     let kinds: Vec<NotificationType> = unique(events.iter().filter_map(kind_of));
     let accounts: Vec<Uuid> = unique(events.iter().map(|e| e.account_id));
+    let mut layers = AccountLayers::load_defaults(txn, &accounts, &kinds).await?;
+    // Who can receive: where one of the batch's types is in every panel by default, every
+    // user of the account; elsewhere only the assignees of the events' contacts and the users
+    // who turned the type on. An event about one lead in an account of thousands then reads
+    // a handful of users and overrides instead of all of them (publishEvent's two costliest
+    // statements, 1.0 and 0.6 ms with 1,000 users).
+    let everyone: Vec<Uuid> = unique(
+        events.iter().filter(|e| kind_of(e).map(info).is_some_and(|t| layers[&e.account_id].system_by_default(t))).map(|e| e.account_id),
+    );
+    let mut some: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for event in events.iter().filter(|e| !everyone.contains(&e.account_id)) {
+        let listed = some.entry(event.account_id).or_default();
+        if let (Some(contact_id), Some(t)) = (event.contact_id, kind_of(event).map(info)) {
+            if t.concerns_contact {
+                listed.extend(assignees.get(&contact_id).into_iter().flatten().copied());
+            }
+        }
+    }
+    AccountLayers::load_overrides(txn, &mut layers, &kinds, &everyone, &some).await?;
     let mut users: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
-    for u in user::Entity::find().filter(user::Column::AccountId.is_in(accounts.clone())).filter(user::Column::Active.eq(true)).all(txn).await? {
+    let mut found = Vec::new();
+    if !everyone.is_empty() {
+        found.extend(user::Entity::find().filter(user::Column::AccountId.is_in(everyone.clone())).filter(user::Column::Active.eq(true)).all(txn).await?);
+    }
+    let candidates: Vec<Uuid> = unique(some.iter().flat_map(|(account, listed)| listed.iter().copied().chain(layers[account].users_with_overrides())));
+    for chunk in candidates.chunks(1000) {
+        found.extend(
+            user::Entity::find()
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .filter(user::Column::AccountId.is_in(some.keys().copied()))
+                .filter(user::Column::Active.eq(true))
+                .all(txn)
+                .await?,
+        );
+    }
+    for u in found {
         users.entry(u.account_id).or_default().push(u);
     }
-    let layers = AccountLayers::load_many(txn, &accounts, &kinds).await?;
     let roll_ups = RollUps::load(txn, &accounts, &kinds).await?;
 
     let mut panels: Vec<Vec<Uuid>> = Vec::with_capacity(events.len());
