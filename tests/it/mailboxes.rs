@@ -613,3 +613,30 @@ async fn a_worker_killed_mid_scan_loses_and_duplicates_nothing() {
     assert_eq!(locations, N, "and found once");
     imap.stop().await;
 }
+
+/// A first sync is a bulk load: once it has more than doubled the archive (and added at least
+/// a thousand emails) it refreshes PostgreSQL's statistics, so that the planner stops
+/// treating the table as empty (it read every email of the account for each key look-up).
+#[tokio::test]
+async fn a_bulk_load_refreshes_the_archive_statistics() {
+    if std::env::var("HERALD_TEST_DATABASE_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!("skipped on SQLite: table statistics are PostgreSQL's (CI runs this on PostgreSQL)");
+        return;
+    }
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let reltuples = || async {
+        db.query_one(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass('email')"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<f64>("", "n")
+            .unwrap()
+    };
+    assert_eq!(reltuples().await, -1.0, "a new archive has never been analyzed");
+    let mut statistics = api::archive::Statistics::read(db).await.unwrap();
+    statistics.archived(db, 999).await;
+    assert_eq!(reltuples().await, -1.0, "not below a thousand new emails");
+    statistics.archived(db, 1).await;
+    assert_eq!(reltuples().await, 0.0, "analyzed: the table is (still) empty");
+}

@@ -350,7 +350,7 @@ impl FolderScan<'_> {
                 .collect();
             if let Some(previous) = storing.take() {
                 let done = previous.await.map_err(joined)??;
-                statistics.archived(&app.db, done.archived).await.map_err(internal)?;
+                statistics.archived(&app.db, done.archived).await;
                 archived += done;
             }
             let job = StoreBatch {
