@@ -27,6 +27,8 @@ pub struct AppState {
     pub schema: HeraldSchema,
     /// Writes published events and their fan-out, batching concurrent publishes.
     pub events: EventWriter,
+    /// Reads the live feeds' panel counts, batching concurrent reads.
+    pub counts: crate::notifications::panel::CountsReader,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,7 @@ impl AppState {
         // SQLite has one writer at a time: a second writing transaction would only fail busy.
         let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
         let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
-        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), schema, events })
+        let counts = crate::notifications::panel::CountsReader::start(db.clone());
+        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), schema, events, counts })
     }
 }

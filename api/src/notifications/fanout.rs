@@ -26,6 +26,7 @@ use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, TransactionTrait,
 };
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
@@ -497,6 +498,37 @@ struct Open {
 /// Writes the panel rows of a batch: each event either adds a row for a user, or folds into
 /// that user's recent unread row about the same contact and type (bumping its count and
 /// moving it to the top). Events fold in batch order, also into rows the batch itself made.
+/// Namespace of the fold locks among PostgreSQL's advisory locks.
+const FOLD_LOCK_SPACE: i32 = 0x4845_5244; // "HERD"
+
+/// Serialises the writers that may fold into the same rows. Two writers (two event writer
+/// tasks, or two processes) each looking for a row to fold an event about the same contact
+/// and type into would, if neither saw the other's uncommitted row, both insert one: two rows
+/// where there should be one. Each batch therefore takes a transaction lock per
+/// (account, type, contact) it folds, in a fixed order so that writers queue rather than
+/// deadlock; batches about other contacts are not held up. SQLite has one writer at a time.
+async fn lock_fold_keys<'a>(txn: &DatabaseTransaction, events: impl Iterator<Item = &'a event::Model>) -> ApiResult<()> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i32> = events
+        .map(|e| {
+            let digest = Sha256::new().chain_update(e.account_id.as_bytes()).chain_update(e.notification_type.as_bytes()).chain_update(e.contact_id.unwrap_or_default().as_bytes()).finalize();
+            i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // Hash collisions only make two unrelated batches wait for each other.
+    txn.execute(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT count(pg_advisory_xact_lock($1, k)) FROM (SELECT unnest($2::int4[]) AS k ORDER BY 1) AS ordered",
+        [FOLD_LOCK_SPACE.into(), keys.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 async fn write_panels(
     txn: &DatabaseTransaction,
     events: &[event::Model],
@@ -509,6 +541,7 @@ async fn write_panels(
     let mut open: HashMap<Key, Open> = HashMap::new();
     let foldable: Vec<usize> = (0..events.len()).filter(|&i| folding && events[i].contact_id.is_some() && !panels[i].is_empty()).collect();
     if !foldable.is_empty() {
+        lock_fold_keys(txn, foldable.iter().map(|&i| &events[i])).await?;
         let users: Vec<Uuid> = unique(foldable.iter().flat_map(|&i| panels[i].iter().copied()));
         let kinds: Vec<String> = unique(foldable.iter().map(|&i| events[i].notification_type.clone()));
         let contacts: Vec<Uuid> = unique(foldable.iter().filter_map(|&i| events[i].contact_id));

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::{
     fanout::channel,
-    panel::{counts, Announcement, NotificationCounts, StateChanged},
+    panel::{Announcement, NotificationCounts, StateChanged},
 };
 use crate::{error::ApiResult, state::AppState};
 
@@ -131,7 +131,7 @@ impl Feed {
     /// Reads and sends the counts: the database's word, so nothing is left to verify.
     async fn counts_now(&mut self) -> ApiResult<()> {
         self.counts_due = false;
-        let counts = counts(&self.app.db, self.user_id).await?;
+        let counts = self.app.counts.read(self.user_id).await?;
         self.send_counts(counts);
         self.verify_at = None;
         Ok(())
@@ -161,7 +161,7 @@ impl Feed {
     /// Corrects counts that crossed a concurrent change.
     async fn verify(&mut self) -> ApiResult<()> {
         self.verify_at = None;
-        let counts = counts(&self.app.db, self.user_id).await?;
+        let counts = self.app.counts.read(self.user_id).await?;
         if self.counts_sent != Some(counts) {
             self.send_counts(counts);
         }
@@ -204,7 +204,7 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
             }
         }
     }
-    let counts = counts(&feed.app.db, user_id).await?;
+    let counts = feed.app.counts.read(user_id).await?;
     feed.send_counts(counts);
     feed.sent.shrink_to_fit();
     // An open panel mostly waits: the database work of a wake-up is boxed, so that the idle

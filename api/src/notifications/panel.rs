@@ -48,6 +48,79 @@ pub async fn counts(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<Notif
     Ok(NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 })
 }
 
+/// Users per statement of [`CountsReader`].
+const COUNTS_BATCH: usize = 500;
+
+/// Reads panel counts for many users in one statement, for the live feeds. When one
+/// account-wide event reaches ten thousand open panels, each reads its counts; one statement
+/// each, those were ten thousand reads competing with the frames being sent. Requests that
+/// arrive while a read runs are answered together by the next one. A read starts after the
+/// requests it answers arrived, so it sees whatever was committed before each caller asked.
+#[derive(Clone)]
+pub struct CountsReader {
+    queue: tokio::sync::mpsc::UnboundedSender<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>,
+}
+
+impl CountsReader {
+    /// Starts the reader on the current runtime; it ends with the last clone.
+    pub fn start(db: sea_orm::DatabaseConnection) -> Self {
+        let (queue, mut requests) = tokio::sync::mpsc::unbounded_channel::<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>();
+        tokio::spawn(async move {
+            while let Some(first) = requests.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < COUNTS_BATCH {
+                    match requests.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let users: Vec<Uuid> = batch.iter().map(|(u, _)| *u).collect();
+                match counts_of(&db, &users).await {
+                    Ok(found) => {
+                        for (user, answer) in batch {
+                            let _ = answer.send(Ok(found.get(&user).copied().unwrap_or_default()));
+                        }
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        for (_, answer) in batch {
+                            let _ = answer.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    pub async fn read(&self, user_id: Uuid) -> ApiResult<NotificationCounts> {
+        let stopped = || ApiError::Internal(anyhow::anyhow!("the counts reader has stopped"));
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue.send((user_id, answer)).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+    }
+}
+
+/// The counts of several users' panels in one statement (users without rows are absent).
+async fn counts_of(db: &impl ConnectionTrait, users: &[Uuid]) -> ApiResult<std::collections::HashMap<Uuid, NotificationCounts>> {
+    let rows: Vec<(Uuid, i64, i64, i64)> = notification::Entity::find()
+        .select_only()
+        .column(notification::Column::UserId)
+        .column_as(Expr::cust("COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"), "unseen")
+        .column_as(Expr::cust("COUNT(CASE WHEN read_at IS NULL THEN 1 END)"), "unread")
+        .column_as(Expr::cust("COUNT(*)"), "total")
+        .filter(notification::Column::UserId.is_in(users.iter().copied()))
+        .filter(notification::Column::ArchivedAt.is_null())
+        .group_by(notification::Column::UserId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, unseen, unread, total)| (user, NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 }))
+        .collect())
+}
+
 /// Which rows a state change applies to.
 pub enum Selection {
     Ids(Vec<Uuid>),
