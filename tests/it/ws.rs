@@ -304,6 +304,39 @@ async fn a_feed_carries_only_its_users_notifications() {
     assert_eq!(item(&mut socket).await["notification"]["title"], "For everyone", "Carol never sees Bob's row");
 }
 
+/// One event to several open panels at once: their counts are read together (one reader per
+/// process), and each panel still gets its own user's counts.
+#[tokio::test]
+async fn panels_receiving_one_event_each_get_their_own_counts() {
+    let app = spawn_app().await;
+    let (bob_id, bob) = app.user("Bob", "USER").await;
+    let (_, carol) = app.user("Carol", "USER").await;
+    let (_, dave) = app.user("Dave", "USER").await;
+    // Bob has two rows before, Carol one, Dave none.
+    publish(&app, "w0", "For everyone").await;
+    let contact = app
+        .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
+        .await["createContact"]["contact"]["id"]
+        .clone();
+    app.gql(Some(&bob), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({})).await;
+    app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
+    app.gql(Some(&dave), "mutation { archiveNotifications(input: {all: true}) { changed } }", json!({})).await;
+
+    let mut panels = Vec::new();
+    for token in [&bob, &carol, &dave] {
+        let mut socket = feed(app.ws_url(), token, Value::Null).await;
+        item(&mut socket).await; // the counts on opening
+        panels.push(socket);
+    }
+    publish(&app, "w1", "Again for everyone").await;
+    let mut got = Vec::new();
+    for socket in &mut panels {
+        assert_eq!(item(socket).await["notification"]["title"], "Again for everyone");
+        got.push(item(socket).await["counts"].clone());
+    }
+    assert_eq!(got, [json!({"unseen": 3, "total": 3}), json!({"unseen": 2, "total": 2}), json!({"unseen": 1, "total": 1})]);
+}
+
 /// A notification published through one process reaches a panel on another, over Redis.
 #[tokio::test]
 async fn the_panel_feed_crosses_processes_over_redis() {
