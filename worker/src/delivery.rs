@@ -387,23 +387,18 @@ impl Settler {
     fn start(db: sea_orm::DatabaseConnection) -> Self {
         let (queue, mut pending) = tokio::sync::mpsc::channel::<Settle>(SETTLE_BATCH * 4);
         tokio::spawn(async move {
-            while let Some(first) = pending.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < SETTLE_BATCH {
-                    match pending.try_recv() {
-                        Ok(s) => batch.push(s),
-                        Err(_) => break,
-                    }
-                }
+            let mut batch = Vec::with_capacity(SETTLE_BATCH);
+            // The next outcome and whatever is queued behind it.
+            while pending.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
                 match write_settles(&db, &batch).await {
                     Ok(kept) => {
-                        for s in batch {
+                        for s in batch.drain(..) {
                             let _ = s.written.send(Ok(kept.contains(&s.id)));
                         }
                     }
                     Err(e) => {
                         let e = format!("{e:#}");
-                        for s in batch {
+                        for s in batch.drain(..) {
                             let _ = s.written.send(Err(e.clone()));
                         }
                     }

@@ -58,32 +58,27 @@ const COUNTS_BATCH: usize = 500;
 /// requests it answers arrived, so it sees whatever was committed before each caller asked.
 #[derive(Clone)]
 pub struct CountsReader {
-    queue: tokio::sync::mpsc::UnboundedSender<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>,
+    queue: tokio::sync::mpsc::Sender<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>,
 }
 
 impl CountsReader {
     /// Starts the reader on the current runtime; it ends with the last clone.
     pub fn start(db: sea_orm::DatabaseConnection) -> Self {
-        let (queue, mut requests) = tokio::sync::mpsc::unbounded_channel::<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>();
+        let (queue, mut requests) = tokio::sync::mpsc::channel::<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>(COUNTS_BATCH * 8);
         tokio::spawn(async move {
-            while let Some(first) = requests.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < COUNTS_BATCH {
-                    match requests.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
-                    }
-                }
+            let mut batch = Vec::with_capacity(COUNTS_BATCH);
+            // The next request and whatever is queued behind it.
+            while requests.recv_many(&mut batch, COUNTS_BATCH).await > 0 {
                 let users: Vec<Uuid> = batch.iter().map(|(u, _)| *u).collect();
                 match counts_of(&db, &users).await {
                     Ok(found) => {
-                        for (user, answer) in batch {
+                        for (user, answer) in batch.drain(..) {
                             let _ = answer.send(Ok(found.get(&user).copied().unwrap_or_default()));
                         }
                     }
                     Err(e) => {
                         let e = e.to_string();
-                        for (_, answer) in batch {
+                        for (_, answer) in batch.drain(..) {
                             let _ = answer.send(Err(e.clone()));
                         }
                     }
@@ -96,7 +91,7 @@ impl CountsReader {
     pub async fn read(&self, user_id: Uuid) -> ApiResult<NotificationCounts> {
         let stopped = || ApiError::Internal(anyhow::anyhow!("the counts reader has stopped"));
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.queue.send((user_id, answer)).map_err(|_| stopped())?;
+        self.queue.send((user_id, answer)).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
     }
 }

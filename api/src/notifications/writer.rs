@@ -56,13 +56,10 @@ async fn dispatch(db: DatabaseConnection, window: Duration, mut rx: mpsc::Receiv
     let permits = Arc::new(Semaphore::new(writers));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
-        let Some(first) = rx.recv().await else { return };
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
+        // The next job and whatever is queued behind it.
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
         }
         let db = db.clone();
         tokio::spawn(async move {
