@@ -94,11 +94,11 @@ impl Courier {
     pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Delivered> {
         let mut total = Delivered::default();
         let full = self.app.config.worker.batch as usize;
-        let mut next = self.claim(now).await?;
+        let mut next = self.claim_loaded(now).await?;
         while let Some((claimed, ctx)) = next.take() {
             let ahead = claimed.len() >= full;
             let (done, following) = if ahead {
-                tokio::join!(self.deliver(claimed, &ctx), self.claim(now))
+                tokio::join!(self.deliver(claimed, &ctx), self.claim_loaded(now))
             } else {
                 (self.deliver(claimed, &ctx).await, Ok(None))
             };
@@ -112,7 +112,7 @@ impl Courier {
     }
 
     /// Claims a batch and loads what sending it needs; `None` when nothing is due.
-    async fn claim(&self, now: DateTime<Utc>) -> anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>> {
+    async fn claim_loaded(&self, now: DateTime<Utc>) -> anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>> {
         let claimed = claim(&self.app, &self.outbox_db, now).await?;
         if claimed.is_empty() {
             return Ok(None);

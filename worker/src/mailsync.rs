@@ -291,7 +291,7 @@ impl FolderScan<'_> {
         let mut archived = Archived::default();
         loop {
             if uid_next.is_some_and(|next| state.last_uid + 1 >= next) {
-                break; // nothing new: the rescan costs one EXAMINE
+                break; // nothing new since the last scan
             }
             let from = state.last_uid + 1;
             let to = from + i64::from(BATCH) - 1;
