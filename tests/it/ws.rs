@@ -285,21 +285,27 @@ async fn the_panel_feed_goes_live_and_resumes_without_gap_or_duplicate() {
     assert_eq!(item(&mut socket).await["notification"]["title"], "Fifth");
 }
 
+/// A New Lead only Bob receives: a lead assigned to him, with his AU switch on (New Lead is
+/// off by default for everyone else).
+async fn publish_bobs_own_lead(app: &TestApp, bob_id: &str) {
+    let contact = app
+        .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
+        .await["createContact"]["contact"]["id"]
+        .clone();
+    app.gql(Some(&app.token_for(bob_id)), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({}))
+        .await;
+    app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
+}
+
 #[tokio::test]
 async fn a_feed_carries_only_its_users_notifications() {
     let app = spawn_app().await;
     let (bob_id, _) = app.user("Bob", "USER").await;
     let (_, carol) = app.user("Carol", "USER").await;
-    let contact = app
-        .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
-        .await["createContact"]["contact"]["id"]
-        .clone();
     let mut socket = feed(app.ws_url(), &carol, Value::Null).await;
     item(&mut socket).await; // counts
-    // Only Bob gets this one (AU on, assigned); then one for everyone.
-    app.gql(Some(&app.token_for(&bob_id)), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({}))
-        .await;
-    app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
+    // Only Bob gets this one; then one for everyone.
+    publish_bobs_own_lead(&app, &bob_id).await;
     publish(&app, "w1", "For everyone").await;
     assert_eq!(item(&mut socket).await["notification"]["title"], "For everyone", "Carol never sees Bob's row");
 }
@@ -314,12 +320,7 @@ async fn panels_receiving_one_event_each_get_their_own_counts() {
     let (_, dave) = app.user("Dave", "USER").await;
     // Bob has two rows before, Carol one, Dave none.
     publish(&app, "w0", "For everyone").await;
-    let contact = app
-        .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
-        .await["createContact"]["contact"]["id"]
-        .clone();
-    app.gql(Some(&bob), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({})).await;
-    app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
+    publish_bobs_own_lead(&app, &bob_id).await;
     app.gql(Some(&dave), "mutation { archiveNotifications(input: {all: true}) { changed } }", json!({})).await;
 
     let mut panels = Vec::new();

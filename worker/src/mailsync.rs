@@ -254,12 +254,12 @@ impl FolderScan<'_> {
         // next is fetched. Batches still commit one after another, each with its position.
         let mut storing: Option<tokio::task::JoinHandle<Result<Archived, ImapError>>> = None;
         let fetched = self.fetch_all(session, &mut state, uid_next, uidvalidity, &mut storing, statistics).await;
-        let stored = match storing {
+        let last_batch = match storing {
             Some(last) => last.await.map_err(joined)?,
             None => Ok(Archived::default()),
         };
         let mut archived = fetched?;
-        archived += stored?;
+        archived += last_batch?;
         // Only a complete scan records the folder's HIGHESTMODSEQ (as read before fetching:
         // mail that arrived since raised it, so the next scan looks again).
         if modseq.is_some() && modseq != state.highest_modseq {

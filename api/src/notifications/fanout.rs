@@ -495,9 +495,6 @@ struct Open {
     bumps: i32,
 }
 
-/// Writes the panel rows of a batch: each event either adds a row for a user, or folds into
-/// that user's recent unread row about the same contact and type (bumping its count and
-/// moving it to the top). Events fold in batch order, also into rows the batch itself made.
 /// Namespace of the fold locks among PostgreSQL's advisory locks.
 const FOLD_LOCK_SPACE: i32 = 0x4845_5244; // "HERD"
 
@@ -529,6 +526,9 @@ async fn lock_fold_keys<'a>(txn: &DatabaseTransaction, events: impl Iterator<Ite
     Ok(())
 }
 
+/// Writes the panel rows of a batch: each event either adds a row for a user, or folds into
+/// that user's recent unread row about the same contact and type (bumping its count and
+/// moving it to the top). Events fold in batch order, also into rows the batch itself made.
 async fn write_panels(
     txn: &DatabaseTransaction,
     events: &[event::Model],

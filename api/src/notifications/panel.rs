@@ -34,18 +34,7 @@ pub struct NotificationCounts {
 
 /// The counts of one user's panel, in one statement.
 pub async fn counts(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<NotificationCounts> {
-    let (unseen, unread, total): (i64, i64, i64) = notification::Entity::find()
-        .select_only()
-        .column_as(Expr::cust("COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"), "unseen")
-        .column_as(Expr::cust("COUNT(CASE WHEN read_at IS NULL THEN 1 END)"), "unread")
-        .column_as(Expr::cust("COUNT(*)"), "total")
-        .filter(notification::Column::UserId.eq(user_id))
-        .filter(notification::Column::ArchivedAt.is_null())
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or_default();
-    Ok(NotificationCounts { unseen: unseen as u64, unread: unread as u64, total: total as u64 })
+    Ok(counts_of(db, &[user_id]).await?.remove(&user_id).unwrap_or_default())
 }
 
 /// Users per statement of [`CountsReader`].
