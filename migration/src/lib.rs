@@ -12,6 +12,7 @@ mod m20261123_000004_activities_delivery;
 mod m20261123_000005_mailboxes;
 mod m20261123_000006_fanout_indexes;
 mod m20261123_000007_folder_modseq;
+mod m20261123_000008_notification_write_path;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_mailboxes::Migration),
             Box::new(m20261123_000006_fanout_indexes::Migration),
             Box::new(m20261123_000007_folder_modseq::Migration),
+            Box::new(m20261123_000008_notification_write_path::Migration),
         ]
     }
 }

@@ -390,3 +390,25 @@ async fn panel_states_change_only_the_callers_rows_and_counts_follow() {
     assert_eq!(log["auditLog"]["nodes"][0]["action"], "notifications.changed");
     assert_eq!(log["auditLog"]["nodes"][0]["actor"]["id"], app.admin_id.as_str());
 }
+
+/// Panel rows have no foreign key to their user on PostgreSQL (migration 000008): deleting
+/// the user must take their rows, and later events must not address them.
+#[tokio::test]
+async fn a_deleted_users_panel_rows_go_with_them() {
+    use entity::notification;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let news = json!({"i": {"type": "SYSTEM_INFORMATION", "title": "Maintenance tonight", "body": "22:00 to 23:00", "data": {"window": "22-23"}, "idempotencyKey": "maint-1"}});
+    assert_eq!(app.admin(PUBLISH, news).await["publishEvent"]["notified"], 2, "the admin and Bob");
+    let panel = app.gql(Some(&bob_t), "{ notifications { nodes { title body data contact { name } } } }", json!({})).await;
+    assert_eq!(panel["data"]["notifications"]["nodes"], json!([{"title": "Maintenance tonight", "body": "22:00 to 23:00", "data": {"window": "22-23"}, "contact": null}]));
+
+    app.admin("mutation($i: DeleteUserInput!) { deleteUser(input: $i) { deletedUserId } }", json!({"i": {"id": bob}})).await;
+    let bob_id: uuid::Uuid = bob.parse().unwrap();
+    let left = notification::Entity::find().filter(notification::Column::UserId.eq(bob_id)).count(&app.state.db).await.unwrap();
+    assert_eq!(left, 0, "Bob's rows went with him");
+    let later = json!({"i": {"type": "SYSTEM_INFORMATION", "title": "Maintenance done", "idempotencyKey": "maint-2"}});
+    assert_eq!(app.admin(PUBLISH, later).await["publishEvent"]["notified"], 1, "the admin only");
+}

@@ -5,7 +5,7 @@
 //! nobody could then manage the account's settings.
 
 use chrono::Utc;
-use entity::{contact_assignee, user, user::Role};
+use entity::{contact_assignee, notification, user, user::Role};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set};
 use uuid::Uuid;
 
@@ -147,6 +147,10 @@ pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<user
     let before = find(change.db(), caller, id).await?;
     contact_assignee::Entity::delete_many().filter(contact_assignee::Column::UserId.eq(id)).exec(change.db()).await?;
     user::Entity::delete_by_id(before.id).exec(change.db()).await?;
+    // Their panel rows have no foreign key to cascade from on PostgreSQL (migration 000008).
+    // After the user's row: deleting it waits for the fan-outs that chose them (they hold it
+    // `FOR KEY SHARE`), so their rows are committed by now and go too.
+    notification::Entity::delete_many().filter(notification::Column::UserId.eq(id)).exec(change.db()).await?;
     ensure_an_admin_remains(change.db(), before.account_id).await?;
     change.record(before.account_id, "user.deleted", "User", before.id, Some(&before), None::<&user::Model>).await?;
     change.commit().await?;

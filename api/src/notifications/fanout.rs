@@ -23,8 +23,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{account, contact, contact_assignee, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
-    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    sea_query::{LockType, OnConflict},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -339,16 +340,12 @@ async fn fan_out(
     let mut users: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
     let mut found = Vec::new();
     if !everyone.is_empty() {
-        found.extend(user::Entity::find().filter(user::Column::AccountId.is_in(everyone.clone())).filter(user::Column::Active.eq(true)).all(txn).await?);
+        found.extend(recipients(txn, user::Entity::find().filter(user::Column::AccountId.is_in(everyone.clone()))).await?);
     }
     let candidates: Vec<Uuid> = unique(some.iter().flat_map(|(account, listed)| listed.iter().copied().chain(layers[account].users_with_overrides())));
     for chunk in candidates.chunks(1000) {
         found.extend(
-            user::Entity::find()
-                .filter(user::Column::Id.is_in(chunk.iter().copied()))
-                .filter(user::Column::AccountId.is_in(some.keys().copied()))
-                .filter(user::Column::Active.eq(true))
-                .all(txn)
+            recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::AccountId.is_in(some.keys().copied())))
                 .await?,
         );
     }
@@ -394,6 +391,18 @@ async fn fan_out(
     Ok(rows.into_iter().zip(outbox).collect())
 }
 
+/// The active users among `users`, who may get panel rows from this transaction. On
+/// PostgreSQL they are read `FOR KEY SHARE`, the lock a foreign key would take row by row:
+/// panel rows have no key to their user (migration 000008), and this keeps a user from being
+/// deleted between being chosen and getting the row.
+async fn recipients(txn: &DatabaseTransaction, users: sea_orm::Select<user::Entity>) -> ApiResult<Vec<user::Model>> {
+    let mut users = users.filter(user::Column::Active.eq(true));
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        users = users.lock(LockType::KeyShare);
+    }
+    Ok(users.all(txn).await?)
+}
+
 fn kind_of(event: &event::Model) -> Option<NotificationType> {
     super::control::parse_type(&event.notification_type)
 }
@@ -421,10 +430,7 @@ impl RollUps {
             .filter(|a| accounts::add_ons(a).contains(&AddOn::NotificationRollUp))
             .map(|a| a.id)
             .collect();
-        let active: HashSet<Uuid> = user::Entity::find()
-            .filter(user::Column::Id.is_in(unique(picks.iter().map(|r| r.user_id))))
-            .filter(user::Column::Active.eq(true))
-            .all(txn)
+        let active: HashSet<Uuid> = recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(unique(picks.iter().map(|r| r.user_id)))))
             .await?
             .into_iter()
             .map(|u| u.id)
@@ -615,10 +621,8 @@ async fn write_panels(
     for chunk in folded.chunks(1000) {
         fold_stored(txn, chunk).await?;
     }
-    let inserts: Vec<&notification::Model> = closed.iter().filter(|o| !o.stored).map(|o| &o.row).collect();
-    for chunk in inserts.chunks(1000) {
-        notification::Entity::insert_many(chunk.iter().map(|r| (*r).clone().into_active_model().reset_all())).exec(txn).await?;
-    }
+    let inserts: Vec<notification::Model> = closed.into_iter().filter(|o| !o.stored).map(|o| o.row).collect();
+    crate::db::insert_all::<notification::Entity>(txn, &inserts).await?;
     Ok(written)
 }
 
@@ -701,7 +705,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
     let mut active: HashMap<Uuid, HashMap<Uuid, user::Model>> = HashMap::new();
     let recipient_ids: HashSet<Uuid> = batch.iter().flat_map(|e| e.recipients.iter().copied()).collect();
     for chunk in recipient_ids.into_iter().collect::<Vec<_>>().chunks(500) {
-        let users = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::Active.eq(true)).all(txn).await?;
+        let users = recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied()))).await?;
         for u in users {
             active.entry(u.account_id).or_default().insert(u.id, u);
         }
@@ -740,13 +744,8 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
         }
         events.push(event);
     }
-    // Bounded statements: SQLite allows 32,766 parameters per statement.
-    for chunk in events.chunks(1000) {
-        event::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
-    }
-    for chunk in notifications.chunks(1000) {
-        notification::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
-    }
+    crate::db::insert_all::<event::Entity>(txn, &events).await?;
+    crate::db::insert_all::<notification::Entity>(txn, &notifications).await?;
     insert_outbox(txn, &outbox).await?;
     Ok(RecordedBatch { events, notifications, outbox })
 }
@@ -757,10 +756,7 @@ pub fn email_row(event: &event::Model, user_id: Uuid) -> outbox_message::Model {
 }
 
 pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Model]) -> ApiResult<()> {
-    for chunk in rows.chunks(1000) {
-        outbox_message::Entity::insert_many(chunk.iter().cloned().map(|r| r.into_active_model().reset_all())).exec(txn).await?;
-    }
-    Ok(())
+    Ok(crate::db::insert_all::<outbox_message::Entity>(txn, rows).await?)
 }
 
 /// Announces new panel rows on their users' channels (after the commit that wrote them):
