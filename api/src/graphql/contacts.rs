@@ -115,10 +115,10 @@ async fn prefetch_relations(ctx: &Context<'_>, page: &IdConnection<Contact>) -> 
     let ids = || page.edges.iter().map(|e| e.node.0.id);
     let loaders = loaders(ctx)?;
     if loaders::wants(ctx, "assignees") {
-        loaders::prefetch(loaders, ids().map(loaders::AssigneesOf).collect()).await.map_err(ApiError::from)?;
+        loaders::prefetch(loaders.clone(), ids().map(loaders::AssigneesOf).collect()).await.map_err(ApiError::from)?;
     }
     if loaders::wants(ctx, "persons") {
-        loaders::prefetch(loaders, ids().map(loaders::PersonsOf).collect()).await.map_err(ApiError::from)?;
+        loaders::prefetch(loaders.clone(), ids().map(loaders::PersonsOf).collect()).await.map_err(ApiError::from)?;
     }
     Ok(())
 }

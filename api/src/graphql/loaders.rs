@@ -52,13 +52,32 @@ pub fn loaders(db: DatabaseConnection) -> Loaders {
     DataLoader::with_cache(Db(db), tokio::spawn, HashMapCache::default())
 }
 
-/// Empties every cache of `loaders`.
-pub fn forget(loaders: &Loaders) {
-    loaders.clear::<AccountId>();
-    loaders.clear::<UserId>();
-    loaders.clear::<ContactId>();
-    loaders.clear::<AssigneesOf>();
-    loaders.clear::<PersonsOf>();
+/// The loaders of one operation, made when a resolver first needs them.
+///
+/// Most operations, and every idle subscription, never load a relation: an open panel kept a
+/// loader of its own (its connection handle, a lock and, once its caches had been cleared
+/// after a result, an empty cache per key type — `DataLoader::clear` creates what it clears),
+/// about 1 KiB of each of ten thousand idle panels. A subscription [`forget`](Self::forget)s
+/// its loaders after each result instead, so that the next result shows current rows and
+/// nothing is kept while it waits.
+#[derive(Default)]
+pub struct OperationLoaders(std::sync::Mutex<Option<Arc<Loaders>>>);
+
+impl OperationLoaders {
+    /// Loaders already made (and primed, say with the signed-in user's rows).
+    pub fn with(loaders: Loaders) -> Self {
+        Self(std::sync::Mutex::new(Some(Arc::new(loaders))))
+    }
+
+    /// The operation's loaders, made on first use.
+    pub fn get(&self, db: &DatabaseConnection) -> Arc<Loaders> {
+        self.0.lock().expect("loaders lock").get_or_insert_with(|| Arc::new(loaders(db.clone()))).clone()
+    }
+
+    /// Drops the loaders and everything they cached; resolvers still running keep theirs.
+    pub fn forget(&self) {
+        self.0.lock().expect("loaders lock").take();
+    }
 }
 
 /// Loads the relations of a whole page at once, before its items are resolved, when the
@@ -67,7 +86,7 @@ pub fn forget(loaders: &Loaders) {
 /// a shared timer thread. Under load those delays stretched far beyond 1 ms: prefetching a
 /// settings page's relations took it from 0.34 to 0.86 of the same-SQL peer's throughput
 /// (benches/settings_page.rs). The batching loader still covers every other path.
-pub async fn prefetch<K>(loaders: &Loaders, keys: Vec<K>) -> Result<(), LoadError>
+pub async fn prefetch<K>(loaders: Arc<Loaders>, keys: Vec<K>) -> Result<(), LoadError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
     Db: Loader<K, Error = LoadError>,

@@ -100,10 +100,11 @@ pub(crate) fn caller<'a>(ctx: &Context<'a>) -> ApiResult<&'a Caller> {
     }
 }
 
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a loaders::Loaders> {
-    ctx.data::<std::sync::Arc<loaders::Loaders>>()
-        .map(|l| &**l)
-        .map_err(|_| ApiError::Internal(anyhow::anyhow!("DataLoader missing from request data")))
+pub(crate) fn loaders(ctx: &Context<'_>) -> ApiResult<std::sync::Arc<loaders::Loaders>> {
+    let missing = |what: &str| ApiError::Internal(anyhow::anyhow!("{what} missing from request data"));
+    let loaders = ctx.data::<std::sync::Arc<loaders::OperationLoaders>>().map_err(|_| missing("DataLoaders"))?;
+    let app = ctx.data::<AppState>().map_err(|_| missing("application state"))?;
+    Ok(loaders.get(&app.db))
 }
 
 /// Parses a GraphQL `ID` argument; `field` names it in the error.
@@ -116,7 +117,7 @@ pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
 }
 
 /// Adds what each request needs to a GraphQL request.
-fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: std::sync::Arc<loaders::Loaders>) -> async_graphql::Request {
+fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: std::sync::Arc<loaders::OperationLoaders>) -> async_graphql::Request {
     request.data(app.clone()).data(Session(caller)).data(loaders)
 }
 
@@ -131,11 +132,15 @@ pub async fn execute(
     if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
         return guard::with_codes(async_graphql::Response::from_errors(vec![error]));
     }
-    let loaders = loaders::loaders(app.db.clone());
-    if let Some((user, account)) = signed_in {
-        loaders.feed_one(loaders::UserId(user.id), user).await;
-        loaders.feed_one(loaders::AccountId(account.id), account).await;
-    }
+    let loaders = match signed_in {
+        Some((user, account)) => {
+            let loaders = loaders::loaders(app.db.clone());
+            loaders.feed_one(loaders::UserId(user.id), user).await;
+            loaders.feed_one(loaders::AccountId(account.id), account).await;
+            loaders::OperationLoaders::with(loaders)
+        }
+        None => loaders::OperationLoaders::default(),
+    };
     guard::with_codes(app.schema.execute(prepare(request, app, caller, std::sync::Arc::new(loaders))).await)
 }
 
@@ -153,12 +158,12 @@ pub fn execute_stream(
     }
     // A subscription lives for hours: its loaders forget what they loaded after each result,
     // so that every item shows current names and the cache does not grow with the stream.
-    let loaders = std::sync::Arc::new(loaders::loaders(app.db.clone()));
+    let loaders = std::sync::Arc::new(loaders::OperationLoaders::default());
     let request = prepare(request, app, caller, loaders.clone());
     app.schema
         .execute_stream(request)
         .map(move |response| {
-            loaders::forget(&loaders);
+            loaders.forget();
             guard::with_codes(response)
         })
         .boxed()
