@@ -59,12 +59,14 @@ pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSoc
         .write_buffer_size(SOCKET_BUFFER)
         // What a client sends is a GraphQL operation, never megabytes.
         .max_message_size(app.config.max_body_bytes)
-        .on_upgrade(move |socket| async move {
+        // The connection's future itself, not an `async` block around it: a block would keep
+        // its own copy of the state and the socket beside the connection's (0.5 KiB a socket).
+        .on_upgrade(move |socket| {
             let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
                 Some(LEGACY_WS) => Protocol::Legacy,
                 _ => Protocol::Transport,
             };
-            Connection::new(app, socket, protocol).serve().await;
+            Connection::new(app, socket, protocol).serve()
         })
 }
 
@@ -93,8 +95,10 @@ enum Flow {
     Stop,
 }
 
-/// One operation's results, ended by `None` so that completion can be announced.
-type OperationStream = BoxStream<'static, Option<async_graphql::Response>>;
+/// One operation's results, numbered from 0 and ended by `None` so that completion can be
+/// announced. Boxed: the connection's waiting future holds a slot for whichever branch wakes
+/// it, and a response is 224 bytes of every idle socket otherwise.
+type OperationStream = BoxStream<'static, (usize, Option<Box<async_graphql::Response>>)>;
 
 struct Connection {
     app: AppState,
@@ -103,8 +107,6 @@ struct Connection {
     caller: Option<auth::Caller>,
     init_received: bool,
     operations: StreamMap<String, OperationStream>,
-    /// Operations that have produced at least one result.
-    started: std::collections::HashSet<String>,
     last_seen: Instant,
 }
 
@@ -117,7 +119,6 @@ impl Connection {
             caller: None,
             init_received: false,
             operations: StreamMap::new(),
-            started: Default::default(),
             last_seen: Instant::now(),
         }
     }
@@ -126,18 +127,19 @@ impl Connection {
     /// off (authentication, a subscription's start, sending) is boxed: an idle connection's
     /// future (what each of ten thousand open panels holds) is then only what waiting needs.
     async fn serve(mut self) {
-        let init_deadline = sleep(self.app.config.ws_init_timeout);
-        tokio::pin!(init_deadline);
+        // One timer for both deadlines, which never overlap: `connection_init` must arrive in
+        // time, then the token's expiry (if it has one) ends the authenticated socket.
+        let deadline = sleep(self.app.config.ws_init_timeout);
+        tokio::pin!(deadline);
+        let mut deadline_armed = true;
         let period = self.app.config.ws_ping_interval;
-        // Far enough to never fire until a token with an expiry authenticates the socket.
-        let expiry = sleep(Duration::from_secs(365 * 24 * 3600));
-        tokio::pin!(expiry);
-        let mut expiry_armed = false;
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
         loop {
+            let authenticated = self.caller.is_some();
             let flow = tokio::select! {
-                _ = &mut init_deadline, if self.caller.is_none() => {
-                    Box::pin(self.close(4408, "Connection initialisation timeout")).await
+                _ = &mut deadline, if deadline_armed => {
+                    let (code, reason) = if authenticated { (4403, "Token expired") } else { (4408, "Connection initialisation timeout") };
+                    Box::pin(self.close(code, reason)).await
                 }
                 incoming = self.socket.recv() => match incoming {
                     None | Some(Err(_)) => Flow::Stop,
@@ -146,17 +148,21 @@ impl Connection {
                         Box::pin(self.on_message(message)).await
                     }
                 },
-                Some((id, item)) = self.operations.next(), if !self.operations.is_empty() => {
-                    Box::pin(self.on_result(id, item)).await
+                Some((id, (n, item))) = self.operations.next(), if !self.operations.is_empty() => {
+                    Box::pin(self.on_result(id, n == 0, item)).await
                 }
                 _ = ping.tick() => Box::pin(self.on_ping_tick(period)).await,
-                _ = &mut expiry, if expiry_armed => Box::pin(self.close(4403, "Token expired")).await,
             };
-            if !expiry_armed {
-                if let Some(exp) = self.caller.as_ref().and_then(|c| c.expires_at) {
-                    let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
-                    expiry.as_mut().reset(Instant::now() + Duration::from_secs(left));
-                    expiry_armed = true;
+            if !authenticated {
+                if let Some(caller) = &self.caller {
+                    deadline_armed = match caller.expires_at {
+                        Some(exp) => {
+                            let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+                            deadline.as_mut().reset(Instant::now() + Duration::from_secs(left));
+                            true
+                        }
+                        None => false,
+                    };
                 }
             }
             if let Flow::Stop = flow {
@@ -221,14 +227,12 @@ impl Connection {
             (Protocol::Transport, "complete") => {
                 if let Some(id) = message.id {
                     self.operations.remove(&id);
-                    self.started.remove(&id);
                 }
                 Flow::Continue
             }
             (Protocol::Legacy, "stop") => match message.id {
                 Some(id) => {
                     self.operations.remove(&id);
-                    self.started.remove(&id);
                     self.send_json(json!({"type": "complete", "id": id})).await
                 }
                 None => Flow::Continue,
@@ -284,22 +288,23 @@ impl Connection {
         let Some(request) = payload.and_then(|p| serde_json::from_value::<async_graphql::Request>(p).ok()) else {
             return self.close(4400, "Invalid subscribe payload").await;
         };
-        let stream = graphql::execute_stream(&self.app, request, Some(caller)).map(Some).chain(futures_util::stream::once(async { None })).boxed();
+        let stream = graphql::execute_stream(&self.app, request, Some(caller))
+            .map(|response| Some(Box::new(response)))
+            .chain(futures_util::stream::once(async { None }))
+            .enumerate()
+            .boxed();
         self.operations.insert(id, stream);
         Flow::Continue
     }
 
-    async fn on_result(&mut self, id: String, item: Option<async_graphql::Response>) -> Flow {
+    async fn on_result(&mut self, id: String, first: bool, item: Option<Box<async_graphql::Response>>) -> Flow {
         let Some(response) = item else {
-            self.started.remove(&id);
             return self.send_json(json!({"type": "complete", "id": id})).await;
         };
-        let first = self.started.insert(id.clone());
         // An operation that fails before producing anything (validation, rights) gets the
         // protocol's `error` message, which also ends it.
         if first && response.data == async_graphql::Value::Null && !response.errors.is_empty() {
             self.operations.remove(&id);
-            self.started.remove(&id);
             let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
             return self.send_json(json!({"type": "error", "id": id, "payload": errors})).await;
         }
