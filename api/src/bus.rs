@@ -6,8 +6,15 @@
 //! mini-redis does: subscribers never open Redis connections of their own. Without Redis the
 //! same in-memory fan-out is the whole bus (embedded, single process).
 //!
+//! A process hands what it publishes to its own subscribers directly, and to the others
+//! through Redis: each message on Redis is prefixed with its sender's origin (a random id per
+//! bus), and the listener drops the ones it sent itself. One account-wide event announced to
+//! ten thousand open panels of the publishing process used to make that round trip ten
+//! thousand times, on the same two cores as the panels (261 ms of a 550 ms broadcast). Order
+//! is kept per publisher; across processes, as before, there is none to keep.
+//!
 //! The bus is best-effort by design: a message published while a process is reconnecting to
-//! Redis is not redelivered. Consumers that must not lose anything (the notification panel)
+//! Redis is not redelivered to the other processes. Consumers that must not lose anything (the notification panel)
 //! replay from the database and use the bus only to learn that there is something new.
 
 use std::{
@@ -40,8 +47,13 @@ pub struct Bus {
     inner: Arc<Inner>,
 }
 
+/// Length of an origin on the wire: 32 hex digits and a `|`.
+const ORIGIN_LEN: usize = 33;
+
 struct Inner {
     prefix: String,
+    /// This bus's origin as it prefixes each message it sends to Redis (`<32 hex digits>|`).
+    origin: String,
     channels: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
     redis: Option<redis::aio::ConnectionManager>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -63,7 +75,13 @@ impl Bus {
 
     fn with(prefix: String, redis: Option<redis::aio::ConnectionManager>) -> Self {
         Self {
-            inner: Arc::new(Inner { prefix, channels: Mutex::new(HashMap::new()), redis, listener: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                prefix,
+                origin: format!("{}|", uuid::Uuid::new_v4().simple()),
+                channels: Mutex::new(HashMap::new()),
+                redis,
+                listener: Mutex::new(None),
+            }),
         }
     }
 
@@ -89,10 +107,7 @@ impl Bus {
                         let Some(channel) = msg.get_channel_name().strip_prefix(&inner.prefix).and_then(|c| c.strip_prefix(':')) else {
                             continue;
                         };
-                        match msg.get_payload::<String>() {
-                            Ok(payload) => inner.deliver(channel, Arc::from(payload)),
-                            Err(e) => tracing::warn!(error = %e, channel, "non-text bus message dropped"),
-                        }
+                        inner.received(channel, msg.get_payload_bytes());
                     }
                     tracing::warn!("redis pub/sub connection lost; reconnecting");
                 }
@@ -126,44 +141,35 @@ impl Bus {
 
     /// Publishes to every subscriber of `channel`, in every process.
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), BusError> {
-        match &self.inner.redis {
-            Some(manager) => {
-                let mut conn = manager.clone();
-                let _receivers: i64 = redis::cmd("PUBLISH")
-                    .arg(format!("{}:{channel}", self.inner.prefix))
-                    .arg(payload)
-                    .query_async(&mut conn)
-                    .await?;
-                Ok(())
-            }
-            None => {
-                self.inner.deliver(channel, Arc::from(payload));
-                Ok(())
-            }
+        self.inner.deliver(channel, Arc::from(payload));
+        if let Some(manager) = &self.inner.redis {
+            let mut conn = manager.clone();
+            let _receivers: i64 = redis::cmd("PUBLISH")
+                .arg(format!("{}:{channel}", self.inner.prefix))
+                .arg(self.inner.wire(payload))
+                .query_async(&mut conn)
+                .await?;
         }
+        Ok(())
     }
 
-    /// Publishes several messages in one round trip (a Redis pipeline), in order.
+    /// Publishes several messages, in order: to this process's subscribers at once, then to
+    /// the other processes in pipelines of a thousand.
     pub async fn publish_many(&self, messages: &[(String, String)]) -> Result<(), BusError> {
-        match &self.inner.redis {
-            Some(manager) => {
-                for chunk in messages.chunks(1000) {
-                    let mut pipe = redis::pipe();
-                    for (channel, payload) in chunk {
-                        pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(payload).ignore();
-                    }
-                    let mut conn = manager.clone();
-                    let () = pipe.query_async(&mut conn).await?;
+        for (channel, payload) in messages {
+            self.inner.deliver(channel, Arc::from(payload.as_str()));
+        }
+        if let Some(manager) = &self.inner.redis {
+            for chunk in messages.chunks(1000) {
+                let mut pipe = redis::pipe();
+                for (channel, payload) in chunk {
+                    pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(payload)).ignore();
                 }
-                Ok(())
-            }
-            None => {
-                for (channel, payload) in messages {
-                    self.inner.deliver(channel, Arc::from(payload.as_str()));
-                }
-                Ok(())
+                let mut conn = manager.clone();
+                let () = pipe.query_async(&mut conn).await?;
             }
         }
+        Ok(())
     }
 
     pub fn subscribe(&self, channel: &str) -> broadcast::Receiver<Arc<str>> {
@@ -182,6 +188,29 @@ impl Bus {
 }
 
 impl Inner {
+    /// A message as it goes to Redis: prefixed with this bus's origin.
+    fn wire(&self, payload: &str) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(ORIGIN_LEN + payload.len());
+        wire.extend_from_slice(self.origin.as_bytes());
+        wire.extend_from_slice(payload.as_bytes());
+        wire
+    }
+
+    /// A message from Redis: delivered unless this bus sent it (its subscribers have it).
+    fn received(&self, channel: &str, wire: &[u8]) {
+        let Some(payload) = wire.get(ORIGIN_LEN..).filter(|_| wire[ORIGIN_LEN - 1] == b'|') else {
+            tracing::warn!(channel, "bus message without an origin dropped");
+            return;
+        };
+        if wire.starts_with(self.origin.as_bytes()) {
+            return;
+        }
+        match std::str::from_utf8(payload) {
+            Ok(payload) => self.deliver(channel, Arc::from(payload)),
+            Err(e) => tracing::warn!(error = %e, channel, "non-text bus message dropped"),
+        }
+    }
+
     fn deliver_all(&self, payload: Arc<str>) {
         let mut channels = self.channels.lock().expect("bus channels lock");
         channels.retain(|_, sender| sender.send(payload.clone()).is_ok());
@@ -212,5 +241,16 @@ mod tests {
         assert_eq!(&*a1.recv().await.unwrap(), "hello");
         assert_eq!(&*a2.recv().await.unwrap(), "hello");
         assert!(b.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn messages_from_redis_are_delivered_unless_this_bus_sent_them() {
+        let (here, elsewhere) = (Bus::local(), Bus::local());
+        let mut rx = here.subscribe("a");
+        here.inner.received("a", &here.inner.wire("mine"));
+        here.inner.received("a", b"no origin");
+        here.inner.received("a", &elsewhere.inner.wire("theirs"));
+        assert_eq!(&*rx.recv().await.unwrap(), "theirs");
+        assert!(rx.try_recv().is_err(), "its own message and the one without an origin are dropped");
     }
 }
