@@ -9,13 +9,15 @@
 //! A process hands what it publishes to its own subscribers directly, and to the others
 //! through Redis: each message on Redis is prefixed with its sender's origin (a random id per
 //! bus), and the listener drops the ones it sent itself. One account-wide event announced to
-//! ten thousand open panels of the publishing process used to make that round trip ten
-//! thousand times, on the same two cores as the panels (261 ms of a 550 ms broadcast). Order
-//! is kept per publisher; across processes, as before, there is none to keep.
+//! ten thousand open panels of the publishing process made that round trip ten thousand
+//! times, on the same two cores as the panels: the last panel had it after 549–572 ms through
+//! Redis, 416–494 ms directly (benches/panel_feed.rs). Order is kept per publisher; across
+//! processes, as before, there is none to keep.
 //!
 //! The bus is best-effort by design: a message published while a process is reconnecting to
-//! Redis is not redelivered to the other processes. Consumers that must not lose anything (the notification panel)
-//! replay from the database and use the bus only to learn that there is something new.
+//! Redis is not redelivered to the other processes. Consumers that must not lose anything
+//! (the notification panel) replay from the database and use the bus only to learn that
+//! there is something new.
 
 use std::{
     collections::HashMap,
