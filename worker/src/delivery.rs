@@ -17,7 +17,7 @@
 //! message was for.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -32,7 +32,7 @@ use api::{
 };
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, outbox_message, user};
-use futures_util::StreamExt;
+use futures_util::{stream::FuturesUnordered, FutureExt, StreamExt};
 use lettre::message::Mailbox;
 use rand::Rng;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
@@ -87,28 +87,82 @@ impl Courier {
         Ok(Self { app, outbox_db, templates: Templates::new(), http, mailers: Mutex::new(HashMap::new()), settler })
     }
 
-    /// Delivers every message due by `now`, batch after batch. The next batch is claimed and
-    /// its context loaded while the current one is sent, so the connections do not idle
-    /// between batches. (If sending fails, the batch claimed ahead waits for its lease to
-    /// end, as a dead worker's would.)
+    /// Delivers every message due by `now` as one stream of sends: `concurrency` messages in
+    /// flight, each slot taking the next claimed message as soon as it frees. A batch is
+    /// claimed (and its context loaded) once fewer than half a batch of claimed messages wait,
+    /// so the next batch is ready before the current one runs dry and no connection idles at
+    /// a batch's end (sending batch by batch, each batch's last sends left the other slots
+    /// empty until the whole batch was settled). On an error the sends in flight are finished
+    /// and settled first; messages claimed but not yet sent wait for their lease to end, as a
+    /// dead worker's would.
     pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Delivered> {
-        let mut total = Delivered::default();
+        let concurrency = self.app.config.worker.concurrency.max(1);
         let full = self.app.config.worker.batch as usize;
-        let mut next = self.claim_loaded(now).await?;
-        while let Some((claimed, ctx)) = next.take() {
-            let ahead = claimed.len() >= full;
-            let (done, following) = if ahead {
-                tokio::join!(self.deliver(claimed, &ctx), self.claim_loaded(now))
-            } else {
-                (self.deliver(claimed, &ctx).await, Ok(None))
-            };
-            let done = done?;
-            total.sent += done.sent;
-            total.retried += done.retried;
-            total.failed += done.failed;
-            next = following?;
+        let mut done = Delivered::default();
+        let mut failure: Option<anyhow::Error> = None;
+        let mut waiting: VecDeque<(outbox_message::Model, Arc<Context>)> = VecDeque::new();
+        let mut sending = FuturesUnordered::new();
+        let mut claiming = Some(self.claim_loaded(now).boxed());
+        // Whether the last claim was full: more may be due.
+        let mut more = false;
+        loop {
+            while sending.len() < concurrency {
+                let Some((m, ctx)) = waiting.pop_front() else { break };
+                // A message whose lease ran out while it waited may already be another
+                // worker's: leave it to whoever claims it next rather than send it twice.
+                if m.leased_until.is_some_and(|lease| lease <= Utc::now()) {
+                    continue;
+                }
+                sending.push(self.send(m, ctx));
+            }
+            if failure.is_none() && claiming.is_none() && more && waiting.len() < full / 2 {
+                more = false;
+                claiming = Some(self.claim_loaded(now).boxed());
+            }
+            if sending.is_empty() && (claiming.is_none() || failure.is_some()) {
+                break;
+            }
+            tokio::select! {
+                claimed = async { claiming.as_mut().expect("a claim is running").await }, if claiming.is_some() && failure.is_none() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Some((batch, ctx))) => {
+                            more = batch.len() >= full;
+                            let ctx = Arc::new(ctx);
+                            waiting.extend(batch.into_iter().map(|m| (m, ctx.clone())));
+                        }
+                        Ok(None) => {}
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                Some(outcome) = sending.next() => match outcome {
+                    Ok(Outcome::Sent) => done.sent += 1,
+                    Ok(Outcome::Retry(_)) => done.retried += 1,
+                    Ok(Outcome::Failed(_)) => done.failed += 1,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                },
+            }
+            if failure.is_some() {
+                // Finish what is in flight; send nothing more.
+                waiting.clear();
+            }
         }
-        Ok(total)
+        metrics::counter!("herald_outbox_sent_total").increment(done.sent as u64);
+        metrics::counter!("herald_outbox_retried_total").increment(done.retried as u64);
+        metrics::counter!("herald_outbox_failed_total").increment(done.failed as u64);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// Sends one message and settles its outcome.
+    async fn send(&self, m: outbox_message::Model, ctx: Arc<Context>) -> anyhow::Result<Outcome> {
+        let outcome = self.attempt(&m, &ctx).await;
+        self.settle(&m, &outcome, &ctx).await?;
+        Ok(outcome)
     }
 
     /// Claims a batch and loads what sending it needs; `None` when nothing is due.
@@ -119,33 +173,6 @@ impl Courier {
         }
         let ctx = self.load(&claimed).await?;
         Ok(Some((claimed, ctx)))
-    }
-
-    async fn deliver(&self, claimed: Vec<outbox_message::Model>, ctx: &Context) -> anyhow::Result<Delivered> {
-        let concurrency = self.app.config.worker.concurrency;
-        // Owned messages: borrowed ones trip the compiler's higher-ranked lifetime checks when
-        // the worker's future is spawned.
-        let outcomes: Vec<anyhow::Result<Outcome>> = futures_util::stream::iter(claimed)
-            .map(|m| async move {
-                let outcome = self.attempt(&m, ctx).await;
-                self.settle(&m, &outcome, ctx).await?;
-                Ok(outcome)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let mut done = Delivered::default();
-        for outcome in outcomes {
-            match outcome? {
-                Outcome::Sent => done.sent += 1,
-                Outcome::Retry(_) => done.retried += 1,
-                Outcome::Failed(_) => done.failed += 1,
-            }
-        }
-        metrics::counter!("herald_outbox_sent_total").increment(done.sent as u64);
-        metrics::counter!("herald_outbox_retried_total").increment(done.retried as u64);
-        metrics::counter!("herald_outbox_failed_total").increment(done.failed as u64);
-        Ok(done)
     }
 
     async fn load(&self, claimed: &[outbox_message::Model]) -> anyhow::Result<Context> {
