@@ -55,8 +55,7 @@ impl Worker {
     /// sleeping through intervals and back-offs.
     pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<TickReport> {
         let scheduled = scheduler::run(&self.state, now).await?;
-        // What the scheduler just queued is due at its own clock reading, a moment after `now`.
-        let delivered = self.courier.run(now.max(Utc::now())).await?;
+        let delivered = self.courier.run(now, None).await?;
         let synced = mailsync::run(&self.state, now).await?;
         Ok(TickReport { scheduled, delivered, synced })
     }
@@ -84,7 +83,7 @@ impl Worker {
             Ok(taken > 0)
         });
         let deliver = repeat("delivery", period, stopping.clone(), Some(&queued), || async {
-            Ok(self.courier.run(Utc::now()).await? != delivery::Delivered::default())
+            Ok(self.courier.run(Utc::now(), Some(&queued)).await? != delivery::Delivered::default())
         });
         let sync = repeat("mailbox sync", period, stopping.clone(), None, || async {
             Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0)
