@@ -21,7 +21,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{account, contact, contact_assignee, event, notification, notification_roll_up, outbox_message, user};
+use entity::{account, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
     sea_query::{LockType, OnConflict},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
@@ -134,14 +134,12 @@ pub async fn record(app: &AppState, publisher: Publisher, account: &account::Mod
 enum Fate {
     /// Refused: the caller gets this error.
     Refused(ApiError),
-    /// Its key was published before this batch.
+    /// Its key was published before (or beside) this batch: the stored event answers it.
     Known(Box<event::Model>),
     /// Same key as the batch's event at this index.
     SameAs(usize),
     /// Written by this batch (index into the batch's new events).
     New(usize),
-    /// Another transaction wrote the key while this batch was being written.
-    Raced,
 }
 
 /// Writes a batch of events and their fan-out in one transaction; one answer per event, in
@@ -150,36 +148,16 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
     let now = Utc::now();
     let txn = db.begin().await?;
 
-    // Contacts: each must belong to its event's account.
+    // Contacts (each must belong to its event's account) and their assignees; on PostgreSQL
+    // the same statement first takes the fold locks of the batch's events about a contact.
     let contact_ids: Vec<Uuid> = unique(batch.iter().filter_map(|p| p.input.contact_id));
-    let mut contact_account: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    if !contact_ids.is_empty() {
-        for c in contact::Entity::find().filter(contact::Column::Id.is_in(contact_ids.clone())).all(&txn).await? {
-            contact_account.insert(c.id, c.account_id);
-        }
-        let rows = contact_assignee::Entity::find()
-            .filter(contact_assignee::Column::ContactId.is_in(contact_ids))
-            .order_by_asc(contact_assignee::Column::Position)
-            .all(&txn)
-            .await?;
-        for a in rows {
-            assignees.entry(a.contact_id).or_default().push(a.user_id);
-        }
-    }
+    let fold_keys: Vec<i32> = match collapse_window.is_zero() {
+        true => Vec::new(),
+        false => batch.iter().filter_map(|p| p.input.contact_id.map(|c| fold_lock_key(p.account.id, &type_code(p.input.kind), c))).collect(),
+    };
+    let (contact_account, assignees) = contacts_locking_folds(&txn, &contact_ids, fold_keys).await?;
 
-    // Keys: published before, or twice within the batch.
-    let accounts_of_batch: Vec<Uuid> = unique(batch.iter().map(|p| p.account.id));
-    let keys_of_batch: Vec<String> = unique(batch.iter().map(|p| p.input.idempotency_key.trim().to_string()));
-    let mut known: HashMap<(Uuid, String), event::Model> = HashMap::new();
-    for e in event::Entity::find()
-        .filter(event::Column::AccountId.is_in(accounts_of_batch))
-        .filter(event::Column::IdempotencyKey.is_in(keys_of_batch))
-        .all(&txn)
-        .await?
-    {
-        known.insert((e.account_id, e.idempotency_key.clone()), e);
-    }
+    // Keys twice within the batch: the first one is written, the others answer it.
     let mut fates = Vec::with_capacity(batch.len());
     let mut first_of_key: HashMap<(Uuid, String), usize> = HashMap::new();
     let mut events: Vec<event::Model> = Vec::new();
@@ -191,10 +169,6 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
                 continue;
             }
         }
-        if let Some(existing) = known.get(&key) {
-            fates.push(Fate::Known(Box::new(existing.clone())));
-            continue;
-        }
         if let Some(&first) = first_of_key.get(&key) {
             fates.push(Fate::SameAs(first));
             continue;
@@ -204,8 +178,10 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
         events.push(new_event(p, key.1, now));
     }
     if !events.is_empty() {
-        // A concurrent publish of the same key (another process) wins the unique index; its
-        // twin here is dropped and answered as a duplicate after the commit.
+        // The unique index decides which keys are new: a key published before, or by another
+        // transaction meanwhile (this insert waits for it to commit), is skipped, and the
+        // event it names is read back in its place. Reading the keys first would cost every
+        // publish a statement that finds nothing almost every time.
         // In key order, as every writer does, so that two batches sharing keys queue behind
         // each other instead of deadlocking.
         let mut ordered = events.clone();
@@ -215,17 +191,28 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
             .exec_without_returning(&txn)
             .await?;
         if inserted != events.len() as u64 {
-            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-            let written: HashSet<Uuid> = event::Entity::find().filter(event::Column::Id.is_in(ids)).all(&txn).await?.into_iter().map(|e| e.id).collect();
+            let mut stored: HashMap<(Uuid, String), event::Model> = HashMap::new();
+            for e in event::Entity::find()
+                .filter(event::Column::AccountId.is_in(unique(events.iter().map(|e| e.account_id))))
+                .filter(event::Column::IdempotencyKey.is_in(events.iter().map(|e| e.idempotency_key.clone())))
+                .all(&txn)
+                .await?
+            {
+                stored.insert((e.account_id, e.idempotency_key.clone()), e);
+            }
             let mut kept = Vec::new();
             for fate in fates.iter_mut() {
                 if let Fate::New(n) = *fate {
-                    if written.contains(&events[n].id) {
-                        *fate = Fate::New(kept.len());
-                        kept.push(events[n].clone());
-                    } else {
-                        *fate = Fate::Raced;
-                    }
+                    let event = &events[n];
+                    *fate = match stored.remove(&(event.account_id, event.idempotency_key.clone())) {
+                        Some(e) if e.id == event.id => {
+                            kept.push(e);
+                            Fate::New(kept.len() - 1)
+                        }
+                        Some(e) => Fate::Known(Box::new(e)),
+                        // Written by a transaction that has since been undone by a deletion.
+                        None => Fate::Refused(ApiError::Conflict("event published concurrently".into())),
+                    };
                 }
             }
             events = kept;
@@ -237,7 +224,7 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
 
     let mut answers: Vec<ApiResult<Published>> = Vec::with_capacity(batch.len());
     let mut written = written.into_iter().map(Some).collect::<Vec<_>>();
-    for (i, fate) in fates.into_iter().enumerate() {
+    for fate in fates {
         answers.push(match fate {
             Fate::Refused(e) => Err(e),
             Fate::Known(event) => Ok(duplicate(*event)),
@@ -248,13 +235,6 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
             Fate::New(n) => {
                 let (notifications, outbox) = written[n].take().expect("one fan-out per event");
                 Ok(Published { event: events[n].clone(), duplicate: false, notifications, outbox })
-            }
-            Fate::Raced => {
-                let p = &batch[i];
-                match find_by_key(db, p.account.id, p.input.idempotency_key.trim()).await? {
-                    Some(event) => Ok(duplicate(event)),
-                    None => Err(ApiError::Conflict("event published concurrently".into())),
-                }
             }
         });
     }
@@ -292,14 +272,6 @@ fn new_event(p: &Pending, key: String, now: DateTime<Utc>) -> event::Model {
         published_by_user,
         published_by_key,
     }
-}
-
-async fn find_by_key(db: &impl ConnectionTrait, account_id: Uuid, key: &str) -> ApiResult<Option<event::Model>> {
-    Ok(event::Entity::find()
-        .filter(event::Column::AccountId.eq(account_id))
-        .filter(event::Column::IdempotencyKey.eq(key))
-        .one(db)
-        .await?)
 }
 
 /// Panel rows and outbox messages written for one event.
@@ -504,32 +476,70 @@ struct Open {
 /// Namespace of the fold locks among PostgreSQL's advisory locks.
 const FOLD_LOCK_SPACE: i32 = 0x4845_5244; // "HERD"
 
-/// Serialises the writers that may fold into the same rows. Two writers (two event writer
-/// tasks, or two processes) each looking for a row to fold an event about the same contact
-/// and type into would, if neither saw the other's uncommitted row, both insert one: two rows
-/// where there should be one. Each batch therefore takes a transaction lock per
-/// (account, type, contact) it folds, in a fixed order so that writers queue rather than
-/// deadlock; batches about other contacts are not held up. SQLite has one writer at a time.
-async fn lock_fold_keys<'a>(txn: &DatabaseTransaction, events: impl Iterator<Item = &'a event::Model>) -> ApiResult<()> {
-    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
+/// The fold lock of events of one type about one contact in one account.
+///
+/// Fold locks serialise the writers that may fold into the same rows. Two writers (two event
+/// writer tasks, or two processes) each looking for a row to fold an event about the same
+/// contact and type into would, if neither saw the other's uncommitted row, both insert one:
+/// two rows where there should be one. Each batch therefore takes a transaction lock per
+/// (account, type, contact) of its events, in a fixed order and before it writes anything,
+/// so that writers queue rather than deadlock; batches about other contacts are not held up.
+/// Hash collisions only make two unrelated batches wait for each other. SQLite has one writer
+/// at a time.
+fn fold_lock_key(account_id: Uuid, notification_type: &str, contact_id: Uuid) -> i32 {
+    let digest = Sha256::new().chain_update(account_id.as_bytes()).chain_update(notification_type.as_bytes()).chain_update(contact_id.as_bytes()).finalize();
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Contacts and assignees of a batch: each contact's account, and its assigned users in
+/// order. On PostgreSQL the statement first takes the batch's fold locks ([`fold_lock_key`]),
+/// so that a publish about a contact pays one round trip for the three.
+async fn contacts_locking_folds(
+    txn: &DatabaseTransaction,
+    contact_ids: &[Uuid],
+    mut fold_keys: Vec<i32>,
+) -> ApiResult<(HashMap<Uuid, Uuid>, HashMap<Uuid, Vec<Uuid>>)> {
+    let mut contact_account: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    if contact_ids.is_empty() {
+        return Ok((contact_account, assignees));
     }
-    let mut keys: Vec<i32> = events
-        .map(|e| {
-            let digest = Sha256::new().chain_update(e.account_id.as_bytes()).chain_update(e.notification_type.as_bytes()).chain_update(e.contact_id.unwrap_or_default().as_bytes()).finalize();
-            i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    // Hash collisions only make two unrelated batches wait for each other.
-    txn.execute(sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT count(pg_advisory_xact_lock($1, k)) FROM (SELECT unnest($2::int4[]) AS k ORDER BY 1) AS ordered",
-        [FOLD_LOCK_SPACE.into(), keys.into()],
-    ))
-    .await?;
-    Ok(())
+    let backend = txn.get_database_backend();
+    let statement = match backend {
+        sea_orm::DbBackend::Postgres => {
+            fold_keys.sort_unstable();
+            fold_keys.dedup();
+            // The locks are a materialised CTE joined to every row, taken in key order before
+            // the first contact row is produced (and not at all when no contact matches: then
+            // no event of the batch can fold).
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                "WITH fold_lock AS MATERIALIZED (SELECT count(pg_advisory_xact_lock($1, k)) AS locks FROM (SELECT unnest($2::int4[]) AS k ORDER BY 1) AS ordered) \
+                 SELECT c.id AS contact_id, c.account_id, a.user_id FROM fold_lock CROSS JOIN contact c \
+                 LEFT JOIN contact_assignee a ON a.contact_id = c.id WHERE c.id = ANY($3::uuid[]) ORDER BY c.id, a.position",
+                [FOLD_LOCK_SPACE.into(), fold_keys.into(), contact_ids.to_vec().into()],
+            )
+        }
+        _ => {
+            let marks = vec!["?"; contact_ids.len()].join(", ");
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT c.id AS contact_id, c.account_id, a.user_id FROM contact c LEFT JOIN contact_assignee a ON a.contact_id = c.id \
+                     WHERE c.id IN ({marks}) ORDER BY c.id, a.position"
+                ),
+                contact_ids.iter().map(|id| (*id).into()),
+            )
+        }
+    };
+    for row in txn.query_all(statement).await? {
+        let contact_id: Uuid = row.try_get("", "contact_id")?;
+        contact_account.insert(contact_id, row.try_get("", "account_id")?);
+        if let Some(user_id) = row.try_get::<Option<Uuid>>("", "user_id")? {
+            assignees.entry(contact_id).or_default().push(user_id);
+        }
+    }
+    Ok((contact_account, assignees))
 }
 
 /// Writes the panel rows of a batch: each event either adds a row for a user, or folds into
@@ -547,7 +557,7 @@ async fn write_panels(
     let mut open: HashMap<Key, Open> = HashMap::new();
     let foldable: Vec<usize> = (0..events.len()).filter(|&i| folding && events[i].contact_id.is_some() && !panels[i].is_empty()).collect();
     if !foldable.is_empty() {
-        lock_fold_keys(txn, foldable.iter().map(|&i| &events[i])).await?;
+        // The batch holds the fold locks of these events (`contacts_locking_folds`).
         let users: Vec<Uuid> = unique(foldable.iter().flat_map(|&i| panels[i].iter().copied()));
         let kinds: Vec<String> = unique(foldable.iter().map(|&i| events[i].notification_type.clone()));
         let contacts: Vec<Uuid> = unique(foldable.iter().filter_map(|&i| events[i].contact_id));
