@@ -22,14 +22,15 @@ use lettre::{
     transport::smtp::{
         authentication::{Credentials, Mechanism},
         client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters},
-        extension::ClientId,
+        commands::{Data, Mail, Rcpt},
+        extension::{ClientId, Extension, MailBodyParameter, MailParameter},
     },
     Message,
 };
 use serde::Serialize;
 use tokio::{
     net::TcpStream,
-    sync::{Mutex, Semaphore},
+    sync::{Mutex, Semaphore, SemaphorePermit},
 };
 
 use crate::net::Stream;
@@ -159,6 +160,8 @@ pub enum SendError {
     Io { step: &'static str, source: std::io::Error },
     #[error("no answer within {secs} s while {0}", secs = TIMEOUT.as_secs())]
     Timeout(&'static str),
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Sorts a failure.
@@ -175,6 +178,7 @@ pub fn classify(err: &SendError) -> Failure {
                 _ => failure(FailureReason::Protocol, None, message, true),
             };
         }
+        SendError::Unsupported(_) => return failure(FailureReason::Protocol, None, err.to_string(), false),
         SendError::Smtp(err) => err,
     };
     let code = err.status().map(|c| c.to_string().parse::<u16>().unwrap_or(0));
@@ -281,27 +285,44 @@ impl Mailer {
 
     /// Sends one message over a pooled connection (opening one if none is idle).
     pub async fn send(&self, message: &Message) -> Result<(), SendError> {
+        let gate = Semaphore::new(1);
+        let (sent, _permit) = self.send_gated(message, &gate).await;
+        sent
+    }
+
+    /// Sends one message, letting it through to the end of its data only with a permit of
+    /// `gate`, which comes back with the outcome (none when the send failed before the data
+    /// was through). A server cannot accept a message before the end of its data, so a
+    /// caller that holds each permit until the outcome is recorded bounds how many messages
+    /// may have been accepted without it: the ones a crash would send twice. Meanwhile the
+    /// envelope of the next message is already on its way, while the outcome of the last one
+    /// is still being written.
+    ///
+    /// The commands are lettre's own (`MAIL`, `RCPT`, `DATA`, then the message), issued one by
+    /// one rather than through `AsyncSmtpConnection::send` so that the gate can sit between
+    /// `DATA` and the message; as there, a failed command closes the connection.
+    pub async fn send_gated<'g>(&self, message: &Message, gate: &'g Semaphore) -> (Result<(), SendError>, Option<SemaphorePermit<'g>>) {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        let mut conn = self.checkout().await?;
+        let mut conn = match self.checkout().await {
+            Ok(conn) => conn,
+            Err(e) => return (Err(e), None),
+        };
         let envelope: &Envelope = message.envelope();
-        let sent = tokio::time::timeout(TIMEOUT * 3, conn.send(envelope, &message.formatted())).await;
-        match sent {
-            Ok(Ok(_)) => {
-                self.idle.lock().await.push((conn, Instant::now()));
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                // lettre has already closed a connection whose command failed.
-                if !conn.has_broken() {
-                    self.idle.lock().await.push((conn, Instant::now()));
-                }
-                Err(e.into())
-            }
-            Err(_) => {
-                conn.abort().await;
-                Err(SendError::Timeout("sending the message"))
-            }
+        let body = message.formatted();
+        let mut permit = None;
+        let sent = async {
+            tokio::time::timeout(TIMEOUT, envelope_commands(&mut conn, envelope, &body)).await.map_err(|_| SendError::Timeout("sending the envelope"))??;
+            permit = Some(gate.acquire().await.expect("the gate is never closed"));
+            tokio::time::timeout(TIMEOUT * 2, conn.message(&body)).await.map_err(|_| SendError::Timeout("sending the message"))??;
+            Ok::<_, SendError>(())
         }
+        .await;
+        if sent.is_ok() {
+            self.idle.lock().await.push((conn, Instant::now()));
+        } else {
+            conn.abort().await;
+        }
+        (sent, permit)
     }
 
     async fn checkout(&self) -> Result<AsyncSmtpConnection, SendError> {
@@ -327,6 +348,31 @@ impl Mailer {
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.quit()).await;
         }
     }
+}
+
+/// `MAIL FROM` (with `SMTPUTF8` and `8BITMIME` where the addresses or the message need
+/// them, as lettre does), `RCPT TO` per recipient, `DATA`.
+async fn envelope_commands(conn: &mut AsyncSmtpConnection, envelope: &Envelope, body: &[u8]) -> Result<(), SendError> {
+    let mut options = Vec::new();
+    let non_ascii = envelope.from().into_iter().chain(envelope.to()).any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Unsupported("the addresses are not ASCII and the server does not offer SMTPUTF8"));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !body.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Unsupported("the message is not ASCII and the server does not offer 8BITMIME"));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options)).await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    Ok(())
 }
 
 /// `testSmtpSettings`: resolves the host, connects, negotiates TLS, logs in, and sends a test
