@@ -14,6 +14,7 @@ mod m20261123_000006_fanout_indexes;
 mod m20261123_000007_folder_modseq;
 mod m20261123_000008_notification_write_path;
 mod m20261123_000009_outbox_partial_indexes;
+mod m20261123_000010_activity_alert_partial_indexes;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_folder_modseq::Migration),
             Box::new(m20261123_000008_notification_write_path::Migration),
             Box::new(m20261123_000009_outbox_partial_indexes::Migration),
+            Box::new(m20261123_000010_activity_alert_partial_indexes::Migration),
         ]
     }
 }
