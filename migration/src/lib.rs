@@ -35,3 +35,12 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Runs raw statements in order: for the migrations whose DDL sea-query does not express
+/// (partial indexes) and that read the same on both databases.
+async fn execute_all(m: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    for sql in statements {
+        m.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
