@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    sea_query::{ArrayType, Value},
+    sea_query::{ArrayType, Expr, PgFunc, SimpleExpr, Value},
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
     IntoActiveModel, Iterable, ModelTrait, Statement, TransactionTrait,
 };
+
+use uuid::Uuid;
 
 use crate::config::Config;
 
@@ -79,6 +81,20 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
                 }
             }
         }
+    }
+}
+
+/// `column IN (ids)`; on PostgreSQL `column = ANY($1)` with the ids as one array parameter.
+/// An `IN` list is a statement of its own for every length (parsed and planned again, with
+/// as many parameters as ids): reading a batch of 500 events by id that way cost 7–11 µs per
+/// row of PostgreSQL's time in the delivery benchmark.
+pub fn id_in<C: ColumnTrait>(backend: DbBackend, column: C, ids: impl IntoIterator<Item = Uuid>) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            let array = Value::Array(ArrayType::Uuid, Some(Box::new(ids.into_iter().map(|id| Value::Uuid(Some(Box::new(id)))).collect())));
+            Expr::col(column).eq(PgFunc::any(Expr::val(array)))
+        }
+        _ => column.is_in(ids),
     }
 }
 

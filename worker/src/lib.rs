@@ -16,6 +16,10 @@ use std::future::Future;
 
 use api::{AppState, Config};
 use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbBackend};
+
+/// Scheduler steps a worker runs side by side on PostgreSQL (SQLite has one writer).
+const SCHEDULER_LANES: usize = 2;
 
 pub struct Worker {
     state: AppState,
@@ -70,18 +74,27 @@ impl Worker {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let queued = tokio::sync::Notify::new();
         let period = self.state.config.worker.poll_interval;
-        // One batch of each kind per step, waking the courier after each.
-        let schedule = repeat("scheduler", period, stopping.clone(), None, || async {
-            let mut taken = 0;
-            for kind in [scheduler::Kind::Reminder, scheduler::Kind::Escalation] {
-                let (done, n) = scheduler::step(&self.state, kind, Utc::now()).await?;
-                if done.reminders + done.escalations > 0 {
-                    queued.notify_one();
+        // One batch of each kind per step, waking the courier after each. On PostgreSQL two
+        // steps run side by side (their batches are taken `SKIP LOCKED`, so they never share
+        // an activity): a step is mostly round trips to the database, and one alone leaves a
+        // core idle while the courier waits for what it queues. The emails a step queues go
+        // straight to this worker's courier, already claimed, while it has room for them
+        // (`delivery::Handoff`).
+        let lanes = if self.state.db.get_database_backend() == DbBackend::Postgres { SCHEDULER_LANES } else { 1 };
+        let handoff = self.courier.handoff();
+        let schedule = futures_util::future::join_all((0..lanes).map(|_| {
+            repeat("scheduler", period, stopping.clone(), None, || async {
+                let mut taken = 0;
+                for kind in [scheduler::Kind::Reminder, scheduler::Kind::Escalation] {
+                    let (done, n) = scheduler::step(&self.state, kind, Utc::now(), Some(&handoff)).await?;
+                    if done.reminders + done.escalations > 0 {
+                        queued.notify_one();
+                    }
+                    taken += n;
                 }
-                taken += n;
-            }
-            Ok(taken > 0)
-        });
+                Ok(taken > 0)
+            })
+        }));
         let deliver = repeat("delivery", period, stopping.clone(), Some(&queued), || async {
             Ok(self.courier.run(Utc::now(), Some(&queued)).await? != delivery::Delivered::default())
         });
@@ -95,6 +108,12 @@ impl Worker {
             _ = &mut shutdown => {
                 let _ = stop.send(true);
                 work.await;
+            }
+        }
+        // What the scheduler handed over last, after the courier's last stream ended.
+        if self.courier.has_handed() {
+            if let Err(e) = self.courier.finish_handed().await {
+                tracing::error!(error = format!("{e:#}"), "worker delivery of the last handed-over messages failed");
             }
         }
     }

@@ -22,13 +22,10 @@ use api::{
 };
 use chrono::{DateTime, Utc};
 use entity::{account, activity, outbox_message, user};
-use sea_orm::{
-    sea_query::{Expr, LockBehavior, LockType},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait};
 use uuid::Uuid;
 
-use crate::compose::ActivityData;
+use crate::{compose::ActivityData, delivery::Handoff};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -49,7 +46,7 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Scheduled
     let mut total = Scheduled::default();
     for kind in [Kind::Reminder, Kind::Escalation] {
         loop {
-            let (step, taken) = step(app, kind, now).await?;
+            let (step, taken) = step(app, kind, now, None).await?;
             total.reminders += step.reminders;
             total.escalations += step.escalations;
             total.skipped += step.skipped;
@@ -61,18 +58,11 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Scheduled
     Ok(total)
 }
 
-/// One batch of one kind: answers what it did and how many activities it took.
-pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>) -> anyhow::Result<(Scheduled, usize)> {
+/// One batch of one kind: answers what it did and how many activities it took. With a
+/// `handoff`, the emails it queues go to that courier already claimed, when it has room.
+pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Option<&Handoff>) -> anyhow::Result<(Scheduled, usize)> {
     let txn = app.db.begin().await?;
-    let (at, done_for) = match kind {
-        Kind::Reminder => (activity::Column::RemindAt, activity::Column::RemindedFor),
-        Kind::Escalation => (activity::Column::EscalateAt, activity::Column::EscalatedFor),
-    };
-    let mut select = activity::Entity::find().filter(at.lte(now)).filter(activity::Column::CompletedAt.is_null()).order_by_asc(at).limit(app.config.worker.batch);
-    if app.db.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let due = select.all(&txn).await?;
+    let due = take_due(&txn, kind, now, app.config.worker.batch).await?;
     if due.is_empty() {
         return Ok((Scheduled::default(), 0));
     }
@@ -146,7 +136,8 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>) -> anyhow::Res
     let mailed: HashSet<Uuid> = emails.values().flatten().copied().collect();
     let mut active: HashSet<Uuid> = HashSet::new();
     for chunk in mailed.into_iter().collect::<Vec<_>>().chunks(1000) {
-        let found = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::Active.eq(true)).all(&txn).await?;
+        let ids = api::db::id_in(txn.get_database_backend(), user::Column::Id, chunk.iter().copied());
+        let found = user::Entity::find().filter(ids).filter(user::Column::Active.eq(true)).all(&txn).await?;
         active.extend(found.into_iter().map(|u| u.id));
     }
     let mut outbox: Vec<outbox_message::Model> = Vec::new();
@@ -155,20 +146,42 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>) -> anyhow::Res
             outbox.push(fanout::email_row(event, *user_id));
         }
     }
+    let handed = handoff.is_some_and(|h| h.claim(&mut outbox));
     fanout::insert_outbox(&txn, &outbox).await?;
 
-    let ids: Vec<Uuid> = due.iter().map(|a| a.id).collect();
-    for chunk in ids.chunks(1000) {
-        activity::Entity::update_many()
-            .col_expr(at, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(done_for, Expr::col(activity::Column::DueAt).into())
-            .filter(activity::Column::Id.is_in(chunk.iter().copied()))
-            .exec(&txn)
-            .await?;
-    }
     txn.commit().await?;
+    if let Some(handoff) = handoff.filter(|_| handed) {
+        handoff.deliver(outbox);
+    }
     fanout::announce(app, &recorded.notifications).await;
     metrics::counter!("herald_activity_alerts_total", "kind" => if kind == Kind::Reminder { "reminder" } else { "escalation" })
         .increment(recorded.events.len() as u64);
     Ok((report, due.len()))
+}
+
+/// Takes up to `limit` activities whose `kind` of alert is due by `now` and marks them done for
+/// their current due time, in one statement: the rows come back as they are now (the alert
+/// time cleared, `…_for` set to the due time). On PostgreSQL they are chosen
+/// `FOR UPDATE SKIP LOCKED`, so that workers stepping together take different activities,
+/// and the mark commits or rolls back with the events the step records.
+async fn take_due(txn: &DatabaseTransaction, kind: Kind, now: DateTime<Utc>, limit: u64) -> anyhow::Result<Vec<activity::Model>> {
+    let (at, done_for) = match kind {
+        Kind::Reminder => ("remind_at", "reminded_for"),
+        Kind::Escalation => ("escalate_at", "escalated_for"),
+    };
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "UPDATE activity SET {at} = NULL, {done_for} = due_at \
+             WHERE id = ANY(ARRAY(SELECT id FROM activity WHERE {at} <= $1 AND completed_at IS NULL ORDER BY {at} LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+             RETURNING *"
+        ),
+        _ => format!(
+            "UPDATE activity SET {at} = NULL, {done_for} = due_at \
+             WHERE id IN (SELECT id FROM activity WHERE {at} <= ? AND completed_at IS NULL ORDER BY {at} LIMIT ?) \
+             RETURNING *"
+        ),
+    };
+    let statement = Statement::from_sql_and_values(backend, sql, [now.into(), (limit as i64).into()]);
+    Ok(activity::Entity::find().from_raw_sql(statement).all(txn).await?)
 }

@@ -715,7 +715,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
     let mut active: HashMap<Uuid, HashMap<Uuid, user::Model>> = HashMap::new();
     let recipient_ids: HashSet<Uuid> = batch.iter().flat_map(|e| e.recipients.iter().copied()).collect();
     for chunk in recipient_ids.into_iter().collect::<Vec<_>>().chunks(500) {
-        let users = recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied()))).await?;
+        let users = recipients(txn, user::Entity::find().filter(crate::db::id_in(txn.get_database_backend(), user::Column::Id, chunk.iter().copied()))).await?;
         for u in users {
             active.entry(u.account_id).or_default().insert(u.id, u);
         }
