@@ -36,7 +36,7 @@ use api::{
 };
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, outbox_message, user};
-use futures_util::{stream::FuturesUnordered, FutureExt, StreamExt};
+use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use lettre::message::Mailbox;
 use rand::Rng;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
@@ -234,7 +234,7 @@ impl Courier {
             }
             if failure.is_none() && claiming.is_none() && waiting.len() < full / 2 {
                 if let Ok(batch) = handed.try_recv() {
-                    claiming = Some(self.take_handed(batch).boxed());
+                    claiming = Some(self.take_handed(batch));
                 } else if more {
                     more = false;
                     claiming = Some(self.claim_loaded(now).boxed());
@@ -246,7 +246,7 @@ impl Courier {
             tokio::select! {
                 batch = handed.recv(), if claiming.is_none() && failure.is_none() => {
                     if let Some(batch) = batch {
-                        claiming = Some(self.take_handed(batch).boxed());
+                        claiming = Some(self.take_handed(batch));
                     }
                 }
                 claimed = async { claiming.as_mut().expect("a claim is running").await }, if claiming.is_some() && failure.is_none() => {
@@ -312,12 +312,16 @@ impl Courier {
         Ok(Some((claimed, ctx)))
     }
 
-    /// A batch handed over by the scheduler, with what sending it needs.
-    async fn take_handed(&self, batch: Vec<outbox_message::Model>) -> anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>> {
-        self.held.fetch_add(batch.len(), Ordering::AcqRel);
+    /// A batch handed over by the scheduler, with what sending it needs. It counts as held
+    /// from the moment it is taken off the channel, loaded or not.
+    fn take_handed(&self, batch: Vec<outbox_message::Model>) -> BoxFuture<'_, anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>>> {
         self.handoff.handed.fetch_sub(batch.len(), Ordering::AcqRel);
-        let ctx = self.load(&batch).await?;
-        Ok(Some((batch, ctx)))
+        self.held.fetch_add(batch.len(), Ordering::AcqRel);
+        async move {
+            let ctx = self.load(&batch).await?;
+            Ok(Some((batch, ctx)))
+        }
+        .boxed()
     }
 
     async fn load(&self, claimed: &[outbox_message::Model]) -> anyhow::Result<Context> {
