@@ -14,7 +14,8 @@
 //! HERALD_DELIVERY_CONCURRENCY, default 32; smtp-sink and smtp-source from Debian's postfix).
 //! HERALD_BENCH_ROUNDS (default 3): rounds of smtp-source, one worker, two workers; the table
 //! gives medians. Diagnosis: HERALD_BENCH_PHASES runs the scheduler alone before timing (so
-//! the time is delivery only), HERALD_BENCH_TIMELINE prints the sink's count every 250 ms.
+//! the time is delivery only), HERALD_BENCH_TIMELINE prints the sink's count every 250 ms,
+//! HERALD_BENCH_WORKERS=1 or 2 runs only that many workers (to profile one).
 
 use std::{
     process::Stdio,
@@ -69,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         println!("round {round}: smtp-source {n} in {source_secs:.2} s = {:.0} msg/s ({} accepted)", n as f64 / source_secs, sink.count() - before);
         source.push(source_secs);
 
-        for workers in [1usize, 2] {
+        for workers in worker_counts() {
             let schema = format!("bench_{}", Uuid::now_v7().simple());
             let admin = Database::connect(url.as_str()).await?;
             admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
@@ -85,12 +86,20 @@ async fn main() -> anyhow::Result<()> {
     let source_rate = n as f64 / source_secs;
     println!("\nmedians of {rounds} round(s):\n| sender | messages | seconds | msg/s | duplicates | vs smtp-source |\n|---|---|---|---|---|---|");
     println!("| smtp-source (-s {concurrency}) | {n} | {source_secs:.2} | {source_rate:.0} | – | 1.00 |");
-    for workers in [1usize, 2] {
+    for workers in worker_counts() {
         let secs = median(&mut herald[workers - 1]);
         let rate = n as f64 / secs;
         println!("| Herald, {workers} worker(s) | {n} | {secs:.2} | {rate:.0} | {} | {:.2} |", duplicates[workers - 1], rate / source_rate);
     }
     Ok(())
+}
+
+/// One worker and two; HERALD_BENCH_WORKERS=1 (or 2) runs only that one, for profiling.
+fn worker_counts() -> Vec<usize> {
+    match std::env::var("HERALD_BENCH_WORKERS").ok().and_then(|s| s.parse().ok()) {
+        Some(w @ (1 | 2)) => vec![w],
+        _ => vec![1, 2],
+    }
 }
 
 fn median(xs: &mut [f64]) -> f64 {

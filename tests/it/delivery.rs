@@ -226,6 +226,7 @@ async fn a_due_activity_reminds_its_owner_once_by_email_and_in_the_panel() {
     let mail = got[0].parsed();
     assert_eq!(got[0].rcpt_tos, vec![owner_email.clone()]);
     assert_eq!(got[0].mail_from, "crm@acme.example");
+    assert!(got[0].pipelined, "the server offers PIPELINING: MAIL, RCPT and DATA go out together");
     assert_eq!(mail.from().unwrap().first().unwrap().name(), Some("Acme CRM"));
     assert!(mail.subject().unwrap().starts_with("Call due in 2 hours") && mail.subject().unwrap().ends_with(": Call Globex back"), "{:?}", mail.subject());
     let text = mail.body_text(0).unwrap();
@@ -351,6 +352,50 @@ async fn a_550_fails_the_message_and_tells_the_user_it_concerned() {
     // Failed is final: no further attempts.
     let report = worker.tick_at(Utc::now() + chrono::Duration::hours(2)).await.unwrap();
     assert_eq!(report.delivered, worker::delivery::Delivered::default());
+    smtp.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_without_pipelining_gets_the_envelope_command_by_command() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&["--no-pipelining"]).await;
+    configure(&app, &smtp, &[]).await;
+    let (owner, _) = app.user("Olga Owner", "USER").await;
+    let owner_email = email_of(&app, &owner).await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(2), "Send the quote").await;
+
+    let report = worker.tick().await.unwrap();
+    assert_eq!(report.delivered.sent, 2, "{report:?}");
+    let got = smtp.wait_for(2, 10).await;
+    assert_eq!(got.len(), 2);
+    for mail in &got {
+        assert!(!mail.pipelined, "RCPT and DATA waited for the reply to MAIL");
+        assert_eq!(mail.rcpt_tos, vec![owner_email.clone()]);
+        assert!(mail.parsed().body_text(0).unwrap().contains("Hello Olga Owner"));
+    }
+    smtp.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_recipient_in_a_pipelined_envelope_fails_the_message_with_the_servers_reason() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&["--reject-rcpt"]).await;
+    configure(&app, &smtp, &[]).await;
+    let (owner, owner_token) = app.user("Olga Owner", "USER").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
+
+    let report = worker.tick().await.unwrap();
+    assert_eq!(report.delivered.failed, 1, "{report:?}");
+    let messages = outbox(&app).await;
+    assert_eq!(messages[0]["status"], "FAILED");
+    // The refusal of RCPT, not the server's complaint about the DATA pipelined behind it.
+    let error = messages[0]["lastError"].as_str().unwrap();
+    assert!(error.contains("550") && error.contains("No such user"), "{error}");
+    assert!(panel_types(&app, &owner_token).await.contains(&"EMAIL_FAILED_ERROR".to_string()));
+    assert!(smtp.received().is_empty());
     smtp.stop().await;
 }
 

@@ -307,6 +307,8 @@ pub struct Received {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
     pub auth_user: Option<String>,
+    /// Whether `RCPT` and `DATA` came together with `MAIL` (RFC 2920 pipelining).
+    pub pipelined: bool,
     pub raw: String,
 }
 
@@ -364,6 +366,7 @@ impl TestSmtp {
                     mail_from: v["mail_from"].as_str().unwrap_or_default().to_string(),
                     rcpt_tos: v["rcpt_tos"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect()).unwrap_or_default(),
                     auth_user: v["auth_user"].as_str().map(String::from),
+                    pipelined: v["pipelined"].as_bool().unwrap_or_default(),
                     raw: v["data"].as_str().unwrap_or_default().to_string(),
                 }
             })
