@@ -134,6 +134,9 @@ impl Handoff {
     }
 }
 
+/// A batch of claimed messages with what sending them needs; `None` when nothing was due.
+type Loaded = Option<(Vec<outbox_message::Model>, Context)>;
+
 /// What one batch of messages needs, loaded in a few queries.
 struct Context {
     events: HashMap<Uuid, event::Model>,
@@ -302,7 +305,7 @@ impl Courier {
     /// Claims a batch and loads what sending it needs; `None` when nothing is due.
     /// Claims what is due by `now` or by the present moment, whichever is later: a stream
     /// outlives the moment it was started at, and what was queued since is due by now.
-    async fn claim_loaded(&self, now: DateTime<Utc>) -> anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>> {
+    async fn claim_loaded(&self, now: DateTime<Utc>) -> anyhow::Result<Loaded> {
         let claimed = claim(&self.app, &self.outbox_db, now.max(Utc::now())).await?;
         if claimed.is_empty() {
             return Ok(None);
@@ -314,7 +317,7 @@ impl Courier {
 
     /// A batch handed over by the scheduler, with what sending it needs. It counts as held
     /// from the moment it is taken off the channel, loaded or not.
-    fn take_handed(&self, batch: Vec<outbox_message::Model>) -> BoxFuture<'_, anyhow::Result<Option<(Vec<outbox_message::Model>, Context)>>> {
+    fn take_handed(&self, batch: Vec<outbox_message::Model>) -> BoxFuture<'_, anyhow::Result<Loaded>> {
         self.handoff.handed.fetch_sub(batch.len(), Ordering::AcqRel);
         self.held.fetch_add(batch.len(), Ordering::AcqRel);
         async move {
