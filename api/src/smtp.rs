@@ -296,8 +296,7 @@ impl Mailer {
             tokio::time::timeout(TIMEOUT, conn.starttls(params, &self.hello)).await.map_err(|e| step("negotiating STARTTLS", e))??;
         }
         // lettre keeps only the EHLO keywords it knows, and PIPELINING is not one of them: ask
-        // again (before AUTH, which some servers want to be the last thing before MAIL), once
-        // per connection.
+        // again, once per connection, before AUTH (where a client's EHLO belongs).
         let hello = tokio::time::timeout(TIMEOUT, conn.command(Ehlo::new(self.hello.clone()))).await.map_err(|e| step("saying EHLO", e))??;
         let pipelining = hello.message().skip(1).any(|k| k.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(user) = &server.username {
