@@ -15,7 +15,8 @@
 //! HERALD_BENCH_ROUNDS (default 3): rounds of smtp-source, one worker, two workers; the table
 //! gives medians. Diagnosis: HERALD_BENCH_PHASES runs the scheduler alone before timing (so
 //! the time is delivery only), HERALD_BENCH_TIMELINE prints the sink's count every 250 ms,
-//! HERALD_BENCH_WORKERS=1 or 2 runs only that many workers (to profile one).
+//! HERALD_BENCH_WORKERS=1 or 2 runs only that many workers (to profile one). Each worker runs
+//! on a runtime of its own, of HERALD_WORKER_THREADS threads (default 1, as a worker process).
 
 use std::{
     process::Stdio,
@@ -122,6 +123,9 @@ fn config(url: &str, schema: &str, dir: &std::path::Path, concurrency: usize) ->
     config.secret_key = Some(SecretString::new(KEY.get_or_init(|| Keyring::generate_spec("bench")).clone()));
     config.worker.concurrency = concurrency;
     config.worker.poll_interval = Duration::from_millis(50);
+    if let Some(threads) = std::env::var("HERALD_WORKER_THREADS").ok().and_then(|s| s.parse().ok()) {
+        config.worker.threads = threads;
+    }
     config
 }
 
@@ -148,12 +152,34 @@ async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usi
     let (stop, stopped) = watch::channel(false);
     let mut handles = Vec::new();
     for _ in 0..workers {
-        // Each worker with its own pool, as separate processes would have.
-        let state = AppState::init(config(url, schema, dir.path(), concurrency)).await?;
+        // Each worker with its own runtime (of `HERALD_WORKER_THREADS` threads, one by default)
+        // and its own pools, as a separate worker process has.
+        let config = config(url, schema, dir.path(), concurrency);
         let mut stopped = stopped.clone();
-        handles.push(tokio::spawn(worker::Worker::new(state).await?.run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
+        let (ready, started) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        handles.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.worker.threads).enable_all().build()?;
+            runtime.block_on(async move {
+                let worker = match AppState::init(config).await {
+                    Ok(state) => worker::Worker::new(state).await,
+                    Err(e) => Err(e.into()),
+                };
+                match worker {
+                    Ok(worker) => {
+                        let _ = ready.send(Ok(()));
+                        worker.run(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            });
+            Ok(())
+        }));
+        started.await??;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     if !phases {
@@ -189,7 +215,7 @@ async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usi
     }
     stop.send(true)?;
     for h in handles {
-        h.await?;
+        tokio::task::spawn_blocking(move || h.join().expect("a worker thread panicked")).await??;
     }
     // Let late arrivals (duplicates) land before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,9 +3,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     api::telemetry::init();
     let config = api::Config::from_env()?;
-    worker::run(config, api::shutdown_signal()).await
+    // As many runtime threads as configured (`HERALD_WORKER_THREADS`, one by default).
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.worker.threads).enable_all().build()?;
+    runtime.block_on(worker::run(config, api::shutdown_signal()))
 }
