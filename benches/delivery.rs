@@ -158,13 +158,9 @@ async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usi
         let mut stopped = stopped.clone();
         let (ready, started) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
         handles.push(std::thread::spawn(move || -> anyhow::Result<()> {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.worker.threads).enable_all().build()?;
-            runtime.block_on(async move {
-                let worker = match AppState::init(config).await {
-                    Ok(state) => worker::Worker::new(state).await,
-                    Err(e) => Err(e.into()),
-                };
-                match worker {
+            worker::runtime(&config)?.block_on(async move {
+                let worker = async { worker::Worker::new(AppState::init(config).await?).await };
+                match worker.await {
                     Ok(worker) => {
                         let _ = ready.send(Ok(()));
                         worker.run(async move {

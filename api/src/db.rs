@@ -37,7 +37,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
 /// lookups; a plan cached while the outbox was small (a new deployment, or a quiet hour
 /// before a burst) hash-joins them against a scan of the whole table instead, which cost 1.7
 /// ms per batch of outcomes with 10,000 queued in the delivery benchmark, and grew with the
-/// table. Planning again costs a few tens of microseconds.
+/// table. Planning again costs about 0.17 ms per statement there (`track_planning`).
 pub async fn connect_outbox(config: &Config, max_connections: u32) -> Result<Option<DatabaseConnection>, DbErr> {
     if !config.effective_database_url().starts_with("postgres") {
         return Ok(None);

@@ -152,6 +152,12 @@ where
     }
 }
 
+/// The runtime a worker process runs on: `config.worker.threads` threads
+/// (`HERALD_WORKER_THREADS`, one by default).
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(config.worker.threads).enable_all().build()
+}
+
 /// Connects (running migrations) and works until `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let state = AppState::init(config).await?;
