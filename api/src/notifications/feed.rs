@@ -3,8 +3,11 @@
 //!
 //! Announcements on the bus carry the new rows and the state changes themselves, so a live
 //! panel shows them without a database read — which is what lets one process reach ten
-//! thousand open panels at once. The counts after new rows are read by the feed (once per
-//! burst of messages), so that only open panels pay for them. The database stays the record:
+//! thousand open panels at once. The counts after new rows follow them at once, worked out
+//! from the counts the feed sent last (a new row adds one to each), and are checked against
+//! the database a second later, as the counts of a state change are; after a bumped row,
+//! whose earlier state the announcement does not carry, the feed reads them (once per burst
+//! of messages). Either way only open panels pay for counts. The database stays the record:
 //! on a lagged receiver, a Redis reconnection or a message it cannot read, the feed asks the
 //! database for rows past its position, so a lost message costs latency, never a
 //! notification. Counts carried by a state change may cross a concurrent change in another
@@ -75,15 +78,16 @@ struct Feed {
 }
 
 impl Feed {
-    /// Queues a row unless the client has it already.
-    fn offer(&mut self, row: notification::Model) {
+    /// Queues a row unless the client has it already; true when queued.
+    fn offer(&mut self, row: notification::Model) -> bool {
         if self.floor.is_some_and(|f| row.position <= f) || self.sent.insert(row.position, ()).is_some() {
-            return;
+            return false;
         }
         if self.last.is_none_or(|l| row.position > l) {
             self.last = Some(row.position);
         }
         self.pending.push_back(FeedItem::Notification(Box::new(row)));
+        true
     }
 
     /// Forgets delivered positions that no look-back can reach any more.
@@ -141,11 +145,26 @@ impl Feed {
         match serde_json::from_str::<Announcement>(payload) {
             Ok(Announcement::Rows { mut rows }) => {
                 rows.sort_by_key(|r| r.position);
+                // A new row (count 1) is unseen, unread and not archived: each adds one to
+                // every count. A bumped row's earlier state is not in the announcement.
+                let all_new = rows.iter().all(|r| r.count == 1);
+                let mut added = 0;
                 for row in rows {
-                    self.offer(row);
+                    added += u64::from(self.offer(row));
                 }
                 self.trim();
-                self.counts_due = true;
+                match self.counts_sent {
+                    // The counts follow the rows at once, without a read; like the counts of a
+                    // state change, they are checked against the database a moment later.
+                    Some(c) if all_new && !self.counts_due => {
+                        if added > 0 {
+                            self.send_counts(NotificationCounts { unseen: c.unseen + added, unread: c.unread + added, total: c.total + added });
+                            // Not postponed by later rows: a steady stream still gets checked.
+                            self.verify_at.get_or_insert_with(|| Instant::now() + VERIFY_AFTER);
+                        }
+                    }
+                    _ => self.counts_due = true,
+                }
                 Ok(())
             }
             Ok(Announcement::State { state, counts }) => {
