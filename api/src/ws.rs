@@ -193,7 +193,7 @@ impl Connection {
     }
 
     async fn send_json(&mut self, value: Value) -> Flow {
-        self.send(Message::Text(value.to_string().into())).await
+        self.send(text(&value)).await
     }
 
     async fn close(&mut self, code: u16, reason: &str) -> Flow {
@@ -331,36 +331,40 @@ impl Connection {
 
     /// Queues one result (unflushed).
     async fn on_result(&mut self, id: String, first: bool, item: Option<Box<async_graphql::Response>>) -> Flow {
-        let text = |value: Value| Message::Text(value.to_string().into());
         let Some(response) = item else {
-            return self.feed(text(json!({"type": "complete", "id": id}))).await;
+            return self.feed(text(&json!({"type": "complete", "id": id}))).await;
         };
         // An operation that fails before producing anything (validation, rights) gets the
         // protocol's `error` message, which also ends it.
         if first && response.data == async_graphql::Value::Null && !response.errors.is_empty() {
             self.operations.remove(&id);
             let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
-            return self.feed(text(json!({"type": "error", "id": id, "payload": errors}))).await;
+            return self.feed(text(&json!({"type": "error", "id": id, "payload": errors}))).await;
         }
         let kind = match self.protocol {
             Protocol::Transport => "next",
             Protocol::Legacy => "data",
         };
         let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        self.feed(text(json!({"type": kind, "id": id, "payload": payload}))).await
+        self.feed(text(&json!({"type": kind, "id": id, "payload": payload}))).await
     }
 }
 
 /// A write to the socket: a client too slow to take it within [`SEND_TIMEOUT`] is dropped.
 async fn within_send_timeout<E>(write: impl std::future::Future<Output = Result<(), E>>) -> Flow {
     match tokio::time::timeout(SEND_TIMEOUT, write).await {
-            Ok(Ok(())) => Flow::Continue,
-            Ok(Err(_)) => Flow::Stop,
-            Err(_) => {
-                tracing::info!("dropping a WebSocket client too slow to take messages");
-                Flow::Stop
-            }
+        Ok(Ok(())) => Flow::Continue,
+        Ok(Err(_)) => Flow::Stop,
+        Err(_) => {
+            tracing::info!("dropping a WebSocket client too slow to take messages");
+            Flow::Stop
         }
+    }
+}
+
+/// A protocol message as a text frame.
+fn text(value: &Value) -> Message {
+    Message::Text(value.to_string().into())
 }
 
 /// The token of a `connection_init` payload: `{"Authorization": "Bearer …"}` as the HTTP
