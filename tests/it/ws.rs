@@ -338,6 +338,35 @@ async fn panels_receiving_one_event_each_get_their_own_counts() {
     assert_eq!(got, [json!({"unseen": 3, "total": 3}), json!({"unseen": 2, "total": 2}), json!({"unseen": 1, "total": 1})]);
 }
 
+/// The counts after a new row are worked out by the feed (the last ones sent, plus one) and
+/// checked against the database a second later: a change the feed never heard of is
+/// corrected then, and the badge ends where the database is.
+#[tokio::test]
+async fn counts_worked_out_after_a_new_row_are_corrected_from_the_database() {
+    use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = spawn_app().await;
+    let (bob_id, bob) = app.user("Bob", "USER").await;
+    publish(&app, "w0", "Before").await;
+    let mut socket = feed(app.ws_url(), &bob, Value::Null).await;
+    assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 1, "total": 1}));
+
+    // Behind the feed's back (nothing announced): Bob's row is marked seen.
+    let bob_id: uuid::Uuid = bob_id.parse().unwrap();
+    let marked = entity::notification::Entity::update_many()
+        .col_expr(entity::notification::Column::SeenAt, Expr::value(chrono::Utc::now()))
+        .filter(entity::notification::Column::UserId.eq(bob_id))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(marked.rows_affected, 1);
+
+    publish(&app, "w1", "After").await;
+    assert_eq!(item(&mut socket).await["notification"]["title"], "After");
+    assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 2, "total": 2}), "worked out from the last counts sent");
+    assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 1, "total": 2}), "corrected from the database");
+}
+
 /// A notification published through one process reaches a panel on another, over Redis.
 #[tokio::test]
 async fn the_panel_feed_crosses_processes_over_redis() {

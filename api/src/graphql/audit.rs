@@ -115,7 +115,7 @@ impl AuditSubscription {
         let receiver = app(ctx)?.bus.subscribe(&crate::audit::channel(caller.account_id));
         Ok(BroadcastStream::new(receiver).filter_map(|message| async move {
             match message {
-                Ok(payload) => match serde_json::from_str::<audit_event::Model>(&payload) {
+                Ok(message) => match serde_json::from_str::<audit_event::Model>(message.as_text().unwrap_or_default()) {
                     Ok(event) => Some(AuditEvent(event)),
                     Err(e) => {
                         tracing::warn!(error = %e, "undecodable audit event on the bus");

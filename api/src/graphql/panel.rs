@@ -1,5 +1,7 @@
 //! Events in (`publishEvent`) and the user's notification panel.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{event, notification};
@@ -54,7 +56,7 @@ impl Event {
 }
 
 /// One row of the panel.
-pub struct Notification(notification::Model);
+pub struct Notification(Arc<notification::Model>);
 
 #[Object]
 impl Notification {
@@ -166,7 +168,7 @@ impl PanelQuery {
         if let Some(contact) = filter.contact_id {
             select = select.filter(notification::Column::ContactId.eq(parse_id(&contact, "filter.contactId")?));
         }
-        Ok(paginate(&app(ctx)?.db, select, notification::Column::Position, |n| n.position, Order::NewestFirst, PageArgs::new(first, after, last, before), Notification)
+        Ok(paginate(&app(ctx)?.db, select, notification::Column::Position, |n| n.position, Order::NewestFirst, PageArgs::new(first, after, last, before), |row| Notification(Arc::new(row)))
             .await?)
     }
 
@@ -374,7 +376,7 @@ impl NotificationEvent {
     }
     async fn notification(&self) -> Option<Notification> {
         match &self.0 {
-            FeedItem::Notification(row) => Some(Notification((**row).clone())),
+            FeedItem::Notification(row) => Some(Notification(row.clone())),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    sync::Arc,
     time::Duration,
 };
 
@@ -777,15 +778,12 @@ pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
     if notifications.is_empty() {
         return;
     }
-    let mut by_user: HashMap<Uuid, Vec<notification::Model>> = HashMap::new();
+    let mut by_user: HashMap<Uuid, Vec<Arc<notification::Model>>> = HashMap::new();
     for n in notifications {
-        by_user.entry(n.user_id).or_default().push(n.clone());
+        by_user.entry(n.user_id).or_default().push(Arc::new(n.clone()));
     }
-    let messages: Vec<(String, String)> = by_user
-        .into_iter()
-        .map(|(user, rows)| (channel(user), serde_json::to_string(&Announcement::Rows { rows }).expect("announcements serialize")))
-        .collect();
-    if let Err(e) = app.bus.publish_many(&messages).await {
+    let messages: Vec<(String, Announcement)> = by_user.into_iter().map(|(user, rows)| (channel(user), Announcement::Rows { rows })).collect();
+    if let Err(e) = app.bus.publish_values(messages).await {
         tracing::warn!(error = %e, "notifications not announced on the bus");
     }
 }

@@ -1,8 +1,8 @@
 //! The live feed behind `notificationEvents`: replay from the database what a panel missed,
 //! then follow the user's bus channel — with no gap and no duplicate at the seam.
 //!
-//! Announcements on the bus carry the new rows and the state changes themselves, so a live
-//! panel shows them without a database read — which is what lets one process reach ten
+//! Announcements on the bus carry the new rows and the state changes themselves (as values
+//! from this process, as JSON from others), so a live panel shows them without a database read — which is what lets one process reach ten
 //! thousand open panels at once. The counts after new rows follow them at once, worked out
 //! from the counts the feed sent last (a new row adds one to each), and are checked against
 //! the database a second later, as the counts of a state change are; after a bumped row,
@@ -33,7 +33,7 @@ use super::{
     fanout::channel,
     panel::{Announcement, NotificationCounts, StateChanged},
 };
-use crate::{error::ApiResult, state::AppState};
+use crate::{bus::Message, error::ApiResult, state::AppState};
 
 /// How far behind its position the feed looks for rows committed late.
 const LOOKBACK: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ const PAGE: u64 = 500;
 const VERIFY_AFTER: Duration = Duration::from_secs(1);
 
 pub enum FeedItem {
-    Notification(Box<notification::Model>),
+    Notification(Arc<notification::Model>),
     State(StateChanged),
     Counts(NotificationCounts),
 }
@@ -61,7 +61,7 @@ fn floor_v7(ms: u64) -> Uuid {
 struct Feed {
     app: AppState,
     user_id: Uuid,
-    rx: broadcast::Receiver<Arc<str>>,
+    rx: broadcast::Receiver<Message>,
     /// Highest position delivered.
     last: Option<Uuid>,
     /// The position the client already had when the feed opened (its `after`, or the newest
@@ -79,14 +79,14 @@ struct Feed {
 
 impl Feed {
     /// Queues a row unless the client has it already; true when queued.
-    fn offer(&mut self, row: notification::Model) -> bool {
+    fn offer(&mut self, row: Arc<notification::Model>) -> bool {
         if self.floor.is_some_and(|f| row.position <= f) || self.sent.insert(row.position, ()).is_some() {
             return false;
         }
         if self.last.is_none_or(|l| row.position > l) {
             self.last = Some(row.position);
         }
-        self.pending.push_back(FeedItem::Notification(Box::new(row)));
+        self.pending.push_back(FeedItem::Notification(row));
         true
     }
 
@@ -115,7 +115,7 @@ impl Feed {
             let full = rows.len() as u64 == PAGE;
             for row in rows {
                 cursor = Some(row.position);
-                self.offer(row);
+                self.offer(Arc::new(row));
             }
             if !full {
                 break;
@@ -141,9 +141,22 @@ impl Feed {
         Ok(())
     }
 
-    async fn on_message(&mut self, payload: &str) -> ApiResult<()> {
-        match serde_json::from_str::<Announcement>(payload) {
-            Ok(Announcement::Rows { mut rows }) => {
+    async fn on_message(&mut self, message: &Message) -> ApiResult<()> {
+        let parsed;
+        let announcement = match message.value::<Announcement>() {
+            Some(announcement) => announcement,
+            None => match message.as_text().map(serde_json::from_str::<Announcement>) {
+                Some(Ok(announcement)) => {
+                    parsed = announcement;
+                    &parsed
+                }
+                // A resync, or a message this version cannot read.
+                _ => return self.ring().await,
+            },
+        };
+        match announcement {
+            Announcement::Rows { rows } => {
+                let mut rows = rows.clone();
                 rows.sort_by_key(|r| r.position);
                 // A new row (count 1) is unseen, unread and not archived: each adds one to
                 // every count. A bumped row's earlier state is not in the announcement.
@@ -167,13 +180,13 @@ impl Feed {
                 }
                 Ok(())
             }
-            Ok(Announcement::State { state, counts }) => {
-                self.pending.push_back(FeedItem::State(state));
-                self.send_counts(counts);
+            Announcement::State { state, counts } => {
+                self.pending.push_back(FeedItem::State(state.clone()));
+                self.send_counts(*counts);
                 self.verify_at = Some(Instant::now() + VERIFY_AFTER);
                 Ok(())
             }
-            Ok(Announcement::Resync) | Err(_) => self.ring().await,
+            Announcement::Resync => self.ring().await,
         }
     }
 

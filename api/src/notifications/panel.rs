@@ -6,6 +6,8 @@
 //! implicit); what the admin changes explicitly (read, archive) is done and audited with the
 //! admin as actor.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::notification;
 use sea_orm::{
@@ -144,12 +146,13 @@ pub struct StateChanged {
 }
 
 /// What the bus carries on a user's channel. The database stays the record: a feed that
-/// misses a message (lag, a Redis reconnection) catches up from it.
+/// misses a message (lag, a Redis reconnection) catches up from it. Rows are shared, not
+/// copied, between the publisher and the panels of its process (see [`crate::bus`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Announcement {
     /// New or bumped rows (the feed reads the counts after them).
-    Rows { rows: Vec<notification::Model> },
+    Rows { rows: Vec<Arc<notification::Model>> },
     /// A change of state, and the counts after it.
     State { state: StateChanged, counts: NotificationCounts },
     /// Anything else (a resync after lost messages): re-read from the database.
@@ -242,7 +245,7 @@ pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection,
     let counts = counts(&app.db, user_id).await?;
     if changed > 0 {
         let state = StateChanged { change, at, ids: if truncated { Vec::new() } else { ids }, truncated };
-        announce(app, user_id, &Announcement::State { state, counts }).await;
+        announce(app, user_id, Announcement::State { state, counts }).await;
     }
     Ok((changed, counts))
 }
@@ -266,9 +269,8 @@ fn target<Q: QueryFilter>(query: Q, user_id: Uuid, selection: &Selection, change
     }
 }
 
-pub async fn announce(app: &AppState, user_id: Uuid, message: &Announcement) {
-    let message = serde_json::to_string(message).expect("announcements serialize");
-    if let Err(e) = app.bus.publish(&channel(user_id), &message).await {
+pub async fn announce(app: &AppState, user_id: Uuid, message: Announcement) {
+    if let Err(e) = app.bus.publish_values(vec![(channel(user_id), message)]).await {
         tracing::warn!(error = %e, "panel change not announced on the bus");
     }
 }
