@@ -95,6 +95,12 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
 }
 
+/// One PostgreSQL array parameter of `items`, all of type `t` and none NULL (the driver
+/// cannot bind NULL elements: a nullable column travels with a boolean array beside it).
+pub fn pg_array(t: ArrayType, items: impl IntoIterator<Item = Value>) -> Value {
+    Value::Array(t, Some(Box::new(items.into_iter().collect())))
+}
+
 /// `column IN (ids)`; on PostgreSQL `column = ANY($1)` with the ids as one array parameter.
 /// An `IN` list is a statement of its own for every length (parsed and planned again, with
 /// as many parameters as ids): reading a batch of 500 events by id that way cost 7–11 µs per

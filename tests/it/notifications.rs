@@ -232,11 +232,20 @@ async fn publishing_is_idempotent_and_repeats_fold_into_one_row() {
     assert_eq!(panel["notifications"]["nodes"].as_array().unwrap().len(), 1);
     assert_eq!(panel["notifications"]["nodes"][0]["count"], 1);
 
-    app.admin(PUBLISH, json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": "Another text", "idempotencyKey": "sms-2"}})).await;
+    let another = json!({"type": "TEXT_RECEIVED", "contactId": contact, "title": "Another text", "body": "Call me", "data": {"n": 2}, "actionUrl": "https://crm.example/t/2", "idempotencyKey": "sms-2"});
+    app.admin(PUBLISH, json!({ "i": another })).await;
     let panel = app.gql(Some(&bob_t), PANEL, json!({})).await["data"].clone();
     assert_eq!(panel["notifications"]["nodes"].as_array().unwrap().len(), 1, "folded: {panel}");
     assert_eq!(panel["notifications"]["nodes"][0]["count"], 2);
     assert_eq!(panel["notifications"]["nodes"][0]["title"], "Another text");
+
+    // A folded row shows the latest event whole: its body, data and link, or their absence.
+    let content = "{ notifications { nodes { count title body data actionUrl } } }";
+    let row = app.gql(Some(&bob_t), content, json!({})).await["data"]["notifications"]["nodes"][0].clone();
+    assert_eq!(row, json!({"count": 2, "title": "Another text", "body": "Call me", "data": {"n": 2}, "actionUrl": "https://crm.example/t/2"}));
+    app.admin(PUBLISH, json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": "Third text", "idempotencyKey": "sms-3"}})).await;
+    let row = app.gql(Some(&bob_t), content, json!({})).await["data"]["notifications"]["nodes"][0].clone();
+    assert_eq!(row, json!({"count": 3, "title": "Third text", "body": null, "data": null, "actionUrl": null}));
 }
 
 /// Publishes that arrive together are written together (group commit); what each caller and
