@@ -2,12 +2,12 @@
 //! then follow the user's bus channel — with no gap and no duplicate at the seam.
 //!
 //! Announcements on the bus carry the new rows and the state changes themselves (as values
-//! from this process, as JSON from others), so a live panel shows them without a database read — which is what lets one process reach ten
-//! thousand open panels at once. The counts after new rows follow them at once, worked out
-//! from the counts the feed sent last (a new row adds one to each), and are checked against
-//! the database a second later, as the counts of a state change are; after a bumped row,
-//! whose earlier state the announcement does not carry, the feed reads them (once per burst
-//! of messages). Either way only open panels pay for counts. The database stays the record:
+//! from this process, as JSON from others), so a live panel shows them without a database
+//! read — which is what lets one process reach ten thousand open panels at once. The counts
+//! after new rows follow them at once, worked out from the counts the feed sent last (a new
+//! row adds one to each), and are checked against the database a second later, as the counts
+//! of a state change are; after a bumped row, whose earlier state the announcement does not
+//! carry, the feed reads them (once per burst of messages). Either way only open panels pay for counts. The database stays the record:
 //! on a lagged receiver, a Redis reconnection or a message it cannot read, the feed asks the
 //! database for rows past its position, so a lost message costs latency, never a
 //! notification. Counts carried by a state change may cross a concurrent change in another
