@@ -17,7 +17,11 @@
 //! A value published in this process reaches its own subscribers as the value itself
 //! ([`Message::value`]); only the other processes get its JSON, written after the local
 //! deliveries. Ten thousand panels of one process then neither wait for ten thousand
-//! announcements to be serialised nor parse one each.
+//! announcements to be serialised nor parse one each. What the other processes get may also
+//! be shorter than what the local subscribers got: one message on a topic that an
+//! [`Expand`] registered in every process turns, there, into messages for that process's
+//! own subscribers only (one account-wide event: one message through Redis, not ten
+//! thousand, and each process builds just the announcements of the panels it holds).
 //!
 //! The bus is best-effort by design: a message published while a process is reconnecting to
 //! Redis is not redelivered to the other processes. Consumers that must not lose anything
@@ -73,6 +77,18 @@ impl Message {
     pub fn value<T: Any>(&self) -> Option<&T> {
         self.0.downcast_ref()
     }
+
+    /// A value for this process's subscribers (see [`Expand`]).
+    pub fn of_value<T: Any + Send + Sync>(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+}
+
+/// Turns a message of a topic, as it arrives from another process, into the messages it
+/// stands for on this process's channels.
+pub trait Expand: Send + Sync {
+    /// `open` says whether a channel has subscribers in this process; only theirs are wanted.
+    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Vec<(String, Message)>;
 }
 
 #[derive(Clone)]
@@ -88,6 +104,8 @@ struct Inner {
     /// This bus's origin as it prefixes each message it sends to Redis (`<32 hex digits>|`).
     origin: String,
     channels: Mutex<HashMap<String, broadcast::Sender<Message>>>,
+    /// Topics whose messages from other processes are expanded, not delivered as they are.
+    expanders: Mutex<HashMap<String, Arc<dyn Expand>>>,
     redis: Option<redis::aio::ConnectionManager>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -112,6 +130,7 @@ impl Bus {
                 prefix,
                 origin: format!("{}|", uuid::Uuid::new_v4().simple()),
                 channels: Mutex::new(HashMap::new()),
+                expanders: Mutex::new(HashMap::new()),
                 redis,
                 listener: Mutex::new(None),
             }),
@@ -187,24 +206,46 @@ impl Bus {
     }
 
     /// Publishes values, in order: this process's subscribers get each value itself, at once;
-    /// the other processes its JSON, serialised after the local deliveries and sent in
-    /// pipelines of a thousand.
+    /// the other processes its JSON, serialised after the local deliveries.
     pub async fn publish_values<T: Serialize + Send + Sync + 'static>(&self, messages: Vec<(String, T)>) -> Result<(), BusError> {
         let messages: Vec<(String, Arc<T>)> = messages.into_iter().map(|(channel, value)| (channel, Arc::new(value))).collect();
-        for (channel, value) in &messages {
-            self.inner.deliver(channel, Message(value.clone()));
-        }
-        if let Some(manager) = &self.inner.redis {
-            for chunk in messages.chunks(1000) {
-                let mut pipe = redis::pipe();
-                for (channel, value) in chunk {
-                    pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(&serde_json::to_string(&**value)?)).ignore();
-                }
-                let mut conn = manager.clone();
-                let () = pipe.query_async(&mut conn).await?;
+        self.deliver_values(&messages);
+        if self.inner.redis.is_some() {
+            let mut remote = Vec::with_capacity(messages.len());
+            for (channel, value) in &messages {
+                remote.push((channel.clone(), serde_json::to_string(&**value)?));
             }
+            self.publish_remote(&remote).await?;
         }
         Ok(())
+    }
+
+    /// Hands values to this process's subscribers only: what the other processes get is
+    /// the caller's to send ([`Bus::publish_remote`]), in another form.
+    pub fn deliver_values<T: Send + Sync + 'static>(&self, messages: &[(String, Arc<T>)]) {
+        for (channel, value) in messages {
+            self.inner.deliver(channel, Message(value.clone()));
+        }
+    }
+
+    /// Sends texts to the other processes only, in order, in pipelines of a thousand: to
+    /// channels, or to topics that each process [expands](Bus::expand). Nothing without Redis.
+    pub async fn publish_remote(&self, messages: &[(String, String)]) -> Result<(), BusError> {
+        let Some(manager) = &self.inner.redis else { return Ok(()) };
+        for chunk in messages.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (channel, payload) in chunk {
+                pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(payload)).ignore();
+            }
+            let mut conn = manager.clone();
+            let () = pipe.query_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Messages from other processes on `topic` go through `expander` from now on.
+    pub fn expand(&self, topic: &str, expander: Arc<dyn Expand>) {
+        self.inner.expanders.lock().expect("bus expanders lock").insert(topic.to_string(), expander);
     }
 
     pub fn subscribe(&self, channel: &str) -> broadcast::Receiver<Message> {
@@ -240,9 +281,22 @@ impl Inner {
         if wire.starts_with(self.origin.as_bytes()) {
             return;
         }
-        match std::str::from_utf8(payload) {
-            Ok(payload) => self.deliver(channel, Message::text(payload)),
-            Err(e) => tracing::warn!(error = %e, channel, "non-text bus message dropped"),
+        let payload = match std::str::from_utf8(payload) {
+            Ok(payload) => payload,
+            Err(e) => return tracing::warn!(error = %e, channel, "non-text bus message dropped"),
+        };
+        let expander = self.expanders.lock().expect("bus expanders lock").get(channel).cloned();
+        match expander {
+            Some(expander) => {
+                let messages = {
+                    let channels = self.channels.lock().expect("bus channels lock");
+                    expander.expand(payload, &|c| channels.contains_key(c))
+                };
+                for (channel, message) in messages {
+                    self.deliver(&channel, message);
+                }
+            }
+            None => self.deliver(channel, Message::text(payload)),
         }
     }
 
@@ -287,6 +341,32 @@ mod tests {
         assert_eq!(message.value::<Vec<u32>>(), Some(&vec![1, 2]));
         assert_eq!(message.as_text(), None);
         assert_eq!(message.value::<String>(), None, "a value is only ever read as its own type");
+    }
+
+    /// Splits "a,b,c" into a message per listed channel that is open, noting which those were.
+    #[derive(Default)]
+    struct Split(Mutex<Vec<String>>);
+
+    impl Expand for Split {
+        fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Vec<(String, Message)> {
+            let open: Vec<&str> = payload.split(',').filter(|c| open(c)).collect();
+            self.0.lock().unwrap().extend(open.iter().map(|c| c.to_string()));
+            open.into_iter().map(|c| (c.to_string(), Message::of_value(c.len()))).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_topic_from_another_process_is_expanded_for_the_open_channels_only() {
+        let (here, elsewhere) = (Bus::local(), Bus::local());
+        let split = Arc::new(Split::default());
+        here.expand("topic", split.clone());
+        let (mut a, mut bb) = (here.subscribe("a"), here.subscribe("bb"));
+        here.inner.received("topic", &elsewhere.inner.wire("a,bb,unopened"));
+        assert_eq!(a.recv().await.unwrap().value::<usize>(), Some(&1));
+        assert_eq!(bb.recv().await.unwrap().value::<usize>(), Some(&2));
+        assert_eq!(*split.0.lock().unwrap(), ["a", "bb"], "nothing is built for a channel without subscribers here");
+        here.inner.received("topic", &here.inner.wire("a"));
+        assert!(a.try_recv().is_err(), "its own topic messages are dropped like the others");
     }
 
     #[tokio::test]

@@ -287,7 +287,7 @@ async fn the_panel_feed_goes_live_and_resumes_without_gap_or_duplicate() {
 
 /// A New Lead only Bob receives: a lead assigned to him, with his AU switch on (New Lead is
 /// off by default for everyone else).
-async fn publish_bobs_own_lead(app: &TestApp, bob_id: &str) {
+async fn publish_bobs_own_lead(app: &TestApp, bob_id: &str) -> Value {
     let contact = app
         .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
         .await["createContact"]["contact"]["id"]
@@ -295,6 +295,7 @@ async fn publish_bobs_own_lead(app: &TestApp, bob_id: &str) {
     app.gql(Some(&app.token_for(bob_id)), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({}))
         .await;
     app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
+    contact
 }
 
 #[tokio::test]
@@ -381,6 +382,31 @@ async fn the_panel_feed_crosses_processes_over_redis() {
     item(&mut socket).await; // counts
     publish(&app, "x1", "Across").await;
     assert_eq!(item(&mut socket).await["notification"]["title"], "Across");
+}
+
+/// Between processes, new rows of an event travel as one message and bumped rows one per
+/// user: a panel on another process gets both, the bumped row as the same row, counted twice.
+#[tokio::test]
+async fn new_and_bumped_rows_cross_processes_over_redis() {
+    if redis_url().is_none() {
+        eprintln!("HERALD_TEST_REDIS_URL not set: cross-process delivery needs Redis; skipped on embedded defaults");
+        return;
+    }
+    let app = spawn_app().await;
+    let (bob_id, bob) = app.user("Bob", "USER").await;
+    let replica = app.spawn_replica().await;
+    let mut socket = feed(format!("ws://{}/graphql/ws", replica.addr), &bob, Value::Null).await;
+    item(&mut socket).await; // counts
+    let contact = publish_bobs_own_lead(&app, &bob_id).await;
+    let first = item(&mut socket).await;
+    assert_eq!((first["notification"]["title"].as_str(), first["notification"]["count"].as_i64()), (Some("Bob's lead"), Some(1)));
+    assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 1, "total": 1}));
+
+    app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead again", "idempotencyKey": "l2"}})).await;
+    let bumped = item(&mut socket).await;
+    assert_eq!(bumped["notification"]["id"], first["notification"]["id"], "{bumped}");
+    assert_eq!((bumped["notification"]["title"].as_str(), bumped["notification"]["count"].as_i64()), (Some("Bob's lead again"), Some(2)));
+    assert_eq!(item(&mut socket).await["counts"], json!({"unseen": 1, "total": 1}));
 }
 
 /// A panel stays open for hours: each item shows the contact as it is now, not as the
