@@ -88,7 +88,10 @@ impl Message {
 /// stands for on this process's channels.
 pub trait Expand: Send + Sync {
     /// `open` says whether a channel has subscribers in this process; only theirs are wanted.
-    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Vec<(String, Message)>;
+    /// A message that cannot be read (from a process of another version) is an `Err` with
+    /// the reason: every subscriber of this process is then told to resync ([`RESYNC`]), as
+    /// after lost messages, since nobody can tell whose messages it held.
+    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, String>;
 }
 
 #[derive(Clone)]
@@ -292,8 +295,16 @@ impl Inner {
                     let channels = self.channels.lock().expect("bus channels lock");
                     expander.expand(payload, &|c| channels.contains_key(c))
                 };
-                for (channel, message) in messages {
-                    self.deliver(&channel, message);
+                match messages {
+                    Ok(messages) => {
+                        for (channel, message) in messages {
+                            self.deliver(&channel, message);
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(topic = channel, reason, "unreadable bus message; every local subscriber resyncs");
+                        self.deliver_all(Message::text(RESYNC));
+                    }
                 }
             }
             None => self.deliver(channel, Message::text(payload)),
@@ -348,10 +359,13 @@ mod tests {
     struct Split(Mutex<Vec<String>>);
 
     impl Expand for Split {
-        fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Vec<(String, Message)> {
+        fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, String> {
+            if payload.is_empty() {
+                return Err("nothing to split".into());
+            }
             let open: Vec<&str> = payload.split(',').filter(|c| open(c)).collect();
             self.0.lock().unwrap().extend(open.iter().map(|c| c.to_string()));
-            open.into_iter().map(|c| (c.to_string(), Message::of_value(c.len()))).collect()
+            Ok(open.into_iter().map(|c| (c.to_string(), Message::of_value(c.len()))).collect())
         }
     }
 
@@ -367,6 +381,9 @@ mod tests {
         assert_eq!(*split.0.lock().unwrap(), ["a", "bb"], "nothing is built for a channel without subscribers here");
         here.inner.received("topic", &here.inner.wire("a"));
         assert!(a.try_recv().is_err(), "its own topic messages are dropped like the others");
+        here.inner.received("topic", &elsewhere.inner.wire(""));
+        assert_eq!(a.try_recv().unwrap().as_text(), Some(RESYNC), "an unreadable one makes every subscriber resync");
+        assert_eq!(bb.try_recv().unwrap().as_text(), Some(RESYNC));
     }
 
     #[tokio::test]

@@ -918,16 +918,10 @@ struct EventRows {
 pub struct EventRowsExpander;
 
 impl crate::bus::Expand for EventRowsExpander {
-    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Vec<(String, crate::bus::Message)> {
-        let event_rows: EventRows = match serde_json::from_str(payload) {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable event rows on the bus dropped; the panels catch up at their next resync");
-                return Vec::new();
-            }
-        };
-        let EventRows { row, rows } = event_rows;
-        rows.into_iter()
+    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, crate::bus::Message)>, String> {
+        let EventRows { row, rows } = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
             .filter_map(|(user_id, id, position)| {
                 let channel = channel(user_id);
                 open(&channel).then(|| {
@@ -935,6 +929,6 @@ impl crate::bus::Expand for EventRowsExpander {
                     (channel, crate::bus::Message::of_value(Announcement::Rows { rows: vec![row] }))
                 })
             })
-            .collect()
+            .collect())
     }
 }
