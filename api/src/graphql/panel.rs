@@ -236,7 +236,13 @@ impl PanelMutation {
             occurred_at: input.occurred_at,
             idempotency_key: input.idempotency_key,
         };
-        Ok(PublishEventPayload(fanout::publish(app(ctx)?, caller(ctx)?, new).await?))
+        let caller = caller(ctx)?;
+        // The signed-in user's account, read with the user when the request was authenticated.
+        let own = match new.account_id.is_none_or(|id| id == caller.account_id) {
+            true => loaders(ctx)?.load_one(loaders::AccountId(caller.account_id)).await.map_err(ApiError::from)?,
+            false => None,
+        };
+        Ok(PublishEventPayload(fanout::publish(app(ctx)?, caller, new, own).await?))
     }
 }
 
