@@ -7,7 +7,8 @@
 //!    `publishEvent` on api process B, each about another user's contact, so exactly one
 //!    panel gets each one, carried from B to A by Redis. Measured from just before the HTTP
 //!    request to the moment that user's socket yields the NOTIFICATION frame.
-//!    Target: p99 under 10 ms.
+//!    Target: p99 under 10 ms. Before it, the floor of the machine in the same run: `pgbench`
+//!    running transactions of a publish's round trips with nothing around them.
 //! 2. **One account-wide event on one process.** N users (default 10,000) of another account
 //!    subscribed to one api process. The server's resident memory (VmRSS) before and after
 //!    connecting them, divided by N, is the memory per idle subscriber (also read in between,
@@ -213,7 +214,9 @@ async fn run(settings: &Settings, schema: &str) -> anyhow::Result<()> {
         state.db.execute_unprepared("VACUUM ANALYZE").await?;
         let tokens = users.iter().map(|(u, _)| mint(*u)).collect();
         let contacts = users.iter().map(|(_, c)| *c).collect();
+        let floor = round_trip_floor(&state.db, &shared).await?;
         verdicts.push(latency(settings, &shared, &http, &mint(admin.id), tokens, contacts).await?);
+        print_floor(floor);
     }
     if settings.broadcast {
         let (admin, users) = seed_broadcast(&state.db, settings.subscribers).await?;
@@ -412,6 +415,62 @@ async fn latency(
         stats.ms(0.99),
         stats.count
     ))
+}
+
+/// The machine's floor under scenario 1, measured in the same run: PostgreSQL's own client,
+/// `pgbench`, one connection, running one after another for five seconds a transaction shaped
+/// like a publish's round trips: a read before the transaction (signing in), BEGIN, six reads
+/// and two inserts, COMMIT — eleven round trips and a durable commit, with no HTTP, GraphQL,
+/// Redis or WebSocket around them. Herald's latency cannot go below it; the gap is Herald's.
+/// `None` when pgbench is not installed.
+async fn round_trip_floor(db: &DatabaseConnection, shared: &Shared) -> anyhow::Result<Option<Stats>> {
+    db.execute_unprepared("CREATE TABLE floor_probe (id bigserial PRIMARY KEY, v text NOT NULL)").await?;
+    let script = shared.dir.path().join("floor-script.sql");
+    let reads = "SELECT 1;\n".repeat(6);
+    std::fs::write(&script, format!("SELECT 1;\nBEGIN;\nINSERT INTO floor_probe (v) VALUES ('event');\n{reads}INSERT INTO floor_probe (v) VALUES ('row');\nCOMMIT;\n"))?;
+    let prefix = shared.dir.path().join("floor");
+    let ran = tokio::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-c", "1", "-T", "5", "-l"])
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg("-f")
+        .arg(&script)
+        .arg(&shared.database_url)
+        .env("PGOPTIONS", format!("-c search_path={}", shared.schema))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await;
+    let output = match ran {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("running pgbench"),
+    };
+    anyhow::ensure!(output.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&output.stderr));
+    // Each log line: client, transaction, latency in µs, script, epoch seconds, µs.
+    let mut samples = Vec::new();
+    for entry in std::fs::read_dir(shared.dir.path())? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("floor.")) {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                let micros: u64 = line.split_whitespace().nth(2).context("pgbench log line")?.parse()?;
+                samples.push(Duration::from_micros(micros));
+            }
+        }
+    }
+    Ok(Some(Stats::of(samples)))
+}
+
+fn print_floor(floor: Option<Stats>) {
+    match floor {
+        Some(f) => println!(
+            "\nfloor (pgbench, one connection, a publish's 11 round trips and commit, {} transactions): p50 {} ms, p99 {} ms, max {} ms",
+            f.count,
+            f.ms(0.5),
+            f.ms(0.99),
+            f.ms(1.0)
+        ),
+        None => println!("\nfloor: pgbench not installed, not measured"),
+    }
 }
 
 // --- Scenario 2 -----------------------------------------------------------------------------
