@@ -297,6 +297,38 @@ async fn publishes_at_once_deduplicate_fold_and_fail_alone() {
     assert_eq!(panel["notificationCounts"], json!({"unseen": 1, "unread": 1, "total": 1}));
 }
 
+/// Publishes about different contacts that queue behind a busy writer go in one transaction
+/// (on PostgreSQL their contacts are then read as one array, a lone contact as one value):
+/// each reaches its own contact's assignee only, and folds only with its own contact's events.
+#[tokio::test]
+async fn a_batch_about_several_contacts_keeps_each_to_its_assignees() {
+    let app = crate::helpers::spawn_with(|c| c.event_writers = 1).await;
+    let mut people = Vec::new();
+    for name in ["Ann", "Ben", "Cat"] {
+        let (id, token) = app.user(name, "USER").await;
+        // New Lead is off by default: only an assignee with AU on gets it.
+        set(&app, &token, json!([{"type": "NEW_LEAD", "switch": "AU", "enabled": true}])).await;
+        people.push((token, contact_for(&app, &[&id]).await));
+    }
+    // Ten events about each contact at once: the first is written alone, the others queue
+    // behind the one writer and are written in batches that mix the three contacts.
+    let calls = (0..30).map(|i| {
+        let input = json!({"i": {"type": "NEW_LEAD", "contactId": people[i % 3].1, "title": format!("Lead {i}"), "idempotencyKey": format!("mixed-{i}")}});
+        app.admin(PUBLISH, input)
+    });
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer["publishEvent"]["notified"], 1, "the contact's assignee alone: {answer}");
+    }
+    for (k, (token, _)) in people.iter().enumerate() {
+        let panel = app.gql(Some(token), PANEL, json!({})).await["data"].clone();
+        let nodes = panel["notifications"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 1, "ten events about one contact fold into one row: {panel}");
+        assert_eq!(nodes[0]["count"], 10, "{panel}");
+        let latest: usize = nodes[0]["title"].as_str().unwrap().trim_start_matches("Lead ").parse().unwrap();
+        assert_eq!(latest % 3, k, "the row shows an event about this user's contact: {panel}");
+    }
+}
+
 #[tokio::test]
 async fn roll_ups_bring_sub_account_events_to_parent_users() {
     let app = spawn_app().await;
