@@ -224,7 +224,9 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
         }
     }
 
-    let written = fan_out(&txn, &events, &assignees, collapse_window).await?;
+    // Only a sub-account can be rolled up: a batch of top-level accounts reads no picks.
+    let sub_accounts: Vec<Uuid> = unique(batch.iter().filter(|p| p.account.parent_id.is_some()).map(|p| p.account.id));
+    let written = fan_out(&txn, &events, &assignees, &sub_accounts, collapse_window).await?;
     txn.commit().await?;
 
     let mut answers: Vec<ApiResult<Published>> = Vec::with_capacity(batch.len());
@@ -288,6 +290,7 @@ async fn fan_out(
     txn: &DatabaseTransaction,
     events: &[event::Model],
     assignees: &HashMap<Uuid, Vec<Uuid>>,
+    sub_accounts: &[Uuid],
     collapse_window: Duration,
 ) -> ApiResult<Vec<Written>> {
     if events.is_empty() {
@@ -329,7 +332,7 @@ async fn fan_out(
     for u in found {
         users.entry(u.account_id).or_default().push(u);
     }
-    let roll_ups = RollUps::load(txn, &accounts, &kinds).await?;
+    let roll_ups = RollUps::load(txn, sub_accounts, &kinds).await?;
 
     let mut panels: Vec<Vec<Uuid>> = Vec::with_capacity(events.len());
     let mut outbox: Vec<Vec<outbox_message::Model>> = Vec::with_capacity(events.len());
@@ -387,6 +390,7 @@ fn kind_of(event: &event::Model) -> Option<NotificationType> {
 /// Who rolls up the batch's accounts: users of ancestor accounts who picked them, are
 /// active, and whose own account has the roll-up add-on; with their own layers, since only
 /// the types enabled in the roll-up user's Control reach their panel.
+#[derive(Default)]
 struct RollUps {
     by_sub_account: HashMap<Uuid, Vec<(Uuid, Uuid)>>,
     layers: HashMap<Uuid, AccountLayers>,
@@ -394,9 +398,12 @@ struct RollUps {
 
 impl RollUps {
     async fn load(txn: &DatabaseTransaction, sub_accounts: &[Uuid], kinds: &[NotificationType]) -> ApiResult<Self> {
+        if sub_accounts.is_empty() {
+            return Ok(Self::default());
+        }
         let picks = notification_roll_up::Entity::find().filter(notification_roll_up::Column::SubAccountId.is_in(sub_accounts.iter().copied())).all(txn).await?;
         if picks.is_empty() {
-            return Ok(Self { by_sub_account: HashMap::new(), layers: HashMap::new() });
+            return Ok(Self::default());
         }
         let parents: Vec<Uuid> = unique(picks.iter().map(|r| r.account_id));
         let with_add_on: HashSet<Uuid> = account::Entity::find()
