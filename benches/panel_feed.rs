@@ -420,8 +420,10 @@ async fn latency(
 /// The machine's floor under scenario 1, measured in the same run: PostgreSQL's own client,
 /// `pgbench`, one connection, running one after another for five seconds a transaction shaped
 /// like a publish's round trips: a read before the transaction (signing in), BEGIN, six reads
-/// and two inserts, COMMIT — eleven round trips and a durable commit, with no HTTP, GraphQL,
-/// Redis or WebSocket around them. Herald's latency cannot go below it; the gap is Herald's.
+/// and two inserts, COMMIT — eleven round trips and a durable commit (a publish in a
+/// sub-account; in a top-level account, as here, it has ten: no roll-up picks to read), with
+/// no HTTP, GraphQL, Redis or WebSocket around them. Herald's latency cannot go below it; the
+/// gap is Herald's.
 /// `None` when pgbench is not installed.
 async fn round_trip_floor(db: &DatabaseConnection, shared: &Shared) -> anyhow::Result<Option<Stats>> {
     db.execute_unprepared("CREATE TABLE floor_probe (id bigserial PRIMARY KEY, v text NOT NULL)").await?;
