@@ -78,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
             let result = run(&url, &schema, n, workers, concurrency, &sink).await;
             admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
             let (secs, dup) = result?;
-            println!("round {round}: herald, {workers} worker(s): {n} in {secs:.2} s = {:.0} msg/s, duplicates {dup}, {:.2} of this round's smtp-source", n as f64 / secs, source_secs / secs);
+            println!(
+                "round {round}: herald, {workers} worker(s): {n} in {secs:.2} s = {:.0} msg/s, duplicates {dup}, {:.2} of this round's smtp-source",
+                n as f64 / secs,
+                source_secs / secs
+            );
             herald[workers - 1].push(secs);
             duplicates[workers - 1] += dup;
         }
@@ -163,10 +167,11 @@ async fn run(url: &str, schema: &str, n: usize, workers: usize, concurrency: usi
                 match worker.await {
                     Ok(worker) => {
                         let _ = ready.send(Ok(()));
-                        worker.run(async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        })
-                        .await;
+                        worker
+                            .run(async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            })
+                            .await;
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e));

@@ -77,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
     let (first, rescan, archived, linked) = result?;
     let rate = archived as f64 / first;
     let mbsync_rate = copied as f64 / mbsync_secs;
-    println!("herald: {archived} archived ({linked} linked) in {first:.2} s = {rate:.0} msg/s ({:.2} of mbsync); rescan {:.1} ms", rate / mbsync_rate, rescan * 1000.0);
+    println!(
+        "herald: {archived} archived ({linked} linked) in {first:.2} s = {rate:.0} msg/s ({:.2} of mbsync); rescan {:.1} ms",
+        rate / mbsync_rate,
+        rescan * 1000.0
+    );
     println!("\n| reader | messages | first sync s | msg/s | rescan ms |\n|---|---:|---:|---:|---:|");
     println!("| mbsync (isync) | {copied} | {mbsync_secs:.2} | {mbsync_rate:.0} | {:.1} |", mbsync_rescan * 1000.0);
     println!("| Herald | {archived} | {first:.2} | {rate:.0} | {:.1} |", rescan * 1000.0);
@@ -135,9 +139,11 @@ async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> 
         .exec(&state.db)
         .await?;
     }
-    email_settings::Entity::insert(email_settings::Model { account_id: account.id, scan_all: true, version: 1, updated_at: Utc::now(), updated_by: None }.into_active_model())
-        .exec(&state.db)
-        .await?;
+    email_settings::Entity::insert(
+        email_settings::Model { account_id: account.id, scan_all: true, version: 1, updated_at: Utc::now(), updated_by: None }.into_active_model(),
+    )
+    .exec(&state.db)
+    .await?;
     let owner = user::Entity::find_by_id(admin.id).one(&state.db).await?.expect("admin");
     let caller = Caller { account_id: account.id, principal: Principal::User { user_id: owner.id, role: owner.role, impersonator_id: None }, expires_at: None };
     let created = mailboxes::create(
@@ -145,7 +151,13 @@ async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> 
         &caller,
         NewMailbox {
             user_id: None,
-            connection: Connection { email_address: USER.0.into(), username: None, host: "127.0.0.1".into(), port: Some(imap.port.into()), security: Security::None },
+            connection: Connection {
+                email_address: USER.0.into(),
+                username: None,
+                host: "127.0.0.1".into(),
+                port: Some(imap.port.into()),
+                security: Security::None,
+            },
             password: USER.1.into(),
             options: Options { scan_active: true, sync_clients: true, sync_leads: true, directories: vec!["INBOX".into()], main: true },
             skip_test: true,

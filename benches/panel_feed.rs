@@ -270,19 +270,14 @@ async fn seed_latency(db: &DatabaseConnection, account_id: Uuid) -> anyhow::Resu
     for (users, contacts) in users.chunks(1000).zip(contacts.chunks(1000)) {
         user::Entity::insert_many(users.iter().cloned().map(IntoActiveModel::into_active_model)).exec(db).await?;
         contact::Entity::insert_many(contacts.iter().cloned().map(IntoActiveModel::into_active_model)).exec(db).await?;
-        let assignees = users.iter().zip(contacts).map(|(u, c)| {
-            contact_assignee::Model { contact_id: c.id, user_id: u.id, account_id, position: 0, assigned_at: now }.into_active_model()
-        });
+        let assignees = users
+            .iter()
+            .zip(contacts)
+            .map(|(u, c)| contact_assignee::Model { contact_id: c.id, user_id: u.id, account_id, position: 0, assigned_at: now }.into_active_model());
         contact_assignee::Entity::insert_many(assignees).exec(db).await?;
         let switches = users.iter().map(|u| {
-            notification_override::Model {
-                user_id: u.id,
-                notification_type: type_code(AU_KIND),
-                switch: Switch::Au.code().into(),
-                account_id,
-                enabled: true,
-            }
-            .into_active_model()
+            notification_override::Model { user_id: u.id, notification_type: type_code(AU_KIND), switch: Switch::Au.code().into(), account_id, enabled: true }
+                .into_active_model()
         });
         notification_override::Entity::insert_many(switches).exec(db).await?;
     }
@@ -429,7 +424,10 @@ async fn round_trip_floor(db: &DatabaseConnection, shared: &Shared) -> anyhow::R
     db.execute_unprepared("CREATE TABLE floor_probe (id bigserial PRIMARY KEY, v text NOT NULL)").await?;
     let script = shared.dir.path().join("floor-script.sql");
     let reads = "SELECT 1;\n".repeat(6);
-    std::fs::write(&script, format!("SELECT 1;\nBEGIN;\nINSERT INTO floor_probe (v) VALUES ('event');\n{reads}INSERT INTO floor_probe (v) VALUES ('row');\nCOMMIT;\n"))?;
+    std::fs::write(
+        &script,
+        format!("SELECT 1;\nBEGIN;\nINSERT INTO floor_probe (v) VALUES ('event');\n{reads}INSERT INTO floor_probe (v) VALUES ('row');\nCOMMIT;\n"),
+    )?;
     let prefix = shared.dir.path().join("floor");
     let ran = tokio::process::Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-c", "1", "-T", "5", "-l"])
@@ -540,7 +538,9 @@ async fn broadcast(settings: &Settings, shared: &Shared, http: &reqwest::Client,
     let stats = Stats::of(first.into_iter().flatten().collect());
     let kib = |k: f64| format!("{k:.1}");
     println!();
-    println!("| bus | subscribers | open | server RSS before | with sockets | with idle panels | KiB per socket | KiB per subscription | KiB per idle subscriber |");
+    println!(
+        "| bus | subscribers | open | server RSS before | with sockets | with idle panels | KiB per socket | KiB per subscription | KiB per idle subscriber |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | {n} | {opened} | {} | {} | {} | {} | {} | {} |",
@@ -837,14 +837,7 @@ impl Panels {
 /// (holding a permit of `gate` while opening, for each step), then reports every
 /// NOTIFICATION frame with the instant it was read, until the socket ends or the task is
 /// aborted. It reads all the while, which also answers the server's pings.
-async fn subscriber(
-    client: usize,
-    url: String,
-    token: String,
-    gate: Arc<Semaphore>,
-    mut go: watch::Receiver<bool>,
-    reports: mpsc::UnboundedSender<Report>,
-) {
+async fn subscriber(client: usize, url: String, token: String, gate: Arc<Semaphore>, mut go: watch::Receiver<bool>, reports: mpsc::UnboundedSender<Report>) {
     let report = |what: What, at: Instant| {
         let _ = reports.send(Report { client, what, at });
     };

@@ -24,8 +24,7 @@ use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config, Se
 use axum::{extract::State, http::HeaderMap, routing::get, Json, Router};
 use entity::{account, contact, contact::ContactKind, contact_assignee, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -85,12 +84,7 @@ async fn run(url: &str, schema: &str, duration: Duration) -> anyhow::Result<()> 
     let plain = spawn_plain(state.db.clone()).await?;
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build()?;
-    let graphql = |page: usize| {
-        client
-            .post(format!("http://{herald}/graphql"))
-            .bearer_auth(&token)
-            .json(&json!({"query": settings_query(page)}))
-    };
+    let graphql = |page: usize| client.post(format!("http://{herald}/graphql")).bearer_auth(&token).json(&json!({"query": settings_query(page)}));
 
     // Statements per request, at two page sizes: DataLoader keeps them equal.
     let mut per_page = Vec::new();
@@ -242,17 +236,11 @@ async fn seed(db: &DatabaseConnection, account_id: Uuid) -> anyhow::Result<()> {
         .insert(db)
         .await?;
         for k in 0..(1 + i % 3) {
-            contact_assignee::Model {
-                contact_id: c.id,
-                user_id: users[(i + k * 7) % users.len()].id,
-                account_id,
-                position: k as i32,
-                assigned_at: now,
-            }
-            .into_active_model()
-            .reset_all()
-            .insert(db)
-            .await?;
+            contact_assignee::Model { contact_id: c.id, user_id: users[(i + k * 7) % users.len()].id, account_id, position: k as i32, assigned_at: now }
+                .into_active_model()
+                .reset_all()
+                .insert(db)
+                .await?;
         }
     }
     Ok(())
@@ -260,14 +248,15 @@ async fn seed(db: &DatabaseConnection, account_id: Uuid) -> anyhow::Result<()> {
 
 /// The plain peer: the same data with hand-written queries, no GraphQL.
 async fn spawn_plain(db: DatabaseConnection) -> anyhow::Result<SocketAddr> {
-    let fixed: Arc<Value> = Arc::new(json!({"data": {"contacts": {"nodes": (0..PAGE).map(|i| json!({"id": i, "name": format!("Contact {i}")})).collect::<Vec<_>>()}}}));
-    let app = Router::new()
-        .route("/settings-page", get(plain_settings_page))
-        .with_state(db)
-        .route("/static", get(move || {
+    let fixed: Arc<Value> =
+        Arc::new(json!({"data": {"contacts": {"nodes": (0..PAGE).map(|i| json!({"id": i, "name": format!("Contact {i}")})).collect::<Vec<_>>()}}}));
+    let app = Router::new().route("/settings-page", get(plain_settings_page)).with_state(db).route(
+        "/static",
+        get(move || {
             let fixed = fixed.clone();
             async move { Json((*fixed).clone()) }
-        }));
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -51,7 +51,10 @@ pub enum Principal {
         /// The admin really acting, when logged in as `user_id`.
         impersonator_id: Option<Uuid>,
     },
-    ApiKey { key_id: Uuid, scopes: Vec<ApiKeyScope> },
+    ApiKey {
+        key_id: Uuid,
+        scopes: Vec<ApiKeyScope>,
+    },
 }
 
 impl Caller {
@@ -115,9 +118,7 @@ impl Caller {
 
     pub fn require_scope(&self, scope: ApiKeyScope) -> ApiResult<()> {
         match &self.principal {
-            Principal::ApiKey { scopes, .. } if !scopes.contains(&scope) => {
-                Err(ApiError::forbidden(format!("this API key lacks the {scope:?} scope")))
-            }
+            Principal::ApiKey { scopes, .. } if !scopes.contains(&scope) => Err(ApiError::forbidden(format!("this API key lacks the {scope:?} scope"))),
             _ => Ok(()),
         }
     }
@@ -158,14 +159,8 @@ impl TokenIssuer {
 
     pub fn mint(&self, user_id: Uuid, impersonator: Option<Uuid>, ttl: Duration) -> String {
         let now = Utc::now().timestamp();
-        let claims = Claims {
-            sub: user_id.to_string(),
-            iat: now,
-            exp: now + ttl.as_secs() as i64,
-            act: impersonator.map(|id| Actor { sub: id.to_string() }),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing of serializable claims cannot fail")
+        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl.as_secs() as i64, act: impersonator.map(|id| Actor { sub: id.to_string() }) };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing of serializable claims cannot fail")
     }
 
     fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
@@ -218,11 +213,7 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
     let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim();
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
     if token.starts_with(API_KEY_PREFIX) {
         return authenticate_api_key(db, token).await.map(|caller| Some(Authenticated { caller, user: None }));
     }
@@ -244,11 +235,8 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
             Some(admin_id)
         }
     };
-    let caller = Caller {
-        account_id: user.account_id,
-        principal: Principal::User { user_id: user.id, role: user.role, impersonator_id },
-        expires_at: Some(claims.exp),
-    };
+    let caller =
+        Caller { account_id: user.account_id, principal: Principal::User { user_id: user.id, role: user.role, impersonator_id }, expires_at: Some(claims.exp) };
     Ok(Some(Authenticated { caller, user: Some((user, account)) }))
 }
 
@@ -256,11 +244,7 @@ async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult
     let rest = &token[API_KEY_PREFIX.len()..];
     let (id, secret_part) = rest.split_once('_').ok_or(ApiError::Unauthenticated)?;
     let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated)?;
-    let key = api_key::Entity::find_by_id(id)
-        .filter(api_key::Column::RevokedAt.is_null())
-        .one(db)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let key = api_key::Entity::find_by_id(id).filter(api_key::Column::RevokedAt.is_null()).one(db).await?.ok_or(ApiError::Unauthenticated)?;
     if !constant_time_eq(hash_secret(secret_part).as_bytes(), key.secret_hash.as_bytes()) {
         return Err(ApiError::Unauthenticated);
     }

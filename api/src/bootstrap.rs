@@ -21,12 +21,7 @@ pub struct FirstAdmin {
 
 impl Default for FirstAdmin {
     fn default() -> Self {
-        Self {
-            account_name: "My company".into(),
-            time_zone: "UTC".into(),
-            admin_name: "Administrator".into(),
-            admin_email: "admin@example.com".into(),
-        }
+        Self { account_name: "My company".into(), time_zone: "UTC".into(), admin_name: "Administrator".into(), admin_email: "admin@example.com".into() }
     }
 }
 

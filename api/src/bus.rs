@@ -199,11 +199,8 @@ impl Bus {
         self.inner.deliver(channel, Message::text(payload));
         if let Some(manager) = &self.inner.redis {
             let mut conn = manager.clone();
-            let _receivers: i64 = redis::cmd("PUBLISH")
-                .arg(format!("{}:{channel}", self.inner.prefix))
-                .arg(self.inner.wire(payload))
-                .query_async(&mut conn)
-                .await?;
+            let _receivers: i64 =
+                redis::cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(payload)).query_async(&mut conn).await?;
         }
         Ok(())
     }

@@ -85,12 +85,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::RotateSecrets => {
             let state = AppState::init(config).await?;
             let report = secrets::rotate(&state.db, &state.keyring, secrets::SEALED_COLUMNS).await?;
-            println!(
-                "{} secrets examined, {} re-sealed under key {:?}",
-                report.examined,
-                report.resealed,
-                state.keyring.active_key_id()
-            );
+            println!("{} secrets examined, {} re-sealed under key {:?}", report.examined, report.resealed, state.keyring.active_key_id());
             Ok(())
         }
         Command::GenerateSecretKey { id } => {

@@ -184,9 +184,7 @@ impl Config {
         let data_dir = var("HERALD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         let mut config = Self::embedded(data_dir);
         if let Some(bind) = var("HERALD_BIND") {
-            config.bind = bind
-                .parse()
-                .map_err(|e| ConfigError::new("HERALD_BIND", format!("not a socket address ({e}): {bind:?}")))?;
+            config.bind = bind.parse().map_err(|e| ConfigError::new("HERALD_BIND", format!("not a socket address ({e}): {bind:?}")))?;
         }
         config.database_url = var("HERALD_DATABASE_URL");
         if let Some(url) = &config.database_url {
@@ -213,8 +211,7 @@ impl Config {
         }
         config.secret_key = var("HERALD_SECRET_KEY").map(SecretString::new);
         if let Some(key) = &config.secret_key {
-            crate::crypto::Keyring::parse(key.expose())
-                .map_err(|e| ConfigError::new("HERALD_SECRET_KEY", e.to_string()))?;
+            crate::crypto::Keyring::parse(key.expose()).map_err(|e| ConfigError::new("HERALD_SECRET_KEY", e.to_string()))?;
         }
         if config.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
             // Generated secrets live in files next to an embedded database; a production
@@ -241,10 +238,8 @@ impl Config {
         config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
         config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", 3600u64)?);
         if let Some(raw) = var("HERALD_NOTIFICATION_COLLAPSE_SECS") {
-            let secs: u64 = raw
-                .trim()
-                .parse()
-                .map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
+            let secs: u64 =
+                raw.trim().parse().map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
             config.notification_collapse_window = Duration::from_secs(secs);
         }
         config.event_writers = number(&var, "HERALD_EVENT_WRITERS", config.event_writers)?;

@@ -12,7 +12,7 @@ use aes_gcm::{
     aead::{Aead, KeyInit, Payload},
     Aes256Gcm, Key, Nonce,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, engine::general_purpose::STANDARD, Engine};
+use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use uuid::Uuid;
 
@@ -78,15 +78,11 @@ impl Keyring {
         let mut keys = HashMap::new();
         let mut active = None;
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, b64) = part
-                .split_once(':')
-                .ok_or_else(|| CryptoError::Keyring("each key is id:base64".into()))?;
+            let (id, b64) = part.split_once(':').ok_or_else(|| CryptoError::Keyring("each key is id:base64".into()))?;
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(CryptoError::Keyring(format!("key id {id:?} must be letters, digits, - or _")));
             }
-            let bytes = STANDARD
-                .decode(b64)
-                .map_err(|e| CryptoError::Keyring(format!("key {id:?} is not base64: {e}")))?;
+            let bytes = STANDARD.decode(b64).map_err(|e| CryptoError::Keyring(format!("key {id:?} is not base64: {e}")))?;
             if bytes.len() != 32 {
                 return Err(CryptoError::Keyring(format!("key {id:?} must be 32 bytes, got {}", bytes.len())));
             }
@@ -137,9 +133,7 @@ impl Keyring {
         }
         let (nonce, ciphertext) = body.split_at(12);
         let aad = slot.associated_data();
-        let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-            .map_err(|_| CryptoError::Open)?;
+        let plain = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| CryptoError::Open)?;
         String::from_utf8(plain).map(Plaintext).map_err(|_| CryptoError::Open)
     }
 
@@ -158,9 +152,7 @@ impl Keyring {
 fn parse_envelope(envelope: &str) -> Result<(&str, Vec<u8>), CryptoError> {
     let mut parts = envelope.splitn(3, '.');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some(key_id), Some(body)) => {
-            Ok((key_id, URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Envelope)?))
-        }
+        (Some("v1"), Some(key_id), Some(body)) => Ok((key_id, URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Envelope)?)),
         _ => Err(CryptoError::Envelope),
     }
 }

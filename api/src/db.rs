@@ -75,8 +75,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
-            txn.execute(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY.into()]))
-                .await?;
+            txn.execute(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY.into()])).await?;
             Migrator::up(&txn, None).await?;
             txn.commit().await
         }

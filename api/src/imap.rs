@@ -124,9 +124,7 @@ pub async fn connect(server: &ImapServer) -> Result<Session, ImapError> {
         Security::Starttls => {
             let mut client = async_imap::Client::new(Stream::Plain(tcp));
             greeting(&mut client).await?;
-            within("negotiating STARTTLS", client.run_command_and_check_ok("STARTTLS", None))
-                .await?
-                .map_err(|e| ImapError::NoStartTls(e.to_string()))?;
+            within("negotiating STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?.map_err(|e| ImapError::NoStartTls(e.to_string()))?;
             let Stream::Plain(tcp) = client.into_inner() else { unreachable!("STARTTLS starts from a plain socket") };
             // No greeting after STARTTLS (RFC 3501 §6.2.1).
             async_imap::Client::new(tls(&server.host, tcp).await?)
@@ -142,9 +140,8 @@ pub async fn connect(server: &ImapServer) -> Result<Session, ImapError> {
 /// Whether the server has CONDSTORE (RFC 7162): then a folder's HIGHESTMODSEQ, read with
 /// STATUS, says whether anything in it changed since it was last read.
 pub async fn has_condstore(session: &mut Session) -> Result<bool, ImapError> {
-    let capabilities = within("reading the capabilities", session.capabilities())
-        .await?
-        .map_err(|source| ImapError::Imap { step: "reading the capabilities", source })?;
+    let capabilities =
+        within("reading the capabilities", session.capabilities()).await?.map_err(|source| ImapError::Imap { step: "reading the capabilities", source })?;
     Ok(capabilities.has_str("CONDSTORE"))
 }
 
@@ -188,6 +185,8 @@ pub async fn probe(server: &ImapServer) -> Result<Vec<Folder>, Failure> {
     match tokio::time::timeout(TIMEOUT, steps).await {
         Ok(Ok(folders)) => Ok(folders),
         Ok(Err(e)) => Err(classify(&e)),
-        Err(_) => Err(Failure { reason: FailureReason::Timeout, smtp_code: None, message: format!("no answer within {} s", TIMEOUT.as_secs()), transient: true }),
+        Err(_) => {
+            Err(Failure { reason: FailureReason::Timeout, smtp_code: None, message: format!("no answer within {} s", TIMEOUT.as_secs()), transient: true })
+        }
     }
 }

@@ -102,7 +102,13 @@ impl Connection {
     }
 
     fn of(row: &mailbox::Model) -> Self {
-        Self { email_address: row.email_address.clone(), username: row.username.clone(), host: row.host.clone(), port: row.port, security: Security::parse(&row.security) }
+        Self {
+            email_address: row.email_address.clone(),
+            username: row.username.clone(),
+            host: row.host.clone(),
+            port: row.port,
+            security: Security::parse(&row.security),
+        }
     }
 
     fn checked(mut self) -> ApiResult<Self> {

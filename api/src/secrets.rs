@@ -53,9 +53,8 @@ pub async fn rotate(db: &impl ConnectionTrait, keyring: &Keyring, columns: &[Sea
     let mut report = RotationReport::default();
     for sealed in columns {
         let (table, column) = (quoted(backend, sealed.table), quoted(backend, sealed.column));
-        let rows = db
-            .query_all(Statement::from_string(backend, format!("SELECT id, account_id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL")))
-            .await?;
+        let rows =
+            db.query_all(Statement::from_string(backend, format!("SELECT id, account_id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL"))).await?;
         for row in rows {
             report.examined += 1;
             let id: Uuid = row.try_get("", "id")?;

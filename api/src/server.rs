@@ -191,9 +191,7 @@ async fn execute(app: &AppState, request: async_graphql::Request, caller: Option
     let response = graphql::execute(app, request, caller, user).await;
     // A request error (parse, validation, variables) has no `data` at all; field errors
     // carry a path.
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
+    let request_error = response.data == async_graphql::Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty());
     let status = if request_error && media == MediaType::GraphqlResponseJson { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = if request_error {
         // Request errors carry no `data` entry at all.

@@ -301,9 +301,7 @@ impl Mailer {
         let pipelining = hello.message().skip(1).any(|k| k.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(user) = &server.username {
             let credentials = Credentials::new(user.clone(), server.password.clone().unwrap_or_default());
-            tokio::time::timeout(TIMEOUT, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials))
-                .await
-                .map_err(|e| step("logging in", e))??;
+            tokio::time::timeout(TIMEOUT, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)).await.map_err(|e| step("logging in", e))??;
         }
         Ok(Connection { smtp: conn, pipelining })
     }
@@ -518,7 +516,12 @@ pub async fn probe(server: &SmtpServer, from: Option<Mailbox>, send_to: Option<M
                 .to(to)
                 .subject("Herald: SMTP settings test")
                 .body(String::from("This message confirms that Herald can send email through your SMTP settings.\n"))
-                .map_err(|e| Failure { reason: FailureReason::Rejected, smtp_code: None, message: format!("cannot build the test message: {e}"), transient: false })?;
+                .map_err(|e| Failure {
+                    reason: FailureReason::Rejected,
+                    smtp_code: None,
+                    message: format!("cannot build the test message: {e}"),
+                    transient: false,
+                })?;
             mailer.send(&message).await.map_err(|e| classify(&e))?;
             mailer.close().await;
         }
@@ -526,11 +529,8 @@ pub async fn probe(server: &SmtpServer, from: Option<Mailbox>, send_to: Option<M
     };
     match tokio::time::timeout(TIMEOUT, steps).await {
         Ok(result) => result,
-        Err(_) => Err(Failure {
-            reason: FailureReason::Timeout,
-            smtp_code: None,
-            message: format!("no answer within {} s", TIMEOUT.as_secs()),
-            transient: true,
-        }),
+        Err(_) => {
+            Err(Failure { reason: FailureReason::Timeout, smtp_code: None, message: format!("no answer within {} s", TIMEOUT.as_secs()), transient: true })
+        }
     }
 }

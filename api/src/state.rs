@@ -71,6 +71,15 @@ impl AppState {
         let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
         let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
         let counts = crate::notifications::panel::CountsReader::start(db.clone());
-        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), schema, events, counts })
+        Ok(Self {
+            tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())),
+            config: Arc::new(config),
+            db,
+            bus,
+            keyring: Arc::new(keyring),
+            schema,
+            events,
+            counts,
+        })
     }
 }

@@ -31,7 +31,8 @@ pub fn email(field: &str, value: &str) -> ApiResult<String> {
 /// An email domain such as `example.com`, lower-cased.
 pub fn domain(field: &str, value: &str) -> ApiResult<String> {
     let d = value.trim().trim_start_matches('@').to_lowercase();
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
     if d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
         return Err(ApiError::bad_input(field, format!("{value:?} is not a valid email domain")));
     }
@@ -49,7 +50,8 @@ pub fn host(field: &str, value: &str) -> ApiResult<String> {
     if h.parse::<std::net::IpAddr>().is_ok() {
         return Ok(h);
     }
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-');
     if h.is_empty() || h.len() > 253 || !h.split('.').all(label_ok) {
         return Err(ApiError::bad_input(field, format!("{value:?} is not a host name or IP address")));
     }

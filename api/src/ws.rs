@@ -120,15 +120,7 @@ struct Connection {
 
 impl Connection {
     fn new(app: AppState, socket: WebSocket, protocol: Protocol) -> Self {
-        Self {
-            app,
-            socket,
-            protocol,
-            caller: None,
-            init_received: false,
-            operations: StreamMap::new(),
-            last_seen: Instant::now(),
-        }
+        Self { app, socket, protocol, caller: None, init_received: false, operations: StreamMap::new(), last_seen: Instant::now() }
     }
 
     /// Waits for the socket, the operations, the ping and the deadlines. What an event sets
@@ -197,11 +189,7 @@ impl Connection {
     }
 
     async fn close(&mut self, code: u16, reason: &str) -> Flow {
-        let _ = tokio::time::timeout(
-            SEND_TIMEOUT,
-            self.socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))),
-        )
-        .await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() })))).await;
         Flow::Stop
     }
 
@@ -371,10 +359,7 @@ fn text(value: &Value) -> Message {
 /// header would carry it, or `{"token": "…"}` / `{"authToken": "…"}`.
 fn token_from_payload(payload: &Value) -> Option<String> {
     let object = payload.as_object()?;
-    ["Authorization", "authorization", "token", "authToken"]
-        .iter()
-        .find_map(|key| object.get(*key).and_then(Value::as_str))
-        .map(str::to_string)
+    ["Authorization", "authorization", "token", "authToken"].iter().find_map(|key| object.get(*key).and_then(Value::as_str)).map(str::to_string)
 }
 
 #[cfg(test)]

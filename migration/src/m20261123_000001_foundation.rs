@@ -115,12 +115,7 @@ enum AuditEvent {
 }
 
 fn fk(name: &str, from: (impl IntoIden + 'static, impl IntoIden), to: (impl IntoIden + 'static, impl IntoIden)) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
+    ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).on_delete(ForeignKeyAction::Cascade).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -139,12 +134,14 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(Account::CreatedAt))
                 .col(timestamp_with_time_zone(Account::UpdatedAt))
                 .col(uuid_null(Account::UpdatedBy))
-                .foreign_key(&mut ForeignKey::create()
-                    .name("fk_account_parent")
-                    .from(Account::Table, Account::ParentId)
-                    .to(Account::Table, Account::Id)
-                    .on_delete(ForeignKeyAction::Restrict)
-                    .to_owned())
+                .foreign_key(
+                    &mut ForeignKey::create()
+                        .name("fk_account_parent")
+                        .from(Account::Table, Account::ParentId)
+                        .to(Account::Table, Account::Id)
+                        .on_delete(ForeignKeyAction::Restrict)
+                        .to_owned(),
+                )
                 .to_owned(),
         )
         .await?;
@@ -220,7 +217,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(Index::create().name("ix_person_contact").table(ContactPerson::Table).col(ContactPerson::ContactId).to_owned()).await?;
-        m.create_index(Index::create().name("ix_person_email").table(ContactPerson::Table).col(ContactPerson::AccountId).col(ContactPerson::Email).to_owned()).await?;
+        m.create_index(Index::create().name("ix_person_email").table(ContactPerson::Table).col(ContactPerson::AccountId).col(ContactPerson::Email).to_owned())
+            .await?;
 
         m.create_table(
             Table::create()
@@ -232,12 +230,14 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(Project::CreatedAt))
                 .col(timestamp_with_time_zone(Project::UpdatedAt))
                 .foreign_key(&mut fk("fk_project_account", (Project::Table, Project::AccountId), (Account::Table, Account::Id)))
-                .foreign_key(&mut ForeignKey::create()
-                    .name("fk_project_customer")
-                    .from(Project::Table, Project::CustomerId)
-                    .to(Contact::Table, Contact::Id)
-                    .on_delete(ForeignKeyAction::SetNull)
-                    .to_owned())
+                .foreign_key(
+                    &mut ForeignKey::create()
+                        .name("fk_project_customer")
+                        .from(Project::Table, Project::CustomerId)
+                        .to(Contact::Table, Contact::Id)
+                        .on_delete(ForeignKeyAction::SetNull)
+                        .to_owned(),
+                )
                 .to_owned(),
         )
         .await?;

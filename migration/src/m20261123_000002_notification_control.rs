@@ -88,12 +88,7 @@ impl MigrationTrait for Migration {
                 .col(string_len(NotificationDefault::Switch, 16))
                 .col(boolean(NotificationDefault::Enabled))
                 .col(boolean(NotificationDefault::Locked).default(false))
-                .primary_key(
-                    Index::create()
-                        .col(NotificationDefault::AccountId)
-                        .col(NotificationDefault::NotificationType)
-                        .col(NotificationDefault::Switch),
-                )
+                .primary_key(Index::create().col(NotificationDefault::AccountId).col(NotificationDefault::NotificationType).col(NotificationDefault::Switch))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_notification_default_account")
@@ -112,12 +107,7 @@ impl MigrationTrait for Migration {
                 .col(string_len(NotificationOverride::Switch, 16))
                 .col(uuid(NotificationOverride::AccountId))
                 .col(boolean(NotificationOverride::Enabled))
-                .primary_key(
-                    Index::create()
-                        .col(NotificationOverride::UserId)
-                        .col(NotificationOverride::NotificationType)
-                        .col(NotificationOverride::Switch),
-                )
+                .primary_key(Index::create().col(NotificationOverride::UserId).col(NotificationOverride::NotificationType).col(NotificationOverride::Switch))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_notification_override_user")
@@ -153,25 +143,22 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_notification_roll_up_sub_account")
-                .table(NotificationRollUp::Table)
-                .col(NotificationRollUp::SubAccountId)
-                .to_owned(),
+            Index::create().name("ix_notification_roll_up_sub_account").table(NotificationRollUp::Table).col(NotificationRollUp::SubAccountId).to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_notification_override_account")
-                .table(NotificationOverride::Table)
-                .col(NotificationOverride::AccountId)
-                .to_owned(),
+            Index::create().name("ix_notification_override_account").table(NotificationOverride::Table).col(NotificationOverride::AccountId).to_owned(),
         )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [NotificationRollUp::Table.into_iden(), NotificationOverride::Table.into_iden(), NotificationDefault::Table.into_iden(), NotificationSetting::Table.into_iden()] {
+        for table in [
+            NotificationRollUp::Table.into_iden(),
+            NotificationOverride::Table.into_iden(),
+            NotificationDefault::Table.into_iden(),
+            NotificationSetting::Table.into_iden(),
+        ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

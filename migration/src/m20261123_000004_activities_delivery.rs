@@ -124,7 +124,11 @@ impl MigrationTrait for Migration {
                 .col(integer(ActivitySettings::Version))
                 .col(timestamp_with_time_zone(ActivitySettings::UpdatedAt))
                 .col(uuid_null(ActivitySettings::UpdatedBy))
-                .foreign_key(&mut cascade("fk_activity_settings_account", (ActivitySettings::Table, ActivitySettings::AccountId), (Account::Table, Account::Id)))
+                .foreign_key(&mut cascade(
+                    "fk_activity_settings_account",
+                    (ActivitySettings::Table, ActivitySettings::AccountId),
+                    (Account::Table, Account::Id),
+                ))
                 .to_owned(),
         )
         .await?;
@@ -136,7 +140,11 @@ impl MigrationTrait for Migration {
                 .col(uuid(ActivityDefaultPerson::UserId))
                 .col(integer(ActivityDefaultPerson::Position))
                 .primary_key(Index::create().col(ActivityDefaultPerson::AccountId).col(ActivityDefaultPerson::UserId))
-                .foreign_key(&mut cascade("fk_default_person_account", (ActivityDefaultPerson::Table, ActivityDefaultPerson::AccountId), (Account::Table, Account::Id)))
+                .foreign_key(&mut cascade(
+                    "fk_default_person_account",
+                    (ActivityDefaultPerson::Table, ActivityDefaultPerson::AccountId),
+                    (Account::Table, Account::Id),
+                ))
                 .foreign_key(&mut cascade("fk_default_person_user", (ActivityDefaultPerson::Table, ActivityDefaultPerson::UserId), (User::Table, User::Id)))
                 .to_owned(),
         )
@@ -193,15 +201,13 @@ impl MigrationTrait for Migration {
             Index::create().name("ux_activity_external").table(Activity::Table).col(Activity::AccountId).col(Activity::ExternalId).unique().to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_activity_account_due").table(Activity::Table).col(Activity::AccountId).col(Activity::DueAt).to_owned())
-            .await?;
+        m.create_index(Index::create().name("ix_activity_account_due").table(Activity::Table).col(Activity::AccountId).col(Activity::DueAt).to_owned()).await?;
         // The scheduler's two scans: what is due to be reminded or escalated by now.
         m.create_index(Index::create().name("ix_activity_remind_at").table(Activity::Table).col(Activity::RemindAt).to_owned()).await?;
         m.create_index(Index::create().name("ix_activity_escalate_at").table(Activity::Table).col(Activity::EscalateAt).to_owned()).await?;
 
         // Leases: a worker that dies holding messages gives them back when its lease ends.
-        m.alter_table(Table::alter().table(OutboxMessage::Table).add_column(timestamp_with_time_zone_null(OutboxMessage::LeasedUntil)).to_owned())
-            .await?;
+        m.alter_table(Table::alter().table(OutboxMessage::Table).add_column(timestamp_with_time_zone_null(OutboxMessage::LeasedUntil)).to_owned()).await?;
         m.alter_table(Table::alter().table(OutboxMessage::Table).add_column(timestamp_with_time_zone_null(OutboxMessage::SentAt)).to_owned()).await?;
         m.create_index(
             Index::create().name("ix_outbox_leased").table(OutboxMessage::Table).col(OutboxMessage::Status).col(OutboxMessage::LeasedUntil).to_owned(),
@@ -214,12 +220,8 @@ impl MigrationTrait for Migration {
         m.drop_index(Index::drop().name("ix_outbox_leased").table(OutboxMessage::Table).to_owned()).await?;
         m.alter_table(Table::alter().table(OutboxMessage::Table).drop_column(OutboxMessage::SentAt).to_owned()).await?;
         m.alter_table(Table::alter().table(OutboxMessage::Table).drop_column(OutboxMessage::LeasedUntil).to_owned()).await?;
-        for table in [
-            Activity::Table.into_iden(),
-            SmsGateway::Table.into_iden(),
-            ActivityDefaultPerson::Table.into_iden(),
-            ActivitySettings::Table.into_iden(),
-        ] {
+        for table in [Activity::Table.into_iden(), SmsGateway::Table.into_iden(), ActivityDefaultPerson::Table.into_iden(), ActivitySettings::Table.into_iden()]
+        {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

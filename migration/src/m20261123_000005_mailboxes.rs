@@ -218,10 +218,18 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(Email::CreatedAt))
                 .foreign_key(&mut cascade("fk_email_account", (Email::Table, Email::AccountId), (Account::Table, Account::Id)))
                 .foreign_key(
-                    ForeignKey::create().name("fk_email_contact").from(Email::Table, Email::ContactId).to(Contact::Table, Contact::Id).on_delete(ForeignKeyAction::SetNull),
+                    ForeignKey::create()
+                        .name("fk_email_contact")
+                        .from(Email::Table, Email::ContactId)
+                        .to(Contact::Table, Contact::Id)
+                        .on_delete(ForeignKeyAction::SetNull),
                 )
                 .foreign_key(
-                    ForeignKey::create().name("fk_email_project").from(Email::Table, Email::ProjectId).to(Project::Table, Project::Id).on_delete(ForeignKeyAction::SetNull),
+                    ForeignKey::create()
+                        .name("fk_email_project")
+                        .from(Email::Table, Email::ProjectId)
+                        .to(Project::Table, Project::Id)
+                        .on_delete(ForeignKeyAction::SetNull),
                 )
                 .to_owned(),
         )
@@ -239,9 +247,7 @@ impl MigrationTrait for Migration {
                 .col(big_integer(EmailLocation::Uidvalidity))
                 .col(big_integer(EmailLocation::Uid))
                 .col(uuid(EmailLocation::AccountId))
-                .primary_key(
-                    Index::create().col(EmailLocation::MailboxId).col(EmailLocation::Folder).col(EmailLocation::Uidvalidity).col(EmailLocation::Uid),
-                )
+                .primary_key(Index::create().col(EmailLocation::MailboxId).col(EmailLocation::Folder).col(EmailLocation::Uidvalidity).col(EmailLocation::Uid))
                 .foreign_key(&mut cascade("fk_location_email", (EmailLocation::Table, EmailLocation::EmailId), (Email::Table, Email::Id)))
                 .foreign_key(&mut cascade("fk_location_mailbox", (EmailLocation::Table, EmailLocation::MailboxId), (Mailbox::Table, Mailbox::Id)))
                 .to_owned(),

@@ -66,9 +66,7 @@ impl MigrationTrait for Migration {
         m.drop_index(Index::drop().name("ix_notification_fold").table(Notification::Table).to_owned()).await?;
         if m.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Rows of users deleted since have to go first, as the cascade would have taken them.
-            m.get_connection()
-                .execute_unprepared(r#"DELETE FROM notification n WHERE NOT EXISTS (SELECT 1 FROM "user" u WHERE u.id = n.user_id)"#)
-                .await?;
+            m.get_connection().execute_unprepared(r#"DELETE FROM notification n WHERE NOT EXISTS (SELECT 1 FROM "user" u WHERE u.id = n.user_id)"#).await?;
             m.create_foreign_key(
                 ForeignKey::create()
                     .name("fk_notification_user")

@@ -38,8 +38,7 @@ async fn a_deactivated_user_is_locked_out_at_once() {
     let app = spawn_app().await;
     let (bob, bob_token) = app.user("Bob", "USER").await;
     assert!(app.gql(Some(&bob_token), VIEWER, json!({})).await.get("errors").is_none());
-    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { active } } }", json!({"i": {"id": bob, "active": false}}))
-        .await;
+    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { active } } }", json!({"i": {"id": bob, "active": false}})).await;
     let response = app.http.post(app.url()).bearer_auth(&bob_token).json(&json!({"query": VIEWER})).send().await.unwrap();
     assert_eq!(response.status(), 401);
 }
@@ -68,9 +67,7 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     let contacts = app.gql(Some(&secret), "{ contacts { nodes { id } } }", json!({})).await;
     assert!(contacts.get("errors").is_none(), "{contacts}");
 
-    let write = app
-        .gql(Some(&secret), "mutation { createContact(input: {kind: LEAD, name: \"Initech\"}) { contact { id } } }", json!({}))
-        .await;
+    let write = app.gql(Some(&secret), "mutation { createContact(input: {kind: LEAD, name: \"Initech\"}) { contact { id } } }", json!({})).await;
     assert_eq!(error_code(&write), Some("FORBIDDEN"), "READ keys cannot write");
     let mint = app.gql(Some(&secret), CREATE_KEY, json!({"i": {"name": "x", "scopes": ["WRITE"]}})).await;
     assert_eq!(error_code(&mint), Some("FORBIDDEN"), "keys cannot mint keys");
@@ -89,9 +86,7 @@ async fn write_keys_change_data_and_are_named_in_the_audit_log() {
     let created = app.admin(CREATE_KEY, json!({"i": {"name": "CRM sync", "scopes": ["WRITE"]}})).await;
     let secret = created["createApiKey"]["secret"].as_str().unwrap();
     let key_id = created["createApiKey"]["apiKey"]["id"].as_str().unwrap();
-    let body = app
-        .gql(Some(secret), "mutation { createContact(input: {kind: LEAD, name: \"Initech\"}) { contact { id name } } }", json!({}))
-        .await;
+    let body = app.gql(Some(secret), "mutation { createContact(input: {kind: LEAD, name: \"Initech\"}) { contact { id name } } }", json!({})).await;
     assert_eq!(body["data"]["createContact"]["contact"]["name"], "Initech", "{body}");
     let log = app.admin("{ auditLog(first: 1) { nodes { action apiKeyId actor { id } } } }", json!({})).await;
     assert_eq!(log["auditLog"]["nodes"][0]["action"], "contact.created");
@@ -119,9 +114,8 @@ async fn log_in_as_acts_as_the_user_and_audits_the_admin() {
     assert_eq!(error_code(&again), Some("FORBIDDEN"));
 
     // What the admin changes as Bob is recorded with the admin as actor.
-    let renamed = app
-        .gql(Some(&token), "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { name } } }", json!({"i": {"id": bob, "name": "Robert"}}))
-        .await;
+    let renamed =
+        app.gql(Some(&token), "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { name } } }", json!({"i": {"id": bob, "name": "Robert"}})).await;
     assert_eq!(renamed["data"]["updateUser"]["user"]["name"], "Robert", "{renamed}");
     let log = app.admin("{ auditLog(first: 2) { nodes { action actor { id } impersonatedUser { id } } } }", json!({})).await;
     let latest = &log["auditLog"]["nodes"][0];
@@ -134,8 +128,7 @@ async fn log_in_as_acts_as_the_user_and_audits_the_admin() {
     let (other_admin, other_token) = app.user("Second admin", "COMPANY_ADMIN").await;
     let done = app.gql(Some(&other_token), IMPERSONATE, json!({"i": {"userId": bob}})).await;
     let token = done["data"]["impersonate"]["token"].as_str().unwrap().to_string();
-    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { role } } }", json!({"i": {"id": other_admin, "role": "USER"}}))
-        .await;
+    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { role } } }", json!({"i": {"id": other_admin, "role": "USER"}})).await;
     let response = app.http.post(app.url()).bearer_auth(&token).json(&json!({"query": VIEWER})).send().await.unwrap();
     assert_eq!(response.status(), 401);
 }
@@ -154,9 +147,7 @@ async fn log_in_as_reaches_sub_accounts_but_never_upwards() {
 
     // A user of the sub-account, created directly (the sub-account has no admin token yet).
     let sub_user = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
-    let listed = app
-        .admin("query($id: ID) { account(id: $id) { users { nodes { id } } } }", json!({"id": sub_id}))
-        .await;
+    let listed = app.admin("query($id: ID) { account(id: $id) { users { nodes { id } } } }", json!({"id": sub_id})).await;
     assert_eq!(listed["account"]["users"]["nodes"][0]["id"], sub_user.as_str(), "parent admins pick sub-account users");
 
     let done = app.admin(IMPERSONATE, json!({"i": {"userId": sub_user}})).await;

@@ -4,8 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app, TestApp};
 
-const CREATE_CONTACT: &str =
-    "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id name mainEmail emailDomain assignees { id } } } }";
+const CREATE_CONTACT: &str = "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id name mainEmail emailDomain assignees { id } } } }";
 const ASSIGN: &str = "mutation($i: ContactAssigneesInput!) { assignContact(input: $i) { contact { assignees { id } } } }";
 const UNASSIGN: &str = "mutation($i: ContactAssigneesInput!) { unassignContact(input: $i) { contact { assignees { id } } } }";
 
@@ -24,9 +23,8 @@ async fn assignees_keep_their_order_the_first_stays_first() {
     let (u1, _) = app.user("One", "USER").await;
     let (u2, _) = app.user("Two", "USER").await;
     let (u3, _) = app.user("Three", "USER").await;
-    let created = app
-        .admin(CREATE_CONTACT, json!({"i": {"kind": "CUSTOMER", "name": "Acme Corp", "mainEmail": "Sales@ACME.example", "assigneeIds": [u1, u2]}}))
-        .await;
+    let created =
+        app.admin(CREATE_CONTACT, json!({"i": {"kind": "CUSTOMER", "name": "Acme Corp", "mainEmail": "Sales@ACME.example", "assigneeIds": [u1, u2]}})).await;
     let contact = &created["createContact"]["contact"];
     assert_eq!(contact["mainEmail"], "sales@acme.example");
     assert_eq!(contact["emailDomain"], "acme.example");
@@ -71,11 +69,18 @@ async fn persons_and_projects_hang_off_their_contact() {
     assert_eq!(updated["updateContactPerson"]["contactPerson"], json!({"invalid": true, "position": null}));
 
     let project = app
-        .admin("mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id customer { name } } } }", json!({"i": {"name": "Rollout", "customerId": customer}}))
+        .admin(
+            "mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id customer { name } } } }",
+            json!({"i": {"name": "Rollout", "customerId": customer}}),
+        )
         .await;
     assert_eq!(project["createProject"]["project"]["customer"]["name"], "Acme Corp");
     let for_lead = app
-        .gql(Some(&app.admin_token), "mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id } } }", json!({"i": {"name": "X", "customerId": lead}}))
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id } } }",
+            json!({"i": {"name": "X", "customerId": lead}}),
+        )
         .await;
     assert_eq!(error_code(&for_lead), Some("BAD_USER_INPUT"));
     assert_eq!(for_lead["errors"][0]["extensions"]["field"], "input.customerId");
@@ -98,7 +103,11 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     let cases = [
         ("mutation { createUser(input: {name: \"X\", email: \"not-an-email\", role: USER}) { user { id } } }", "BAD_USER_INPUT", Some("input.email")),
         ("mutation { createUser(input: {name: \"  \", email: \"x@example.com\", role: USER}) { user { id } } }", "BAD_USER_INPUT", Some("input.name")),
-        ("mutation { createUser(input: {name: \"X\", email: \"x@example.com\", role: USER, phone: \"12\"}) { user { id } } }", "BAD_USER_INPUT", Some("input.phone")),
+        (
+            "mutation { createUser(input: {name: \"X\", email: \"x@example.com\", role: USER, phone: \"12\"}) { user { id } } }",
+            "BAD_USER_INPUT",
+            Some("input.phone"),
+        ),
         ("mutation { updateAccount(input: {timeZone: \"Mars/Olympus\"}) { account { id } } }", "BAD_USER_INPUT", Some("input.timeZone")),
         ("mutation { createUser(input: {name: \"X\", email: \"x@example.com\", role: USER, shoeSize: 9}) { user { id } } }", "BAD_USER_INPUT", None),
         ("mutation { createUser(input: {name: 42, email: \"x@example.com\", role: USER}) { user { id } } }", "BAD_USER_INPUT", None),
@@ -143,9 +152,8 @@ async fn account_settings_are_version_checked_and_audited() {
     let account = app.admin("{ account { version updatedBy { id } } }", json!({})).await;
     assert_eq!(account["account"]["version"], 1);
     let update = "mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { name timeZone version updatedAt updatedBy { id } addOns } } }";
-    let changed = app
-        .admin(update, json!({"i": {"expectedVersion": 1, "name": "Acme Inc", "timeZone": "Europe/Paris", "addOns": ["NOTIFICATION_ROLL_UP"]}}))
-        .await;
+    let changed =
+        app.admin(update, json!({"i": {"expectedVersion": 1, "name": "Acme Inc", "timeZone": "Europe/Paris", "addOns": ["NOTIFICATION_ROLL_UP"]}})).await;
     let account = &changed["updateAccount"]["account"];
     assert_eq!(account["version"], 2);
     assert_eq!(account["timeZone"], "Europe/Paris");
@@ -185,12 +193,15 @@ async fn users_edit_their_own_profile_but_not_their_role() {
 async fn the_last_company_admin_cannot_be_removed() {
     let app = spawn_app().await;
     let demote = app
-        .gql(Some(&app.admin_token), "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { role } } }", json!({"i": {"id": app.admin_id, "role": "USER"}}))
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { role } } }",
+            json!({"i": {"id": app.admin_id, "role": "USER"}}),
+        )
         .await;
     assert_eq!(error_code(&demote), Some("CONFLICT"));
-    let delete = app
-        .gql(Some(&app.admin_token), "mutation($i: DeleteUserInput!) { deleteUser(input: $i) { deletedUserId } }", json!({"i": {"id": app.admin_id}}))
-        .await;
+    let delete =
+        app.gql(Some(&app.admin_token), "mutation($i: DeleteUserInput!) { deleteUser(input: $i) { deletedUserId } }", json!({"i": {"id": app.admin_id}})).await;
     assert_eq!(error_code(&delete), Some("CONFLICT"));
     let me = app.admin("{ viewer { user { role } } }", json!({})).await;
     assert_eq!(me["viewer"]["user"]["role"], "COMPANY_ADMIN");
@@ -203,9 +214,8 @@ async fn connections_page_forwards_and_backwards_by_cursor() {
         app.admin(CREATE_CONTACT, json!({"i": {"kind": "LEAD", "name": format!("Lead {i}")}})).await;
     }
     let page = "query($f: Int, $a: String, $l: Int, $b: String) { contacts(first: $f, after: $a, last: $l, before: $b) { edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage endCursor startCursor } } }";
-    let names = |v: &Value| -> Vec<String> {
-        v["contacts"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap().to_string()).collect()
-    };
+    let names =
+        |v: &Value| -> Vec<String> { v["contacts"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].as_str().unwrap().to_string()).collect() };
     let first = app.admin(page, json!({"f": 2})).await;
     assert_eq!(names(&first), ["Lead 0", "Lead 1"]);
     assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true);

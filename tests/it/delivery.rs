@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, ColumnTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use worker::Worker;
@@ -141,9 +141,7 @@ async fn settings_page_saves_whole_validates_and_never_shows_the_password() {
     assert_eq!(body["data"]["changeActivitySettings"]["activitySettings"]["smtp"]["passwordSet"], true, "{body:#}");
 
     // Reset restores the defaults and keeps the SMTP server.
-    let data = app
-        .admin(&format!("mutation {{ resetActivitySettings(input: {{expectedVersion: 2}}) {{ {SETTINGS} }} }}"), json!({}))
-        .await;
+    let data = app.admin(&format!("mutation {{ resetActivitySettings(input: {{expectedVersion: 2}}) {{ {SETTINGS} }} }}"), json!({})).await;
     let page = &data["resetActivitySettings"]["activitySettings"];
     assert_eq!(page["version"], 3);
     assert_eq!(page["lateResponse"], json!({"intervalHours": 24, "sender": "SYSTEM_ACCOUNT", "senderEmail": null, "defaultPersons": []}));
@@ -401,7 +399,10 @@ async fn sms_receiver(answer: u16) -> (String, Arc<Mutex<Vec<(String, HashMap<St
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",
             post(
-                move |State(seen): State<Arc<Mutex<Vec<_>>>>, axum::extract::Path(sid): axum::extract::Path<String>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>| async move {
+                move |State(seen): State<Arc<Mutex<Vec<_>>>>,
+                      axum::extract::Path(sid): axum::extract::Path<String>,
+                      headers: HeaderMap,
+                      Form(form): Form<HashMap<String, String>>| async move {
                     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
                     seen.lock().await.push((sid, form, auth));
                     let status = axum::http::StatusCode::from_u16(answer).unwrap();
@@ -513,11 +514,7 @@ async fn two_workers_one_killed_mid_batch_deliver_every_message() {
     // The survivor finishes, taking over the killed worker's claims when their lease ends.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let sent = entity::outbox_message::Entity::find()
-            .filter(entity::outbox_message::Column::Status.eq("SENT"))
-            .count(&app.state.db)
-            .await
-            .unwrap();
+        let sent = entity::outbox_message::Entity::find().filter(entity::outbox_message::Column::Status.eq("SENT")).count(&app.state.db).await.unwrap();
         if sent as usize == N || tokio::time::Instant::now() > deadline {
             break;
         }

@@ -186,10 +186,7 @@ impl TestApp {
     pub async fn user(&self, name: &str, role: &str) -> (String, String) {
         let email = format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), Uuid::now_v7().simple());
         let data = self
-            .admin(
-                "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
-                json!({"i": {"name": name, "email": email, "role": role}}),
-            )
+            .admin("mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }", json!({"i": {"name": name, "email": email, "role": role}}))
             .await;
         let id = data["createUser"]["user"]["id"].as_str().unwrap().to_string();
         let token = self.token_for(&id);

@@ -9,14 +9,7 @@ const VIEWER: &str = "{ viewer { user { name } } }";
 #[tokio::test]
 async fn get_runs_queries_but_refuses_mutations_with_405() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .get(app.url())
-        .query(&[("query", VIEWER)])
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.get(app.url()).query(&[("query", VIEWER)]).bearer_auth(&app.admin_token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["viewer"]["user"]["name"], "Administrator");
@@ -69,9 +62,8 @@ async fn accept_selects_the_media_type_and_its_status_codes() {
     assert_eq!(response.status(), 406);
 
     // A field error keeps `data` (null) and answers 200 with either media type.
-    let response = app
-        .post_raw(&[("content-type", "application/json"), ("accept", "application/graphql-response+json")], json!({"query": VIEWER}).to_string())
-        .await;
+    let response =
+        app.post_raw(&[("content-type", "application/json"), ("accept", "application/graphql-response+json")], json!({"query": VIEWER}).to_string()).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"], Value::Null);
@@ -116,7 +108,8 @@ async fn depth_alias_and_complexity_limits_refuse_abusive_queries() {
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("aliases"), "{body}");
 
-    let nested = "{ viewer { account { users { nodes { account { users { nodes { account { users { nodes { account { users { nodes { id } } } } } } } } } } } } } }";
+    let nested =
+        "{ viewer { account { users { nodes { account { users { nodes { account { users { nodes { account { users { nodes { id } } } } } } } } } } } } } }";
     let body = app.gql(Some(&app.admin_token), nested, json!({})).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("nested"), "{body}");

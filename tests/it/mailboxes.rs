@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use crate::helpers::{error_code, spawn_app, TestApp, TestImap};
 
 const ANN: (&str, &str) = ("ann@acme.example", "ann-secret");
-const TEST: &str = "mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok failure { reason message } folders { path name selectable } } }";
+const TEST: &str =
+    "mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok failure { reason message } folders { path name selectable } } }";
 const CREATE: &str = "mutation($i: CreateMailboxInput!) { createMailbox(input: $i) { mailbox { id emailAddress username passwordSet host port security state main directories version user { id } } } }";
 
 fn typed(imap: &TestImap, password: &str) -> Value {
@@ -57,12 +58,8 @@ async fn a_tested_mailbox_is_saved_with_its_folders_and_a_write_only_password() 
     assert!(!body.to_string().contains(ANN.1), "the password never comes back");
 
     // Sealed at rest.
-    let rows = app
-        .state
-        .db
-        .query_all(sea_orm::Statement::from_string(app.state.db.get_database_backend(), "SELECT password FROM mailbox".to_string()))
-        .await
-        .unwrap();
+    let rows =
+        app.state.db.query_all(sea_orm::Statement::from_string(app.state.db.get_database_backend(), "SELECT password FROM mailbox".to_string())).await.unwrap();
     let stored: String = rows[0].try_get("", "password").unwrap();
     assert!(stored.starts_with("v1.") && !stored.contains(ANN.1));
 
@@ -122,14 +119,15 @@ async fn one_main_mailbox_per_user_and_only_owners_and_admins_manage_them() {
     let app = spawn_app().await;
     let (ann, ann_token) = app.user("Ann Inbox", "USER").await;
     let (_, bob_token) = app.user("Bob Other", "USER").await;
-    let create = |address: &str| {
-        json!({"i": {"emailAddress": address, "host": "imap.acme.example", "security": "TLS", "password": "p", "main": true, "skipTest": true}})
-    };
+    let create = |address: &str| json!({"i": {"emailAddress": address, "host": "imap.acme.example", "security": "TLS", "password": "p", "main": true, "skipTest": true}});
     let first = app.gql(Some(&ann_token), CREATE, create("ann@acme.example")).await["data"]["createMailbox"]["mailbox"].clone();
     let second = app.gql(Some(&ann_token), CREATE, create("ann.private@acme.example")).await["data"]["createMailbox"]["mailbox"].clone();
     assert_eq!((first["port"].as_i64(), second["main"].as_bool()), (Some(993), Some(true)));
     let data = app.gql(Some(&ann_token), "{ mailboxes { emailAddress main } }", json!({})).await;
-    assert_eq!(data["data"]["mailboxes"], json!([{"emailAddress": "ann@acme.example", "main": false}, {"emailAddress": "ann.private@acme.example", "main": true}]));
+    assert_eq!(
+        data["data"]["mailboxes"],
+        json!([{"emailAddress": "ann@acme.example", "main": false}, {"emailAddress": "ann.private@acme.example", "main": true}])
+    );
 
     // The same address twice for one user is a conflict.
     let body = app.gql(Some(&ann_token), CREATE, create("ann@acme.example")).await;
@@ -147,7 +145,9 @@ async fn one_main_mailbox_per_user_and_only_owners_and_admins_manage_them() {
     assert_eq!(data["updateMailbox"]["mailbox"], json!({"scanActive": false, "version": 2, "state": "NEW"}));
     let data = app.admin("query($u: ID) { mailboxes(userId: $u) { id } }", json!({"u": ann})).await;
     assert_eq!(data["mailboxes"].as_array().unwrap().len(), 2);
-    let body = app.gql(Some(&ann_token), "mutation($i: DeleteMailboxInput!) { deleteMailbox(input: $i) { deletedMailboxId } }", json!({"i": {"id": first["id"]}})).await;
+    let body = app
+        .gql(Some(&ann_token), "mutation($i: DeleteMailboxInput!) { deleteMailbox(input: $i) { deletedMailboxId } }", json!({"i": {"id": first["id"]}}))
+        .await;
     assert_eq!(body["data"]["deleteMailbox"]["deletedMailboxId"], first["id"]);
 }
 
@@ -418,7 +418,11 @@ async fn server_modseq(imap: &TestImap, folder: &str) -> String {
 
 async fn folder_states(app: &TestApp, token: &str, mailbox: &Value) -> Vec<Value> {
     let body = app
-        .gql(Some(token), "query($id: ID!) { mailbox(id: $id) { folderStates { path name uidValidity lastUid highestModseq lastError updatedAt } } }", json!({"id": mailbox["id"]}))
+        .gql(
+            Some(token),
+            "query($id: ID!) { mailbox(id: $id) { folderStates { path name uidValidity lastUid highestModseq lastError updatedAt } } }",
+            json!({"id": mailbox["id"]}),
+        )
         .await;
     body["data"]["mailbox"]["folderStates"].as_array().unwrap_or_else(|| panic!("{body:#}")).clone()
 }

@@ -43,10 +43,7 @@ async fn concurrent_start_ups_migrate_once() {
         assert_eq!(start.await.unwrap().expect("every process starts"), 0);
     }
     let applied = admin
-        .query_one(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!("SELECT count(*) AS n FROM \"{schema}\".seaql_migrations"),
-        ))
+        .query_one(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, format!("SELECT count(*) AS n FROM \"{schema}\".seaql_migrations")))
         .await
         .unwrap()
         .unwrap()

@@ -8,9 +8,8 @@ use crate::helpers::spawn_app;
 async fn the_settings_page_reads_every_type_with_its_rules() {
     let app = spawn_app().await;
     let (_, token) = app.user("Una", "USER").await;
-    let body = app
-        .gql(Some(&token), "{ notificationTypes { type label concernsContact stronglyEncouraged requiresAddOn requiresIntegration } }", json!({}))
-        .await;
+    let body =
+        app.gql(Some(&token), "{ notificationTypes { type label concernsContact stronglyEncouraged requiresAddOn requiresIntegration } }", json!({})).await;
     let types = body["data"]["notificationTypes"].as_array().expect("a list").clone();
     assert_eq!(types.len(), 44);
     let find = |t: &str| -> Value { types.iter().find(|i| i["type"] == t).cloned().unwrap_or_else(|| panic!("{t} missing")) };
@@ -22,7 +21,16 @@ async fn the_settings_page_reads_every_type_with_its_rules() {
     assert_eq!(find("TEXT_RECEIVED")["requiresAddOn"], "TEXT_MESSAGING");
     assert_eq!(find("EMAIL_FAILED_ERROR")["stronglyEncouraged"], true);
     assert_eq!(find("CLIENT_EXPORT")["concernsContact"], false, "AU switches do not apply to exports");
-    for raised in ["ACTIVITY_REMINDER", "LATE_ACTIVITY", "INTEGRATION_REAUTHENTICATION_REQUIRED", "CONTACT_MAPPING_ERROR", "DATA_SYNC_SUMMARY", "INTEGRATION_ENABLED", "INTEGRATION_DISABLED", "AUTOMATED_COMMUNICATION_NEEDS_ATTENTION"] {
+    for raised in [
+        "ACTIVITY_REMINDER",
+        "LATE_ACTIVITY",
+        "INTEGRATION_REAUTHENTICATION_REQUIRED",
+        "CONTACT_MAPPING_ERROR",
+        "DATA_SYNC_SUMMARY",
+        "INTEGRATION_ENABLED",
+        "INTEGRATION_DISABLED",
+        "AUTOMATED_COMMUNICATION_NEEDS_ATTENTION",
+    ] {
         find(raised);
     }
 }
@@ -66,11 +74,14 @@ async fn control_switches_resolve_default_account_user_with_their_source() {
     assert_eq!(control["version"], 1, "{changed}");
     assert_eq!(switch(control, "NEW_LEAD", "system"), json!({"enabled": false, "source": "USER", "locked": false}));
 
-    let stale = app.gql(Some(&bob_token), UPDATE, json!({"i": {"expectedVersion": 0, "changes": [{"type": "NEW_LEAD", "switch": "SYSTEM", "enabled": true}]}})).await;
+    let stale =
+        app.gql(Some(&bob_token), UPDATE, json!({"i": {"expectedVersion": 0, "changes": [{"type": "NEW_LEAD", "switch": "SYSTEM", "enabled": true}]}})).await;
     assert_eq!(stale["errors"][0]["extensions"]["code"], "CONFLICT");
 
     // Reset removes Bob's own choices only.
-    let reset = app.gql(Some(&bob_token), "mutation { resetNotificationControl(input: {}) { control { version types { type system { enabled source } } } } }", json!({})).await;
+    let reset = app
+        .gql(Some(&bob_token), "mutation { resetNotificationControl(input: {}) { control { version types { type system { enabled source } } } } }", json!({}))
+        .await;
     let control = &reset["data"]["resetNotificationControl"]["control"];
     assert_eq!(control["version"], 2);
     assert_eq!(switch(control, "NEW_LEAD", "system"), json!({"enabled": true, "source": "ACCOUNT"}));
@@ -144,7 +155,8 @@ async fn roll_up_needs_the_add_on_and_offers_only_sub_accounts() {
 
     let create = "mutation($i: CreateSubAccountInput!) { createSubAccount(input: $i) { account { id } } }";
     let west = app.admin(create, json!({"i": {"name": "West"}})).await["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
-    let coast = app.admin(create, json!({"i": {"name": "West Coast", "parentId": west}})).await["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    let coast =
+        app.admin(create, json!({"i": {"name": "West Coast", "parentId": west}})).await["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
     let (_, _, foreign_account) = app.other_tenant().await;
     app.admin("mutation { updateAccount(input: {addOns: [NOTIFICATION_ROLL_UP]}) { account { id } } }", json!({})).await;
 
@@ -172,7 +184,10 @@ const PANEL: &str = "{ notifications { nodes { type title count contact { name }
 
 async fn contact_for(app: &crate::helpers::TestApp, assignees: &[&str]) -> String {
     let c = app
-        .admin("mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }", json!({"i": {"kind": "LEAD", "name": "Acme Lead", "assigneeIds": assignees}}))
+        .admin(
+            "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }",
+            json!({"i": {"kind": "LEAD", "name": "Acme Lead", "assigneeIds": assignees}}),
+        )
         .await;
     c["createContact"]["contact"]["id"].as_str().unwrap().to_string()
 }
@@ -258,19 +273,22 @@ async fn publishes_at_once_deduplicate_fold_and_fail_alone() {
     let other_contact = {
         // A contact of another tenant: naming it is an input error for that publish alone.
         let (_, other_admin, _) = app.other_tenant().await;
-        let c = app
-            .gql(Some(&other_admin), "mutation { createContact(input: {kind: LEAD, name: \"Theirs\"}) { contact { id } } }", json!({}))
-            .await;
+        let c = app.gql(Some(&other_admin), "mutation { createContact(input: {kind: LEAD, name: \"Theirs\"}) { contact { id } } }", json!({})).await;
         c["data"]["createContact"]["contact"]["id"].as_str().unwrap().to_string()
     };
     // 24 publishes at once: 12 keys, each twice, about one contact; one more names a contact
     // of another tenant.
     let mut calls = Vec::new();
     for i in 0..24 {
-        let input = json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": format!("Text {}", i % 12), "idempotencyKey": format!("burst-{}", i % 12)}});
+        let input =
+            json!({"i": {"type": "TEXT_RECEIVED", "contactId": contact, "title": format!("Text {}", i % 12), "idempotencyKey": format!("burst-{}", i % 12)}});
         calls.push(app.admin(PUBLISH, input));
     }
-    let bad = app.gql(Some(&app.admin_token), PUBLISH, json!({"i": {"type": "TEXT_RECEIVED", "contactId": other_contact, "title": "Not yours", "idempotencyKey": "burst-bad"}}));
+    let bad = app.gql(
+        Some(&app.admin_token),
+        PUBLISH,
+        json!({"i": {"type": "TEXT_RECEIVED", "contactId": other_contact, "title": "Not yours", "idempotencyKey": "burst-bad"}}),
+    );
     let (answers, bad) = tokio::join!(futures_util::future::join_all(calls), bad);
     assert_eq!(crate::helpers::error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
     let mut events = std::collections::HashMap::new();
@@ -338,7 +356,8 @@ async fn roll_ups_bring_sub_account_events_to_parent_users() {
         .unwrap()
         .to_string();
     let west_user = app.insert_user(&west, "Wes", entity::user::Role::User).await;
-    let publish_in_west = |key: &'static str| app.admin(PUBLISH, json!({"i": {"type": "SYSTEM_INFORMATION", "accountId": west, "title": "West news", "idempotencyKey": key}}));
+    let publish_in_west =
+        |key: &'static str| app.admin(PUBLISH, json!({"i": {"type": "SYSTEM_INFORMATION", "accountId": west, "title": "West news", "idempotencyKey": key}}));
     let before = publish_in_west("w-1").await;
     assert_eq!(before["publishEvent"]["notified"], 1, "only Wes, in West: {before}");
 
@@ -409,7 +428,13 @@ async fn panel_states_change_only_the_callers_rows_and_counts_follow() {
     let seen = app.gql(Some(&bob_t), "mutation { markNotificationsSeen(input: {all: true}) { changed counts { unseen unread total } } }", json!({})).await;
     assert_eq!(seen["data"]["markNotificationsSeen"], json!({"changed": 3, "counts": {"unseen": 0, "unread": 3, "total": 3}}));
 
-    let read = app.gql(Some(&bob_t), "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { counts { unread } } }", json!({"i": {"ids": [ids[0]]}})).await;
+    let read = app
+        .gql(
+            Some(&bob_t),
+            "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { counts { unread } } }",
+            json!({"i": {"ids": [ids[0]]}}),
+        )
+        .await;
     assert_eq!(read["data"]["markNotificationsRead"]["counts"]["unread"], 2);
     let archived = app.gql(Some(&bob_t), "mutation { archiveNotifications(input: {allRead: true}) { changed counts { total } } }", json!({})).await;
     assert_eq!(archived["data"]["archiveNotifications"], json!({"changed": 1, "counts": {"total": 2}}));
@@ -419,7 +444,11 @@ async fn panel_states_change_only_the_callers_rows_and_counts_follow() {
     // Another user's row is NOT_FOUND, and nothing of the request is applied.
     let admin_row = app.admin("{ notifications(first: 1) { nodes { id } } }", json!({})).await["notifications"]["nodes"][0]["id"].clone();
     let cross = app
-        .gql(Some(&bob_t), "mutation($i: NotificationSelectionInput!) { unarchiveNotifications(input: $i) { changed } }", json!({"i": {"ids": [ids[0], admin_row]}}))
+        .gql(
+            Some(&bob_t),
+            "mutation($i: NotificationSelectionInput!) { unarchiveNotifications(input: $i) { changed } }",
+            json!({"i": {"ids": [ids[0], admin_row]}}),
+        )
         .await;
     assert_eq!(cross["errors"][0]["extensions"]["code"], "NOT_FOUND");
     assert_eq!(app.gql(Some(&bob_t), STATE, json!({})).await["data"]["notificationCounts"]["total"], 2);
@@ -444,7 +473,10 @@ async fn a_deleted_users_panel_rows_go_with_them() {
     let news = json!({"i": {"type": "SYSTEM_INFORMATION", "title": "Maintenance tonight", "body": "22:00 to 23:00", "data": {"window": "22-23"}, "idempotencyKey": "maint-1"}});
     assert_eq!(app.admin(PUBLISH, news).await["publishEvent"]["notified"], 2, "the admin and Bob");
     let panel = app.gql(Some(&bob_t), "{ notifications { nodes { title body data contact { name } } } }", json!({})).await;
-    assert_eq!(panel["data"]["notifications"]["nodes"], json!([{"title": "Maintenance tonight", "body": "22:00 to 23:00", "data": {"window": "22-23"}, "contact": null}]));
+    assert_eq!(
+        panel["data"]["notifications"]["nodes"],
+        json!([{"title": "Maintenance tonight", "body": "22:00 to 23:00", "data": {"window": "22-23"}, "contact": null}])
+    );
 
     app.admin("mutation($i: DeleteUserInput!) { deleteUser(input: $i) { deletedUserId } }", json!({"i": {"id": bob}})).await;
     let bob_id: uuid::Uuid = bob.parse().unwrap();

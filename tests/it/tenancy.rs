@@ -349,7 +349,10 @@ impl Owner {
 async fn seed(app: &TestApp) -> Owner {
     let (user, _) = app.user("Owned user", "USER").await;
     let contact = app
-        .admin(r#"mutation($u: ID!) { createContact(input: {kind: CUSTOMER, name: "Secret customer", assigneeIds: [$u]}) { contact { id } } }"#, json!({"u": user}))
+        .admin(
+            r#"mutation($u: ID!) { createContact(input: {kind: CUSTOMER, name: "Secret customer", assigneeIds: [$u]}) { contact { id } } }"#,
+            json!({"u": user}),
+        )
         .await["createContact"]["contact"]["id"]
         .as_str()
         .unwrap()
@@ -442,7 +445,8 @@ async fn snapshot(app: &TestApp) -> Value {
 }
 
 async fn root_fields(app: &TestApp) -> BTreeSet<String> {
-    let schema = app.admin("{ __schema { queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } } } }", json!({})).await;
+    let schema =
+        app.admin("{ __schema { queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } } } }", json!({})).await;
     ["queryType", "mutationType", "subscriptionType"]
         .iter()
         .flat_map(|t| schema["__schema"][t]["fields"].as_array().cloned().unwrap_or_default())

@@ -273,7 +273,13 @@ async fn the_panel_feed_goes_live_and_resumes_without_gap_or_duplicate() {
 
     // One row read from another session: the feed names exactly that row.
     let fourth = app.gql(Some(&bob), "{ notifications(first: 1) { nodes { id } } }", json!({})).await["data"]["notifications"]["nodes"][0]["id"].clone();
-    let read = app.gql(Some(&bob), "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { changed } }", json!({"i": {"ids": [fourth], "read": true}})).await;
+    let read = app
+        .gql(
+            Some(&bob),
+            "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { changed } }",
+            json!({"i": {"ids": [fourth], "read": true}}),
+        )
+        .await;
     assert_eq!(read["data"]["markNotificationsRead"]["changed"], 1, "{read}");
     let state = item(&mut socket).await;
     assert_eq!(state["state"]["change"], "READ");
@@ -292,8 +298,12 @@ async fn publish_bobs_own_lead(app: &TestApp, bob_id: &str) -> Value {
         .admin("mutation($u: ID!) { createContact(input: {kind: LEAD, name: \"L\", assigneeIds: [$u]}) { contact { id } } }", json!({"u": bob_id}))
         .await["createContact"]["contact"]["id"]
         .clone();
-    app.gql(Some(&app.token_for(bob_id)), "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }", json!({}))
-        .await;
+    app.gql(
+        Some(&app.token_for(bob_id)),
+        "mutation { updateNotificationControl(input: {changes: [{type: NEW_LEAD, switch: AU, enabled: true}]}) { control { version } } }",
+        json!({}),
+    )
+    .await;
     app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead", "idempotencyKey": "l1"}})).await;
     contact
 }
@@ -305,7 +315,7 @@ async fn a_feed_carries_only_its_users_notifications() {
     let (_, carol) = app.user("Carol", "USER").await;
     let mut socket = feed(app.ws_url(), &carol, Value::Null).await;
     item(&mut socket).await; // counts
-    // Only Bob gets this one; then one for everyone.
+                             // Only Bob gets this one; then one for everyone.
     publish_bobs_own_lead(&app, &bob_id).await;
     publish(&app, "w1", "For everyone").await;
     assert_eq!(item(&mut socket).await["notification"]["title"], "For everyone", "Carol never sees Bob's row");
@@ -403,7 +413,9 @@ async fn the_panel_feed_crosses_processes_over_redis() {
 #[tokio::test]
 async fn a_live_feed_shows_current_contact_names() {
     let app = spawn_app().await;
-    let contact = app.admin("mutation { createContact(input: {kind: LEAD, name: \"Old name\"}) { contact { id } } }", json!({})).await["createContact"]["contact"]["id"].clone();
+    let contact = app.admin("mutation { createContact(input: {kind: LEAD, name: \"Old name\"}) { contact { id } } }", json!({})).await["createContact"]
+        ["contact"]["id"]
+        .clone();
     let admin = app.admin_token.clone();
     let mut socket = connect_to(app.ws_url(), "graphql-transport-ws", None).await.unwrap();
     init(&mut socket, &admin).await;

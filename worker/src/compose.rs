@@ -11,7 +11,10 @@
 //! owner has no address, or the system address is missing, the system account sends. Late
 //! notifications with sender EMAIL are From that address.
 
-use api::activities::{records::ActivityKind, settings::{ActivitySettings, AlertSender, LateSender}};
+use api::activities::{
+    records::ActivityKind,
+    settings::{ActivitySettings, AlertSender, LateSender},
+};
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, user};
 use lettre::message::{header, Mailbox, MultiPart};
@@ -73,13 +76,7 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         // `.html` auto-escapes by extension; subjects and texts are plain.
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
+        env.set_auto_escape_callback(|name| if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None });
         templates!(
             env,
             "activity_reminder.subject",
@@ -197,12 +194,10 @@ pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Option<(Mailbox
                 None => Some((system, None)),
             }
         }
-        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => {
-            match settings.late_sender_email().and_then(|a| a.parse().ok()) {
-                Some(addr) => Some((Mailbox::new(settings.sender_name().map(String::from), addr), None)),
-                None => Some((system, None)),
-            }
-        }
+        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => match settings.late_sender_email().and_then(|a| a.parse().ok()) {
+            Some(addr) => Some((Mailbox::new(settings.sender_name().map(String::from), addr), None)),
+            None => Some((system, None)),
+        },
         _ => Some((system, None)),
     }
 }

@@ -359,8 +359,7 @@ impl Courier {
 
     /// Sends a message; answers the outcome and, when it went past the gate, the permit.
     async fn attempt(&self, m: &outbox_message::Model, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
-        let (Some(event), Some(recipient), Some(account)) = (ctx.events.get(&m.event_id), ctx.users.get(&m.user_id), ctx.accounts.get(&m.account_id))
-        else {
+        let (Some(event), Some(recipient), Some(account)) = (ctx.events.get(&m.event_id), ctx.users.get(&m.user_id), ctx.accounts.get(&m.account_id)) else {
             return (Outcome::Failed("the event, recipient or account no longer exists".into()), None);
         };
         if !recipient.active {
@@ -609,7 +608,14 @@ impl Settler {
 
     /// Writes the outcome of a claimed message, if this worker still holds it (its lease is
     /// the one the claim wrote), and waits until it is written.
-    async fn settle(&self, m: &outbox_message::Model, status: &'static str, error: Option<String>, next_attempt_at: DateTime<Utc>, sent_at: Option<DateTime<Utc>>) -> anyhow::Result<bool> {
+    async fn settle(
+        &self,
+        m: &outbox_message::Model,
+        status: &'static str,
+        error: Option<String>,
+        next_attempt_at: DateTime<Utc>,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<bool> {
         let (written, answer) = tokio::sync::oneshot::channel();
         let settle = Settle { id: m.id, lease: m.leased_until, status, error, next_attempt_at, sent_at, written };
         self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;

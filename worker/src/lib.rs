@@ -98,9 +98,7 @@ impl Worker {
         let deliver = repeat("delivery", period, stopping.clone(), Some(&queued), || async {
             Ok(self.courier.run(Utc::now(), Some(&queued)).await? != delivery::Delivered::default())
         });
-        let sync = repeat("mailbox sync", period, stopping.clone(), None, || async {
-            Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0)
-        });
+        let sync = repeat("mailbox sync", period, stopping.clone(), None, || async { Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0) });
         let work = async { tokio::join!(schedule, deliver, sync) };
         tokio::pin!(work, shutdown);
         tokio::select! {

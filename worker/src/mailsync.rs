@@ -36,8 +36,7 @@ use chrono::{DateTime, Utc};
 use entity::{email, mailbox, mailbox_folder};
 use futures_util::TryStreamExt;
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
-    TransactionTrait, Value,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement, TransactionTrait, Value,
 };
 
 /// UIDVALIDITY changes in a row after which a mailbox is paused instead of resynced again.
@@ -116,7 +115,11 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapE
     let mut session = imap::connect(&server).await?;
     let condstore = imap::has_condstore(&mut session).await?;
     let directory = Arc::new(Directory::load(&app.db, mailbox.account_id).await.map_err(internal)?);
-    let policy = Policy { customers: mailbox.sync_clients, leads: mailbox.sync_leads, scan_all: archive::scan_all(&app.db, mailbox.account_id).await.map_err(internal)? };
+    let policy = Policy {
+        customers: mailbox.sync_clients,
+        leads: mailbox.sync_leads,
+        scan_all: archive::scan_all(&app.db, mailbox.account_id).await.map_err(internal)?,
+    };
     let mut folders: Vec<String> = serde_json::from_value(mailbox.directories.clone()).unwrap_or_default();
     if folders.is_empty() {
         folders.push("INBOX".into());
@@ -128,7 +131,8 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapE
         match scan.run(&mut session, &mut statistics).await {
             Ok(FolderOutcome::Done(n)) => report.archived += n,
             Ok(FolderOutcome::UidvalidityUnstable) => {
-                report.pause = Some(format!("the UIDVALIDITY of {folder:?} changed {MAX_UIDVALIDITY_CHANGES} scans in a row: paused to avoid resyncing forever"));
+                report.pause =
+                    Some(format!("the UIDVALIDITY of {folder:?} changed {MAX_UIDVALIDITY_CHANGES} scans in a row: paused to avoid resyncing forever"));
                 break;
             }
             // A lost connection ends the scan; anything else skips the folder.

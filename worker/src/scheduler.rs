@@ -97,13 +97,9 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Optio
         let label = ActivityKind::parse(&a.kind).label();
         let data = ActivityData { activity_id: a.id, kind: a.kind.clone(), title: a.title.clone(), due_at: a.due_at, owner_id: a.owner_id };
         let (notification, title, body, recipients, mailed) = match kind {
-            Kind::Reminder => (
-                NotificationType::ActivityReminder,
-                format!("{label} due soon: {}", a.title),
-                format!("Due {due_local}"),
-                vec![a.owner_id],
-                vec![a.owner_id],
-            ),
+            Kind::Reminder => {
+                (NotificationType::ActivityReminder, format!("{label} due soon: {}", a.title), format!("Due {due_local}"), vec![a.owner_id], vec![a.owner_id])
+            }
             Kind::Escalation => {
                 let defaults = persons.get(&a.account_id).cloned().unwrap_or_default();
                 let mut everyone = defaults.clone();

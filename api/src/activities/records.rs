@@ -61,11 +61,7 @@ impl ActivityKind {
 
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<activity::Model> {
     caller.require_read()?;
-    activity::Entity::find_by_id(id)
-        .filter(activity::Column::AccountId.eq(caller.account_id))
-        .one(db)
-        .await?
-        .ok_or(ApiError::NotFound("activity"))
+    activity::Entity::find_by_id(id).filter(activity::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("activity"))
 }
 
 pub struct NewActivity {
@@ -217,10 +213,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: ActivityPa
     }
     row.version += 1;
     row.updated_at = now;
-    let after = match activity::Entity::update(row.into_active_model().reset_all())
-        .filter(activity::Column::Version.eq(before.version))
-        .exec(change.db())
-        .await
+    let after = match activity::Entity::update(row.into_active_model().reset_all()).filter(activity::Column::Version.eq(before.version)).exec(change.db()).await
     {
         Ok(after) => after,
         Err(sea_orm::DbErr::RecordNotUpdated) => return Err(ApiError::Conflict("the activity was changed meanwhile: reload and try again".into())),

@@ -15,9 +15,7 @@
 
 use chrono::Utc;
 use entity::{activity_default_person, activity_settings, user};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -337,7 +335,9 @@ pub async fn reset(app: &AppState, caller: &Caller, expected_version: i32, inclu
         }
     };
     plan::replan_account(change.db(), caller.account_id, after.intervals(), now).await?;
-    change.record(caller.account_id, "activity_settings.reset", "ActivitySettings", caller.account_id, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
+    change
+        .record(caller.account_id, "activity_settings.reset", "ActivitySettings", caller.account_id, Some(&snapshot(&before)), Some(&snapshot(&after)))
+        .await?;
     change.commit().await?;
     Ok(after)
 }
@@ -346,13 +346,7 @@ fn code_of(value: &impl Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-async fn save(
-    txn: &DatabaseTransaction,
-    mut row: activity_settings::Model,
-    exists: bool,
-    by: Option<Uuid>,
-    persons: &[Uuid],
-) -> ApiResult<ActivitySettings> {
+async fn save(txn: &DatabaseTransaction, mut row: activity_settings::Model, exists: bool, by: Option<Uuid>, persons: &[Uuid]) -> ApiResult<ActivitySettings> {
     let read_version = row.version;
     row.version += 1;
     row.updated_at = Utc::now();
@@ -361,10 +355,7 @@ async fn save(
     let stale = || ApiError::Conflict("the activity settings were changed by someone else meanwhile: reload and try again".into());
     // Compare-and-swap on the version read: of two concurrent changes, one wins.
     let saved = if exists {
-        match activity_settings::Entity::update(row.into_active_model().reset_all())
-            .filter(activity_settings::Column::Version.eq(read_version))
-            .exec(txn)
-            .await
+        match activity_settings::Entity::update(row.into_active_model().reset_all()).filter(activity_settings::Column::Version.eq(read_version)).exec(txn).await
         {
             Ok(saved) => saved,
             Err(sea_orm::DbErr::RecordNotUpdated) => return Err(stale()),
@@ -379,9 +370,10 @@ async fn save(
     };
     activity_default_person::Entity::delete_many().filter(activity_default_person::Column::AccountId.eq(account_id)).exec(txn).await?;
     if !persons.is_empty() {
-        let rows = persons.iter().enumerate().map(|(i, user_id)| {
-            activity_default_person::Model { account_id, user_id: *user_id, position: i as i32 }.into_active_model()
-        });
+        let rows = persons
+            .iter()
+            .enumerate()
+            .map(|(i, user_id)| activity_default_person::Model { account_id, user_id: *user_id, position: i as i32 }.into_active_model());
         activity_default_person::Entity::insert_many(rows).exec(txn).await?;
     }
     Ok(ActivitySettings { account_id, row: Some(saved), default_person_ids: persons.to_vec() })

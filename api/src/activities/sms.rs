@@ -144,11 +144,7 @@ pub async fn change(app: &AppState, caller: &Caller, input: GatewayInput) -> Api
             }
             row.version += 1;
             row.updated_at = now;
-            match sms_gateway::Entity::update(row.into_active_model().reset_all())
-                .filter(sms_gateway::Column::Version.eq(current))
-                .exec(change.db())
-                .await
-            {
+            match sms_gateway::Entity::update(row.into_active_model().reset_all()).filter(sms_gateway::Column::Version.eq(current)).exec(change.db()).await {
                 Ok(row) => row,
                 Err(sea_orm::DbErr::RecordNotUpdated) => return Err(stale()),
                 Err(e) => return Err(e.into()),

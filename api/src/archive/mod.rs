@@ -19,9 +19,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{contact, contact::ContactKind, contact_person, email, email_location, email_settings, email_tombstone, user};
+use mail_parser::MimeHeaders;
 use sea_orm::{sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
-use mail_parser::MimeHeaders;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -29,10 +29,46 @@ use crate::error::ApiResult;
 
 /// Domains of public mail providers: an address there says nothing about a company.
 pub const PUBLIC_DOMAINS: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com", "hotmail.com", "hotmail.co.uk", "hotmail.fr",
-    "outlook.com", "live.com", "msn.com", "aol.com", "icloud.com", "me.com", "mac.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de",
-    "gmx.net", "web.de", "mail.com", "yandex.ru", "yandex.com", "mail.ru", "zoho.com", "fastmail.com", "hey.com", "qq.com", "163.com",
-    "126.com", "free.fr", "orange.fr", "laposte.net", "t-online.de", "comcast.net", "verizon.net", "att.net", "btinternet.com",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "ymail.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "yandex.ru",
+    "yandex.com",
+    "mail.ru",
+    "zoho.com",
+    "fastmail.com",
+    "hey.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "free.fr",
+    "orange.fr",
+    "laposte.net",
+    "t-online.de",
+    "comcast.net",
+    "verizon.net",
+    "att.net",
+    "btinternet.com",
 ];
 
 /// Which rule linked an email.
@@ -90,11 +126,22 @@ impl Directory {
             }
             if c.kind == ContactKind::Customer {
                 if let Some(domain) = &c.email_domain {
-                    d.customer_domain.entry(domain.to_lowercase()).and_modify(|v| if *v != Some(c.id) { *v = None }).or_insert(Some(c.id));
+                    d.customer_domain
+                        .entry(domain.to_lowercase())
+                        .and_modify(|v| {
+                            if *v != Some(c.id) {
+                                *v = None
+                            }
+                        })
+                        .or_insert(Some(c.id));
                 }
             }
         }
-        let mut persons = contact_person::Entity::find().filter(contact_person::Column::AccountId.eq(account_id)).filter(contact_person::Column::Invalid.eq(false)).all(db).await?;
+        let mut persons = contact_person::Entity::find()
+            .filter(contact_person::Column::AccountId.eq(account_id))
+            .filter(contact_person::Column::Invalid.eq(false))
+            .all(db)
+            .await?;
         persons.sort_by_key(|p| p.id);
         for p in persons {
             let (Some(address), Some(kind)) = (p.email.as_ref(), kinds.get(&p.contact_id)) else { continue };
@@ -294,10 +341,13 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
     if fetched.is_empty() {
         return Ok(Stored::default());
     }
-    let parsed: Vec<(Fetched, Parsed)> = fetched.into_iter().map(|f| {
-        let p = parse(&f);
-        (f, p)
-    }).collect();
+    let parsed: Vec<(Fetched, Parsed)> = fetched
+        .into_iter()
+        .map(|f| {
+            let p = parse(&f);
+            (f, p)
+        })
+        .collect();
     let keys: Vec<String> = parsed.iter().map(|(_, p)| p.key.clone()).collect();
     let existing: HashMap<String, Uuid> = keys_to_ids(txn, place.account_id, keys.clone()).await?;
     let tombstoned: HashSet<String> = email_tombstone::Entity::find()
@@ -309,7 +359,8 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
         .map(|t| t.message_key)
         .collect();
     // Threads: the links of the archived messages these reply to.
-    let parents: HashSet<String> = parsed.iter().flat_map(|(_, p)| p.in_reply_to.iter().chain(p.references.iter()).map(|id| message_key(Some(id), b""))).collect();
+    let parents: HashSet<String> =
+        parsed.iter().flat_map(|(_, p)| p.in_reply_to.iter().chain(p.references.iter()).map(|id| message_key(Some(id), b""))).collect();
     let thread_links: HashMap<String, (Option<Uuid>, Option<Uuid>)> = if parents.is_empty() {
         HashMap::new()
     } else {
@@ -383,7 +434,14 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
                 id
             }
         };
-        locations.push(email_location::Model { email_id: id, mailbox_id: place.mailbox_id, folder: place.folder.to_string(), uidvalidity: place.uidvalidity, uid: f.uid, account_id: place.account_id });
+        locations.push(email_location::Model {
+            email_id: id,
+            mailbox_id: place.mailbox_id,
+            folder: place.folder.to_string(),
+            uidvalidity: place.uidvalidity,
+            uid: f.uid,
+            account_id: place.account_id,
+        });
     }
     // Another worker may archive the same message (another mailbox of the account) at the same
     // moment: the unique key decides, and the loser's locations point at the winner's row.
@@ -411,9 +469,14 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
     for chunk in locations.chunks(500) {
         email_location::Entity::insert_many(chunk.iter().cloned().map(sea_orm::IntoActiveModel::into_active_model))
             .on_conflict(
-                OnConflict::columns([email_location::Column::MailboxId, email_location::Column::Folder, email_location::Column::Uidvalidity, email_location::Column::Uid])
-                    .do_nothing()
-                    .to_owned(),
+                OnConflict::columns([
+                    email_location::Column::MailboxId,
+                    email_location::Column::Folder,
+                    email_location::Column::Uidvalidity,
+                    email_location::Column::Uid,
+                ])
+                .do_nothing()
+                .to_owned(),
             )
             .exec_without_returning(txn)
             .await?;
@@ -499,7 +562,10 @@ mod tests {
         let d = directory();
         let a = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // A contact's email beats a main email of another record only by rule order.
-        assert_eq!(d.link(&a(&["me@acme.example", "cto@initech.example", "buyer@globex.example"]), true, true), Some((Uuid::from_u128(1), LinkedBy::CustomerMainEmail)));
+        assert_eq!(
+            d.link(&a(&["me@acme.example", "cto@initech.example", "buyer@globex.example"]), true, true),
+            Some((Uuid::from_u128(1), LinkedBy::CustomerMainEmail))
+        );
         assert_eq!(d.link(&a(&["me@acme.example", "cto@initech.example"]), true, true), Some((Uuid::from_u128(2), LinkedBy::CustomerContactEmail)));
         assert_eq!(d.link(&a(&["hello@prospect.example"]), true, true), Some((Uuid::from_u128(3), LinkedBy::LeadMainEmail)));
         assert_eq!(d.link(&a(&["hello@prospect.example"]), true, false), None, "leads only when syncing leads");

@@ -128,11 +128,17 @@ pub async fn assign(app: &AppState, caller: &Caller, email_id: Uuid, contact_id:
     require_manage(&app.db, caller, email_id).await?;
     let mut change = Change::begin(app, caller).await?;
     if let Some(c) = contact_id {
-        contact::Entity::find_by_id(c).filter(contact::Column::AccountId.eq(caller.account_id)).one(change.db()).await?
+        contact::Entity::find_by_id(c)
+            .filter(contact::Column::AccountId.eq(caller.account_id))
+            .one(change.db())
+            .await?
             .ok_or_else(|| ApiError::bad_input("input.contactId", "not a customer or lead of this account"))?;
     }
     if let Some(p) = project_id {
-        project::Entity::find_by_id(p).filter(project::Column::AccountId.eq(caller.account_id)).one(change.db()).await?
+        project::Entity::find_by_id(p)
+            .filter(project::Column::AccountId.eq(caller.account_id))
+            .one(change.db())
+            .await?
             .ok_or_else(|| ApiError::bad_input("input.projectId", "not a project of this account"))?;
     }
     let mut row = before.clone().into_active_model();
@@ -156,7 +162,16 @@ pub async fn delete(app: &AppState, caller: &Caller, email_id: Uuid) -> ApiResul
         .insert(change.db())
         .await?;
     email::Entity::delete_by_id(email_id).exec(change.db()).await?;
-    change.record(caller.account_id, "email.deleted", "Email", email_id, Some(&serde_json::json!({"messageKey": before.message_key, "subject": before.subject})), None::<&()>).await?;
+    change
+        .record(
+            caller.account_id,
+            "email.deleted",
+            "Email",
+            email_id,
+            Some(&serde_json::json!({"messageKey": before.message_key, "subject": before.subject})),
+            None::<&()>,
+        )
+        .await?;
     change.commit().await?;
     Ok(before)
 }
@@ -183,7 +198,11 @@ pub async fn change_settings(app: &AppState, caller: &Caller, expected_version: 
             Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => return Err(stale()),
             Err(e) => return Err(e.into()),
         },
-        Some(_) => match email_settings::Entity::update(row.into_active_model().reset_all()).filter(email_settings::Column::Version.eq(current)).exec(change.db()).await {
+        Some(_) => match email_settings::Entity::update(row.into_active_model().reset_all())
+            .filter(email_settings::Column::Version.eq(current))
+            .exec(change.db())
+            .await
+        {
             Ok(r) => r,
             Err(sea_orm::DbErr::RecordNotUpdated) => return Err(stale()),
             Err(e) => return Err(e.into()),

@@ -6,9 +6,7 @@
 
 use chrono::Utc;
 use entity::account;
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ActiveModelTrait, QueryFilter,
-};
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -147,11 +145,7 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
         update = update.col_expr(account::Column::AddOns, Expr::value(add_ons_json(list)));
     }
     // The version predicate makes the check and the write one atomic statement.
-    let result = update
-        .filter(account::Column::Id.eq(before.id))
-        .filter(account::Column::Version.eq(expected))
-        .exec(change.db())
-        .await?;
+    let result = update.filter(account::Column::Id.eq(before.id)).filter(account::Column::Version.eq(expected)).exec(change.db()).await?;
     if result.rows_affected == 0 {
         return Err(ApiError::Conflict(format!(
             "the account settings changed since version {expected} (now version {}); reload and try again",

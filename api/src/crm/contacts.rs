@@ -8,9 +8,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use entity::{contact, contact::ContactKind, contact_assignee, contact_person, user};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use crate::{
@@ -24,11 +22,7 @@ use crate::{
 /// The contact `id` of the caller's account; otherwise NOT_FOUND.
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact::Model> {
     caller.require_read()?;
-    contact::Entity::find_by_id(id)
-        .filter(contact::Column::AccountId.eq(caller.account_id))
-        .one(db)
-        .await?
-        .ok_or(ApiError::NotFound("contact"))
+    contact::Entity::find_by_id(id).filter(contact::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("contact"))
 }
 
 pub async fn find_person(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact_person::Model> {
@@ -242,10 +236,7 @@ async fn edit_assignees(
     edit(&mut after, user_ids);
     if after != before {
         write_assignees(change.db(), &contact, &after).await?;
-        let (b, a) = (
-            ContactSnapshot { contact: &contact, assignee_ids: &before },
-            ContactSnapshot { contact: &contact, assignee_ids: &after },
-        );
+        let (b, a) = (ContactSnapshot { contact: &contact, assignee_ids: &before }, ContactSnapshot { contact: &contact, assignee_ids: &after });
         change.record(contact.account_id, "contact.assignees_changed", "Contact", contact.id, Some(&b), Some(&a)).await?;
     }
     change.commit().await?;
@@ -339,4 +330,3 @@ pub async fn delete_person(app: &AppState, caller: &Caller, id: Uuid) -> ApiResu
     change.commit().await?;
     Ok(before)
 }
-

@@ -15,11 +15,7 @@ use crate::{
 
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<project::Model> {
     caller.require_read()?;
-    project::Entity::find_by_id(id)
-        .filter(project::Column::AccountId.eq(caller.account_id))
-        .one(db)
-        .await?
-        .ok_or(ApiError::NotFound("project"))
+    project::Entity::find_by_id(id).filter(project::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("project"))
 }
 
 /// A project's customer must be a CUSTOMER (not a lead) of the same account.
@@ -50,13 +46,7 @@ pub async fn create(app: &AppState, caller: &Caller, name: &str, customer_id: Op
     Ok(model)
 }
 
-pub async fn update(
-    app: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    name: Option<&str>,
-    customer_id: Option<Option<Uuid>>,
-) -> ApiResult<project::Model> {
+pub async fn update(app: &AppState, caller: &Caller, id: Uuid, name: Option<&str>, customer_id: Option<Option<Uuid>>) -> ApiResult<project::Model> {
     caller.require_admin_or_write_key()?;
     let name = name.map(|n| validate::name("input.name", n)).transpose()?;
     let mut change = Change::begin(app, caller).await?;

@@ -20,11 +20,7 @@ use crate::{
 /// The user `id` of the caller's account; otherwise NOT_FOUND.
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<user::Model> {
     caller.require_read()?;
-    user::Entity::find_by_id(id)
-        .filter(user::Column::AccountId.eq(caller.account_id))
-        .one(db)
-        .await?
-        .ok_or(ApiError::NotFound("user"))
+    user::Entity::find_by_id(id).filter(user::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("user"))
 }
 
 async fn ensure_email_free(db: &impl ConnectionTrait, account_id: Uuid, email: &str, except: Option<Uuid>) -> ApiResult<()> {

@@ -486,7 +486,8 @@ impl ActivityQuery {
         if let Some(external) = &filter.external_id {
             select = select.filter(activity::Column::ExternalId.eq(external.trim()));
         }
-        let page = paginate(&app(ctx)?.db, select, activity::Column::Id, |a| a.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Activity).await?;
+        let page =
+            paginate(&app(ctx)?.db, select, activity::Column::Id, |a| a.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Activity).await?;
         if loaders::wants(ctx, "owner") {
             let owners = page.edges.iter().map(|e| loaders::UserId(e.node.0.owner_id)).collect();
             loaders::prefetch(loaders(ctx)?, owners).await.map_err(ApiError::from)?;
@@ -527,9 +528,16 @@ impl ActivityQuery {
         if let Some(recipient) = &filter.recipient_id {
             select = select.filter(outbox_message::Column::UserId.eq(parse_id(recipient, "filter.recipientId")?));
         }
-        let page =
-            paginate(&app(ctx)?.db, select, outbox_message::Column::Id, |m| m.id, Order::NewestFirst, PageArgs::new(first, after, last, before), OutboundMessage)
-                .await?;
+        let page = paginate(
+            &app(ctx)?.db,
+            select,
+            outbox_message::Column::Id,
+            |m| m.id,
+            Order::NewestFirst,
+            PageArgs::new(first, after, last, before),
+            OutboundMessage,
+        )
+        .await?;
         if loaders::wants(ctx, "recipient") {
             let users = page.edges.iter().map(|e| loaders::UserId(e.node.0.user_id)).collect();
             loaders::prefetch(loaders(ctx)?, users).await.map_err(ApiError::from)?;

@@ -93,7 +93,9 @@ impl AuditQuery {
         if let Some(actor) = filter.actor_id {
             select = select.filter(audit_event::Column::ActorUserId.eq(parse_id(&actor, "filter.actorId")?));
         }
-        let page = paginate(&app(ctx)?.db, select, audit_event::Column::Id, |e| e.id, Order::NewestFirst, PageArgs::new(first, after, last, before), AuditEvent).await?;
+        let page =
+            paginate(&app(ctx)?.db, select, audit_event::Column::Id, |e| e.id, Order::NewestFirst, PageArgs::new(first, after, last, before), AuditEvent)
+                .await?;
         if loaders::wants(ctx, "actor") || loaders::wants(ctx, "impersonatedUser") {
             let users = page.edges.iter().flat_map(|e| [e.node.0.actor_user_id, e.node.0.impersonated_user_id]).flatten().map(loaders::UserId).collect();
             loaders::prefetch(loaders(ctx)?, users).await.map_err(ApiError::from)?;

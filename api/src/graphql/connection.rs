@@ -76,19 +76,13 @@ where
     if backward && (args.first.is_some() || args.after.is_some()) {
         return Err(ApiError::bad_input("first", "use first/after or last/before, not both"));
     }
-    let (count, cursor, cursor_field) = if backward {
-        (args.last, args.before, "before")
-    } else {
-        (args.first, args.after, "after")
-    };
+    let (count, cursor, cursor_field) = if backward { (args.last, args.before, "before") } else { (args.first, args.after, "after") };
     let count = count.unwrap_or(DEFAULT_PAGE);
     if !(0..=MAX_PAGE).contains(&count) {
         let field = if backward { "last" } else { "first" };
         return Err(ApiError::bad_input(field, format!("must be between 0 and {MAX_PAGE}")));
     }
-    let cursor = cursor
-        .map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input(cursor_field, "not a cursor of this list")))
-        .transpose()?;
+    let cursor = cursor.map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input(cursor_field, "not a cursor of this list"))).transpose()?;
 
     // Walking towards older rows means descending ids, whichever way the list is shown.
     let descending = (order == Order::NewestFirst) != backward;

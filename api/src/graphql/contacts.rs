@@ -101,11 +101,7 @@ impl ContactPerson {
         self.0.invalid
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Contact> {
-        let contact = loaders(ctx)?
-            .load_one(loaders::ContactId(self.0.contact_id))
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound("contact"))?;
+        let contact = loaders(ctx)?.load_one(loaders::ContactId(self.0.contact_id)).await.map_err(ApiError::from)?.ok_or(ApiError::NotFound("contact"))?;
         Ok(Contact(contact))
     }
 }
@@ -168,7 +164,8 @@ impl ContactQuery {
                 ),
             );
         }
-        let page = paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?;
+        let page =
+            paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?;
         prefetch_relations(ctx, &page).await?;
         Ok(page)
     }

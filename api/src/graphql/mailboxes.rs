@@ -268,7 +268,13 @@ impl MailboxMutation {
     async fn create_mailbox(&self, ctx: &Context<'_>, input: CreateMailboxInput) -> async_graphql::Result<MailboxPayload> {
         let new = NewMailbox {
             user_id: input.user_id.as_ref().map(|u| parse_id(u, "input.userId")).transpose()?,
-            connection: Connection { email_address: input.email_address, username: input.username, host: input.host, port: input.port, security: input.security },
+            connection: Connection {
+                email_address: input.email_address,
+                username: input.username,
+                host: input.host,
+                port: input.port,
+                security: input.security,
+            },
             password: input.password,
             options: Options {
                 scan_active: input.scan_active,
@@ -342,7 +348,9 @@ impl MailboxMutation {
         let outcome = service::test(app(ctx)?, caller(ctx)?, TestInput { mailbox_id, connection, password: input.password, user_id }).await?;
         Ok(match outcome {
             Ok(folders) => TestMailboxConnectionPayload { ok: true, failure: None, folders: folders.into_iter().map(MailboxFolder::from).collect() },
-            Err(f) => TestMailboxConnectionPayload { ok: false, failure: Some(ConnectionFailure { reason: f.reason, message: f.message }), folders: Vec::new() },
+            Err(f) => {
+                TestMailboxConnectionPayload { ok: false, failure: Some(ConnectionFailure { reason: f.reason, message: f.message }), folders: Vec::new() }
+            }
         })
     }
 }

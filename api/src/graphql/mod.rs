@@ -6,9 +6,9 @@
 //! they take the caller, call a service function, and map its result to a GraphQL type.
 
 mod access;
+mod accounts;
 mod activities;
 mod archive;
-mod accounts;
 mod audit;
 pub mod connection;
 mod contacts;
@@ -20,7 +20,7 @@ mod panel;
 mod projects;
 mod users;
 
-use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SDLExportOptions, ID};
+use async_graphql::{Context, MergedObject, MergedSubscription, SDLExportOptions, Schema, ID};
 use uuid::Uuid;
 
 use crate::{
@@ -117,7 +117,12 @@ pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
 }
 
 /// Adds what each request needs to a GraphQL request.
-fn prepare(request: async_graphql::Request, app: &AppState, caller: Option<Caller>, loaders: std::sync::Arc<loaders::OperationLoaders>) -> async_graphql::Request {
+fn prepare(
+    request: async_graphql::Request,
+    app: &AppState,
+    caller: Option<Caller>,
+    loaders: std::sync::Arc<loaders::OperationLoaders>,
+) -> async_graphql::Request {
     request.data(app.clone()).data(Session(caller)).data(loaders)
 }
 

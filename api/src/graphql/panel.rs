@@ -18,8 +18,8 @@ use async_graphql::connection::CursorType;
 
 use crate::{
     crm::accounts,
-    notifications,
     error::ApiError,
+    notifications,
     notifications::{
         catalog::NotificationType,
         control::type_code,
@@ -129,7 +129,6 @@ pub struct NotificationFilter {
     pub contact_id: Option<ID>,
 }
 
-
 #[derive(Default)]
 pub struct PanelQuery;
 
@@ -168,8 +167,16 @@ impl PanelQuery {
         if let Some(contact) = filter.contact_id {
             select = select.filter(notification::Column::ContactId.eq(parse_id(&contact, "filter.contactId")?));
         }
-        Ok(paginate(&app(ctx)?.db, select, notification::Column::Position, |n| n.position, Order::NewestFirst, PageArgs::new(first, after, last, before), |row| Notification(Arc::new(row)))
-            .await?)
+        Ok(paginate(
+            &app(ctx)?.db,
+            select,
+            notification::Column::Position,
+            |n| n.position,
+            Order::NewestFirst,
+            PageArgs::new(first, after, last, before),
+            |row| Notification(Arc::new(row)),
+        )
+        .await?)
     }
 
     /// The panel's counts, from the database.
@@ -414,7 +421,11 @@ impl PanelSubscription {
     /// The caller's panel, live (the user they act as, when logged in as someone): new and
     /// bumped rows and the counts. With `after` (a cursor from this feed or from
     /// `notifications`), everything since is replayed first, with no gap and no duplicate.
-    async fn notification_events(&self, ctx: &Context<'_>, after: Option<String>) -> async_graphql::Result<impl futures_util::Stream<Item = NotificationEvent>> {
+    async fn notification_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl futures_util::Stream<Item = NotificationEvent>> {
         use futures_util::StreamExt;
         let user_id = panel::owner(caller(ctx)?)?;
         let after = after.map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input("after", "not a cursor of this feed"))).transpose()?;

@@ -60,7 +60,8 @@ impl ProjectQuery {
         if let Some(customer) = filter.unwrap_or_default().customer_id {
             select = select.filter(project::Column::CustomerId.eq(parse_id(&customer, "filter.customerId")?));
         }
-        let page = paginate(&app(ctx)?.db, select, project::Column::Id, |p| p.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Project).await?;
+        let page =
+            paginate(&app(ctx)?.db, select, project::Column::Id, |p| p.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Project).await?;
         if loaders::wants(ctx, "customer") {
             let customers = page.edges.iter().filter_map(|e| e.node.0.customer_id).map(loaders::ContactId).collect();
             loaders::prefetch(loaders(ctx)?, customers).await.map_err(ApiError::from)?;

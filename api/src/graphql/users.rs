@@ -103,7 +103,10 @@ pub(crate) fn user_select(account_id: Uuid, filter: UserFilter) -> Select<user::
         let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         select = select.filter(
             sea_orm::Condition::any()
-                .add(Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(user::Column::Name))).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')))
+                .add(
+                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(user::Column::Name)))
+                        .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
+                )
                 .add(user::Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
         );
     }

@@ -104,7 +104,13 @@ pub static CATALOG: &[TypeInfo] = &[
     // The document ties it to sending without an outside SMTP system; it concerns the user
     // whose mail failed, not a contact's assignee (the delivery issue raises it that way).
     t(EmailFailedError, "Email Failed Error", "An email could not be sent.", false, true),
-    t(DuplicateClient, "Duplicate Client", "A duplicate of an existing contact was submitted; AU texts and emails go to the original contact's assigned user.", true, true),
+    t(
+        DuplicateClient,
+        "Duplicate Client",
+        "A duplicate of an existing contact was submitted; AU texts and emails go to the original contact's assigned user.",
+        true,
+        true,
+    ),
     t(FranchiseeStatisticsReport, "Franchisee Statistics Report", "The franchisee statistics report is ready to download.", false, false),
     t(TestInboxRead, "Test Inbox Read", "The user tested reading their inbox after setting up SMTP.", false, false),
     with_integration(t(EmailReceived, "Email Received", "The user received an email (Outlook connected through OAuth2 only).", true, false), "OUTLOOK"),
@@ -127,7 +133,10 @@ pub static CATALOG: &[TypeInfo] = &[
     t(SingleReleased, "Single Released", "A contact moved to the account by release.", true, false),
     t(SystemInformation, "System Information", "Information from the system about the account.", false, true),
     t(SystemErrorInformation, "System Error Information", "An error the system met while working for the account.", false, true),
-    with_add_on(t(TextReceived, "Text Received", "A new text message was received; AU texts and emails go to the contact's assigned user only.", true, true), AddOn::TextMessaging),
+    with_add_on(
+        t(TextReceived, "Text Received", "A new text message was received; AU texts and emails go to the contact's assigned user only.", true, true),
+        AddOn::TextMessaging,
+    ),
     with_add_on(
         t(TextStopped, "Text Stopped", "A contact unsubscribed from texts; texting resumes only when they text \"Start\".", true, true),
         AddOn::TextMessaging,
@@ -140,10 +149,19 @@ pub static CATALOG: &[TypeInfo] = &[
     t(ActivityReminder, "Activity Reminder", "An activity is due soon.", true, true),
     t(LateActivity, "Late Activity", "An activity is past its due time and not completed.", true, true),
     with_integration(
-        t(IntegrationReauthenticationRequired, "Integration Re-authentication Required", "A CRM integration lost its authorization and must be connected again.", false, true),
+        t(
+            IntegrationReauthenticationRequired,
+            "Integration Re-authentication Required",
+            "A CRM integration lost its authorization and must be connected again.",
+            false,
+            true,
+        ),
         "CRM",
     ),
-    with_integration(t(ContactMappingError, "Contact Mapping Error", "A contact could not be mapped between the CRM integration and Herald.", false, true), "CRM"),
+    with_integration(
+        t(ContactMappingError, "Contact Mapping Error", "A contact could not be mapped between the CRM integration and Herald.", false, true),
+        "CRM",
+    ),
     with_integration(t(DataSyncSummary, "Data Sync Summary", "A summary of a CRM integration's data synchronisation.", false, false), "CRM"),
     with_integration(t(IntegrationEnabled, "Integration Enabled", "A CRM integration was turned on.", false, false), "CRM"),
     with_integration(t(IntegrationDisabled, "Integration Disabled", "A CRM integration was turned off.", false, false), "CRM"),
@@ -185,8 +203,16 @@ mod tests {
     #[test]
     fn the_documents_starred_types_are_strongly_encouraged() {
         let starred = [
-            AccountPaused, EmailFailedError, DuplicateClient, Warnings, ProposalSign, SystemInformation, SystemErrorInformation,
-            TextReceived, TextStopped, Voicemails,
+            AccountPaused,
+            EmailFailedError,
+            DuplicateClient,
+            Warnings,
+            ProposalSign,
+            SystemInformation,
+            SystemErrorInformation,
+            TextReceived,
+            TextStopped,
+            Voicemails,
         ];
         for kind in starred {
             assert!(info(kind).strongly_encouraged, "{kind:?}");

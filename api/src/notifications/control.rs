@@ -15,9 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use entity::{notification_default, notification_override, notification_setting};
-use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
-};
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -200,9 +198,8 @@ impl AccountLayers {
         }
         if !some.is_empty() {
             let listed: Vec<Uuid> = some.values().flatten().copied().collect();
-            let system_on = Condition::all()
-                .add(notification_override::Column::Switch.eq(Switch::System.code()))
-                .add(notification_override::Column::Enabled.eq(true));
+            let system_on =
+                Condition::all().add(notification_override::Column::Switch.eq(Switch::System.code())).add(notification_override::Column::Enabled.eq(true));
             rows.extend(
                 notification_override::Entity::find()
                     .filter(notification_override::Column::AccountId.is_in(some.keys().copied()))
@@ -240,12 +237,8 @@ fn resolve(account: &AccountLayer, user: Option<&UserLayer>, info: &TypeInfo, sw
     if !switch.applies_to(info) {
         return SwitchState { enabled: false, source: SettingSource::Default, locked: false, applicable: false };
     }
-    let mut state = SwitchState {
-        enabled: switch == Switch::System && info.strongly_encouraged,
-        source: SettingSource::Default,
-        locked: false,
-        applicable: true,
-    };
+    let mut state =
+        SwitchState { enabled: switch == Switch::System && info.strongly_encouraged, source: SettingSource::Default, locked: false, applicable: true };
     if let Some(&(enabled, locked)) = account.get(&(info.kind, switch)) {
         state = SwitchState { enabled, source: SettingSource::Account, locked, applicable: true };
     }
@@ -294,7 +287,13 @@ fn check_changes(changes: &[SwitchChange], account_level: bool) -> ApiResult<()>
 }
 
 /// Checks `expected` against the settings object's version and bumps it, atomically.
-pub(crate) async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id: Uuid, scope: &str, expected: Option<i32>) -> ApiResult<notification_setting::Model> {
+pub(crate) async fn bump_version(
+    change: &Change<'_>,
+    owner_id: Uuid,
+    account_id: Uuid,
+    scope: &str,
+    expected: Option<i32>,
+) -> ApiResult<notification_setting::Model> {
     let db = change.db();
     let current = header(db, owner_id, scope).await?;
     let version = current.as_ref().map_or(0, |h| h.version);
@@ -310,7 +309,9 @@ pub(crate) async fn bump_version(change: &Change<'_>, owner_id: Uuid, account_id
             let header = notification_setting::Model { owner_id, scope: scope.into(), account_id, version: 1, updated_at: now, updated_by: actor };
             // A concurrent first save inserts the same key: one of them fails, as CONFLICT.
             header.into_active_model().reset_all().insert(db).await.map_err(|e| match e.sql_err() {
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict("the settings were changed concurrently; reload and try again".into()),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                    ApiError::Conflict("the settings were changed concurrently; reload and try again".into())
+                }
                 _ => e.into(),
             })
         }
@@ -373,11 +374,7 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
     let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
     for (i, c) in changes.iter().enumerate() {
         if before.locked(c.kind, c.switch) {
-            return Err(ApiError::Forbidden(format!(
-                "input.changes[{i}]: {} / {} is locked by the account's admins",
-                info(c.kind).label,
-                c.switch.code()
-            )));
+            return Err(ApiError::Forbidden(format!("input.changes[{i}]: {} / {} is locked by the account's admins", info(c.kind).label, c.switch.code())));
         }
     }
     let old_version = header(change.db(), user.id, CONTROL).await?.map_or(0, |h| h.version);
@@ -403,7 +400,14 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
     let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
     let after = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
     change
-        .record(user.account_id, "notification_control.updated", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &after.user)))
+        .record(
+            user.account_id,
+            "notification_control.updated",
+            "User",
+            user.id,
+            Some(&snapshot(old_version, &before.user)),
+            Some(&snapshot(header.version, &after.user)),
+        )
         .await?;
     change.commit().await?;
     Ok(user.id)
@@ -418,7 +422,14 @@ pub async fn reset_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, 
     notification_override::Entity::delete_many().filter(notification_override::Column::UserId.eq(user.id)).exec(change.db()).await?;
     let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
     change
-        .record(user.account_id, "notification_control.reset", "User", user.id, Some(&snapshot(old_version, &before.user)), Some(&snapshot(header.version, &HashMap::new())))
+        .record(
+            user.account_id,
+            "notification_control.reset",
+            "User",
+            user.id,
+            Some(&snapshot(old_version, &before.user)),
+            Some(&snapshot(header.version, &HashMap::new())),
+        )
         .await?;
     change.commit().await?;
     Ok(user.id)
@@ -466,7 +477,14 @@ pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i3
     let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
     let after = Layers::load(change.db(), account.id, None).await?;
     change
-        .record(account.id, "notification_defaults.updated", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &after)))
+        .record(
+            account.id,
+            "notification_defaults.updated",
+            "Account",
+            account.id,
+            Some(&account_snapshot(old_version, &before)),
+            Some(&account_snapshot(header.version, &after)),
+        )
         .await?;
     change.commit().await?;
     Ok(account.id)
@@ -483,7 +501,14 @@ pub async fn reset_account(app: &AppState, caller: &Caller, expected: Option<i32
     notification_default::Entity::delete_many().filter(notification_default::Column::AccountId.eq(account.id)).exec(change.db()).await?;
     let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
     change
-        .record(account.id, "notification_defaults.reset", "Account", account.id, Some(&account_snapshot(old_version, &before)), Some(&account_snapshot(header.version, &Layers::default())))
+        .record(
+            account.id,
+            "notification_defaults.reset",
+            "Account",
+            account.id,
+            Some(&account_snapshot(old_version, &before)),
+            Some(&account_snapshot(header.version, &Layers::default())),
+        )
         .await?;
     change.commit().await?;
     Ok(account.id)

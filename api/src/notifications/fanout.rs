@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 use entity::{account, event, notification, notification_roll_up, outbox_message, user};
 use sea_orm::{
     sea_query::{LockType, OnConflict},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -304,9 +304,8 @@ async fn fan_out(
     // who turned the type on. An event about one lead in an account of thousands then reads
     // a handful of users and overrides instead of all of them (publishEvent's two costliest
     // statements, 1.0 and 0.6 ms with 1,000 users).
-    let everyone: Vec<Uuid> = unique(
-        events.iter().filter(|e| kind_of(e).map(info).is_some_and(|t| layers[&e.account_id].system_by_default(t))).map(|e| e.account_id),
-    );
+    let everyone: Vec<Uuid> =
+        unique(events.iter().filter(|e| kind_of(e).map(info).is_some_and(|t| layers[&e.account_id].system_by_default(t))).map(|e| e.account_id));
     let mut some: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for event in events.iter().filter(|e| !everyone.contains(&e.account_id)) {
         let listed = some.entry(event.account_id).or_default();
@@ -325,8 +324,11 @@ async fn fan_out(
     let candidates: Vec<Uuid> = unique(some.iter().flat_map(|(account, listed)| listed.iter().copied().chain(layers[account].users_with_overrides())));
     for chunk in candidates.chunks(1000) {
         found.extend(
-            recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::AccountId.is_in(some.keys().copied())))
-                .await?,
+            recipients(
+                txn,
+                user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied())).filter(user::Column::AccountId.is_in(some.keys().copied())),
+            )
+            .await?,
         );
     }
     for u in found {
@@ -401,7 +403,8 @@ impl RollUps {
         if sub_accounts.is_empty() {
             return Ok(Self::default());
         }
-        let picks = notification_roll_up::Entity::find().filter(notification_roll_up::Column::SubAccountId.is_in(sub_accounts.iter().copied())).all(txn).await?;
+        let picks =
+            notification_roll_up::Entity::find().filter(notification_roll_up::Column::SubAccountId.is_in(sub_accounts.iter().copied())).all(txn).await?;
         if picks.is_empty() {
             return Ok(Self::default());
         }

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::notification;
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -226,11 +224,8 @@ pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection,
             .exec(txn)
             .await?;
     }
-    let changed = if ids.is_empty() {
-        0
-    } else {
-        restrict(notification::Entity::update_many()).col_expr(column, Expr::value(at)).exec(txn).await?.rows_affected
-    };
+    let changed =
+        if ids.is_empty() { 0 } else { restrict(notification::Entity::update_many()).col_expr(column, Expr::value(at)).exec(txn).await?.rows_affected };
     if impersonating && changed > 0 {
         let ids = match &selection {
             Selection::Ids(ids) => json!(ids),
@@ -238,7 +233,14 @@ pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection,
             Selection::AllRead => json!("all read"),
         };
         audit
-            .record(caller.account_id, "notifications.changed", "User", user_id, None::<&()>, Some(&json!({"change": change, "notifications": ids, "rows": changed})))
+            .record(
+                caller.account_id,
+                "notifications.changed",
+                "User",
+                user_id,
+                None::<&()>,
+                Some(&json!({"change": change, "notifications": ids, "rows": changed})),
+            )
             .await?;
     }
     audit.commit().await?;
