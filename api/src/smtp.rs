@@ -113,6 +113,27 @@ impl SmtpServer {
     }
 }
 
+/// A name or address that cannot be put in an email header.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// A line break in a header value would start a new header (lettre's formatting refuses it
+    /// by panicking); other control characters have no place in a name either.
+    #[error("the name {0:?} contains a control character and cannot be put in an email header")]
+    ControlInName(String),
+    #[error("the address {0:?} is unusable: {1}")]
+    Address(String, #[source] lettre::address::AddressError),
+}
+
+/// A display name and an address as one header mailbox, refused rather than built when the
+/// name could break the message's headers. Every mailbox Herald writes is made here.
+pub fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, HeaderError> {
+    if let Some(name) = name.filter(|n| n.chars().any(|c| c.is_control() && c != '\t')) {
+        return Err(HeaderError::ControlInName(name.to_string()));
+    }
+    let parsed = address.parse().map_err(|e| HeaderError::Address(address.to_string(), e))?;
+    Ok(Mailbox::new(name.map(String::from), parsed))
+}
+
 /// The Message-ID of the email for outbox message `id`: the same on every attempt, so that a
 /// message sent twice (a worker killed between the end of DATA and the server's reply) can be
 /// recognised as one.
@@ -352,7 +373,9 @@ impl Mailer {
     async fn checkout(&self) -> Result<Connection, SendError> {
         loop {
             let popped = self.idle.lock().await.pop();
-            let Some((mut conn, since)) = popped else { return self.connect().await };
+            let Some((mut conn, since)) = popped else {
+                return self.connect().await;
+            };
             let idle = since.elapsed();
             if idle > MAX_IDLE {
                 conn.smtp.abort().await;

@@ -5,9 +5,19 @@ use crate::error::{ApiError, ApiResult};
 
 pub const MAX_NAME: usize = 200;
 
-/// A required display name: trimmed, not empty, bounded.
+/// Refuses control characters (CR, LF, NUL, ESC, …) in a value that is one line: names and
+/// titles end up in email headers and log lines, where a line break starts a new header.
+pub fn single_line(field: &str, value: &str) -> ApiResult<()> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(ApiError::bad_input(field, format!("{field} must be one line without control characters (found {:?})", c))),
+        None => Ok(()),
+    }
+}
+
+/// A required display name: one line, trimmed, not empty, bounded.
 pub fn name(field: &str, value: &str) -> ApiResult<String> {
     let trimmed = value.trim();
+    single_line(field, trimmed)?;
     if trimmed.is_empty() {
         return Err(ApiError::bad_input(field, format!("{field} must not be empty")));
     }
@@ -77,13 +87,16 @@ pub fn phone(field: &str, value: &str) -> ApiResult<String> {
     Ok(compact)
 }
 
-/// Optional free text: trimmed, empty becomes `None`, bounded.
+/// An optional one-line value: trimmed, empty becomes `None`, bounded, no control characters.
 pub fn optional_text(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) if v.chars().count() > MAX_NAME => Err(ApiError::bad_input(field, format!("{field} must be at most {MAX_NAME} characters"))),
-        Some(v) => Ok(Some(v.to_string())),
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    single_line(field, v)?;
+    if v.chars().count() > MAX_NAME {
+        return Err(ApiError::bad_input(field, format!("{field} must be at most {MAX_NAME} characters")));
     }
+    Ok(Some(v.to_string()))
 }
 
 #[cfg(test)]
@@ -103,6 +116,10 @@ mod tests {
         assert_eq!(phone("p", "+1 555-123-4567").unwrap(), "+15551234567");
         assert!(phone("p", "555").is_err());
         assert!(name("name", "   ").is_err());
+        for bad in ["Mallory\r\nBcc: x@evil.example", "a\0b", "a\u{1b}[31mb", "tab\there"] {
+            assert!(matches!(name("input.name", bad), Err(ApiError::BadUserInput { ref field, .. }) if field == "input.name"), "{bad:?} accepted");
+            assert!(optional_text("input.senderName", Some(bad)).is_err(), "{bad:?} accepted");
+        }
         let err = email("input.email", "nope").unwrap_err();
         assert!(matches!(err, ApiError::BadUserInput { ref field, .. } if field == "input.email"));
     }

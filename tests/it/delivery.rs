@@ -536,3 +536,55 @@ async fn two_workers_one_killed_mid_batch_deliver_every_message() {
     assert!(statuses.iter().all(|s| s == "SENT"), "{statuses:?}");
     smtp.stop().await;
 }
+
+#[tokio::test]
+async fn a_name_that_cannot_be_a_header_is_refused_and_fails_only_its_own_message() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    configure(&app, &smtp, &[]).await;
+    let (mallory, mallory_token) = app.user("Mallory", "USER").await;
+    let (olga, _) = app.user("Olga Owner", "USER").await;
+    let injected = "Mallory\r\nBcc: x@evil.example";
+
+    // A user cannot give themselves a name that would add a header, nor an admin the sender.
+    let renamed = app
+        .gql(
+            Some(&mallory_token),
+            "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { name } } }",
+            json!({"i": {"id": mallory, "name": injected}}),
+        )
+        .await;
+    assert_eq!(error_code(&renamed), Some("BAD_USER_INPUT"), "{renamed:#}");
+    assert_eq!(renamed["errors"][0]["extensions"]["field"], "input.name");
+    let mut input = settings_input(1, &smtp, &[]);
+    input["senderName"] = json!("Acme\nBcc: x@evil.example");
+    let refused = change_settings(&app, input).await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused:#}");
+    assert_eq!(refused["errors"][0]["extensions"]["field"], "input.senderName");
+
+    // A name stored before names were checked: her reminder fails with a reason, Olga's goes.
+    let update = entity::user::Entity::update_many()
+        .col_expr(entity::user::Column::Name, sea_orm::sea_query::Expr::value(injected))
+        .filter(entity::user::Column::Id.eq(mallory.parse::<uuid::Uuid>().unwrap()));
+    update.exec(&app.state.db).await.unwrap();
+    create_activity(&app, &mallory, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
+    create_activity(&app, &olga, Utc::now() + chrono::Duration::hours(3), "Call Initech back").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    let report = worker.tick().await.unwrap();
+    assert_eq!((report.delivered.sent, report.delivered.failed), (1, 1), "{report:?}");
+    let got = smtp.wait_for(1, 10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_tos, vec![email_of(&app, &olga).await]);
+    let messages = outbox(&app).await;
+    let failed = messages.iter().find(|m| m["recipient"]["id"] == json!(mallory)).expect("Mallory's message");
+    assert_eq!(failed["status"], "FAILED");
+    let reason = failed["lastError"].as_str().unwrap();
+    assert!(reason.contains("recipient") && reason.contains("control character"), "{reason}");
+    assert!(messages.iter().any(|m| m["recipient"]["id"] == json!(olga) && m["status"] == "SENT"), "{messages:#?}");
+
+    // The worker goes on: a later reminder is delivered.
+    create_activity(&app, &olga, Utc::now() + chrono::Duration::hours(4), "Call Hooli back").await;
+    assert_eq!(worker.tick().await.unwrap().delivered.sent, 1);
+    assert_eq!(smtp.wait_for(2, 10).await.len(), 2);
+    smtp.stop().await;
+}

@@ -15,6 +15,7 @@ use api::activities::{
     records::ActivityKind,
     settings::{ActivitySettings, AlertSender, LateSender},
 };
+use api::smtp;
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, user};
 use lettre::message::{header, Mailbox, MultiPart};
@@ -166,7 +167,13 @@ fn humanize_span(span: chrono::Duration) -> String {
     let minutes = span.num_minutes().max(0);
     // Hours up to two days ("in 24 hours" reads better than "in 1 day"), days beyond.
     let (d, h, m) = if minutes < 48 * 60 { (0, minutes / 60, minutes % 60) } else { (minutes / (24 * 60), (minutes / 60) % 24, minutes % 60) };
-    let unit = |n: i64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
+    let unit = |n: i64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
     let mut parts = Vec::new();
     if d > 0 {
         parts.push(unit(d, "day"));
@@ -183,23 +190,32 @@ fn humanize_span(span: chrono::Duration) -> String {
     parts.join(" ")
 }
 
-/// Who an email is from: (From, Sender) under the account's settings; `None` when the account
-/// has no system sender address.
-pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Option<(Mailbox, Option<Mailbox>)> {
-    let system = settings.sender_address()?.parse().ok().map(|addr| Mailbox::new(settings.sender_name().map(String::from), addr))?;
-    match facts.event.notification_type.as_str() {
+/// [`smtp::mailbox`], its error naming whose name or address it was.
+pub fn mailbox(whose: &str, name: Option<&str>, address: &str) -> Result<Mailbox, String> {
+    smtp::mailbox(name, address).map_err(|e| format!("the {whose}: {e}"))
+}
+
+/// Who an email is from: (From, Sender) under the account's settings. `Ok(None)` when the
+/// account has no system sender address; an error when a name or address cannot be a header.
+pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Result<Option<(Mailbox, Option<Mailbox>)>, String> {
+    let Some(address) = settings.sender_address() else {
+        return Ok(None);
+    };
+    let system = mailbox("system sender", settings.sender_name(), address)?;
+    let chosen = match facts.event.notification_type.as_str() {
         "ACTIVITY_REMINDER" if settings.alert_sender() == AlertSender::UserAccount => {
-            match facts.owner.and_then(|o| o.email.parse().ok().map(|addr| Mailbox::new(Some(o.name.clone()), addr))) {
-                Some(owner) => Some((owner, Some(system))),
-                None => Some((system, None)),
+            match facts.owner.filter(|o| o.email.parse::<lettre::Address>().is_ok()) {
+                Some(owner) => (mailbox("activity owner", Some(&owner.name), &owner.email)?, Some(system)),
+                None => (system, None),
             }
         }
-        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => match settings.late_sender_email().and_then(|a| a.parse().ok()) {
-            Some(addr) => Some((Mailbox::new(settings.sender_name().map(String::from), addr), None)),
-            None => Some((system, None)),
+        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => match settings.late_sender_email().filter(|a| a.parse::<lettre::Address>().is_ok()) {
+            Some(address) => (mailbox("late-response sender", settings.sender_name(), address)?, None),
+            None => (system, None),
         },
-        _ => Some((system, None)),
-    }
+        _ => (system, None),
+    };
+    Ok(Some(chosen))
 }
 
 /// Builds the email for outbox message `outbox_id`. Its Message-ID is derived from the
@@ -213,7 +229,7 @@ pub fn message(
     date: DateTime<Utc>,
 ) -> Result<lettre::Message, lettre::error::Error> {
     let mut builder = lettre::Message::builder()
-        .message_id(Some(api::smtp::message_id(outbox_id)))
+        .message_id(Some(smtp::message_id(outbox_id)))
         .date(date.into())
         .from(from)
         .to(to)

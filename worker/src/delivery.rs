@@ -37,7 +37,6 @@ use api::{
 use chrono::{DateTime, Utc};
 use entity::{account, contact, event, outbox_message, user};
 use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
-use lettre::message::Mailbox;
 use rand::Rng;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
 use tokio::sync::{mpsc, SemaphorePermit};
@@ -226,7 +225,9 @@ impl Courier {
         let mut more = claims;
         loop {
             while sending.len() < 2 * concurrency {
-                let Some((m, ctx)) = waiting.pop_front() else { break };
+                let Some((m, ctx)) = waiting.pop_front() else {
+                    break;
+                };
                 self.held.fetch_sub(1, Ordering::AcqRel);
                 // A message whose lease ran out while it waited may already be another
                 // worker's: leave it to whoever claims it next rather than send it twice.
@@ -296,7 +297,16 @@ impl Courier {
 
     /// Sends one message and settles its outcome.
     async fn send(&self, m: outbox_message::Model, ctx: Arc<Context>) -> anyhow::Result<Outcome> {
-        let (outcome, passed) = self.attempt(&m, &ctx).await;
+        // A panic while composing or sending fails this message, not the stream (and with it
+        // every other message this worker holds).
+        let (outcome, passed) = match std::panic::AssertUnwindSafe(self.attempt(&m, &ctx)).catch_unwind().await {
+            Ok(attempted) => attempted,
+            Err(panic) => {
+                let what = crate::panic_message(&*panic);
+                tracing::error!(message = %m.id, panic = %what, "sending a message panicked");
+                (Outcome::Failed(format!("internal error while composing or sending the message: {what}")), None)
+            }
+        };
         self.settle(&m, &outcome, &ctx).await?;
         drop(passed);
         Ok(outcome)
@@ -378,7 +388,9 @@ impl Courier {
     }
 
     async fn text(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
-        let Some(phone) = facts.recipient.phone.as_deref() else { return (Outcome::Failed("the recipient has no phone number".into()), None) };
+        let Some(phone) = facts.recipient.phone.as_deref() else {
+            return (Outcome::Failed("the recipient has no phone number".into()), None);
+        };
         let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
             return (Outcome::Retry("no SMS gateway is set for the account".into()), None);
         };
@@ -396,18 +408,22 @@ impl Courier {
     }
 
     async fn email(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
-        let Some(settings) = ctx.settings.get(&m.account_id) else { return (Outcome::Retry("no activity settings".into()), None) };
+        let Some(settings) = ctx.settings.get(&m.account_id) else {
+            return (Outcome::Retry("no activity settings".into()), None);
+        };
         let mailer = match self.mailer(settings) {
             Ok(Some(t)) => t,
             Ok(None) => return (Outcome::Retry("no SMTP server is set in the activity settings".into()), None),
             Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}")), None),
         };
-        let Some((from, sender)) = compose::sender(settings, facts) else {
-            return (Outcome::Retry("no sender address is set in the activity settings".into()), None);
+        let (from, sender) = match compose::sender(settings, facts) {
+            Ok(Some(senders)) => senders,
+            Ok(None) => return (Outcome::Retry("no sender address is set in the activity settings".into()), None),
+            Err(e) => return (Outcome::Failed(e), None),
         };
-        let to = match facts.recipient.email.parse() {
-            Ok(addr) => Mailbox::new(Some(facts.recipient.name.clone()), addr),
-            Err(e) => return (Outcome::Failed(format!("the recipient's address {:?} is unusable: {e}", facts.recipient.email)), None),
+        let to = match compose::mailbox("recipient", Some(&facts.recipient.name), &facts.recipient.email) {
+            Ok(to) => to,
+            Err(e) => return (Outcome::Failed(e), None),
         };
         let rendered = match self.templates.email(facts) {
             Ok(r) => r,

@@ -16,6 +16,7 @@ use std::future::Future;
 
 use api::{AppState, Config};
 use chrono::Utc;
+use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, DbBackend};
 
 /// Scheduler steps a worker runs side by side on PostgreSQL (SQLite has one writer).
@@ -128,11 +129,17 @@ where
         if *stop.borrow() {
             return;
         }
-        let pause = match step().await {
-            Ok(true) => continue,
-            Ok(false) => period,
-            Err(e) => {
+        // A step that panics is logged and tried again next period, as a failed one is: the
+        // other loops of the worker go on meanwhile.
+        let pause = match std::panic::AssertUnwindSafe(step()).catch_unwind().await {
+            Ok(Ok(true)) => continue,
+            Ok(Ok(false)) => period,
+            Ok(Err(e)) => {
                 tracing::error!(error = format!("{e:#}"), "worker {name} step failed");
+                period
+            }
+            Err(panic) => {
+                tracing::error!(panic = %panic_message(&*panic), "worker {name} step panicked");
                 period
             }
         };
@@ -147,6 +154,15 @@ where
             _ = tokio::time::sleep(pause) => {}
             _ = woken => {}
         }
+    }
+}
+
+/// What a caught panic said, for the log and the message's `lastError`.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".into(),
     }
 }
 

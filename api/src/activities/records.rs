@@ -102,6 +102,7 @@ async fn check_contact(db: &impl ConnectionTrait, account_id: Uuid, id: Uuid) ->
 
 fn title(value: &str) -> ApiResult<String> {
     let t = value.trim();
+    crate::validate::single_line("input.title", t)?;
     if t.is_empty() || t.chars().count() > 500 {
         return Err(ApiError::bad_input("input.title", "1 to 500 characters"));
     }
@@ -112,6 +113,7 @@ fn external_id(value: Option<&str>) -> ApiResult<Option<String>> {
     match value.map(str::trim) {
         None => Ok(None),
         Some(v) if v.is_empty() || v.len() > 200 => Err(ApiError::bad_input("input.externalId", "1 to 200 characters")),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::bad_input("input.externalId", "one line without control characters")),
         Some(v) => Ok(Some(v.to_string())),
     }
 }

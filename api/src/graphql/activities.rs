@@ -210,7 +210,9 @@ impl Activity {
         user(ctx, self.0.owner_id).await
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        let Some(id) = self.0.contact_id else { return Ok(None) };
+        let Some(id) = self.0.contact_id else {
+            return Ok(None);
+        };
         Ok(loaders(ctx)?.load_one(loaders::ContactId(id)).await.map_err(ApiError::from)?.map(Contact))
     }
     async fn due_at(&self) -> DateTime<Utc> {
@@ -592,8 +594,13 @@ impl ActivityMutation {
         let Some(server) = settings.smtp_server(&app.keyring)? else {
             return Err(ApiError::bad_input("input", "no SMTP server is saved: change the activity settings first").into());
         };
-        let from = settings.sender_address().map(|a| mailbox(settings.sender_name(), a)).transpose()?;
-        let to = send_to.map(|a| mailbox(None, &a)).transpose()?;
+        // A sender name saved before names were checked may not fit a header: say so.
+        let from = settings
+            .sender_address()
+            .map(|a| smtp::mailbox(settings.sender_name(), a))
+            .transpose()
+            .map_err(|e| ApiError::bad_input("input", format!("the saved sender cannot be used: {e}")))?;
+        let to = send_to.map(|a| smtp::mailbox(None, &a)).transpose().map_err(|e| ApiError::bad_input("input.sendTo", e.to_string()))?;
         Ok(match smtp::probe(&server, from, to).await {
             Ok(()) => TestSmtpSettingsPayload { ok: true, failure: None },
             Err(f) => TestSmtpSettingsPayload {
@@ -664,9 +671,4 @@ impl ActivityMutation {
     async fn remove_sms_gateway(&self, ctx: &Context<'_>, input: RemoveSmsGatewayInput) -> async_graphql::Result<SmsGatewayPayload> {
         Ok(SmsGatewayPayload { sms_gateway: sms::remove(app(ctx)?, caller(ctx)?, input.expected_version).await?.map(SmsGateway) })
     }
-}
-
-fn mailbox(name: Option<&str>, address: &str) -> Result<lettre::message::Mailbox, ApiError> {
-    let address = address.parse().map_err(|e| ApiError::bad_input("input.sendTo", format!("not an address lettre accepts: {e}")))?;
-    Ok(lettre::message::Mailbox::new(name.map(String::from), address))
 }
