@@ -1,12 +1,26 @@
 //! Logging: `tracing` to stdout, filtered by `HERALD_LOG` (default `info`), as JSON lines
 //! when `HERALD_LOG_FORMAT=json` (what log shippers want in production).
+//!
+//! No secret reaches the log at any level. Herald's own events never carry one (secrets are
+//! [`crate::config::SecretString`]s or sealed); the libraries' protocol traces are another
+//! matter, so the targets in [`SECRET_BEARING`] are dropped whatever `HERALD_LOG` asks for.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::{filter::filter_fn, fmt, prelude::*, EnvFilter};
+
+/// Log targets whose events can carry credentials: async-imap's stream traces every command
+/// as written, `LOGIN "user" "password"` and `AUTHENTICATE` tokens included.
+const SECRET_BEARING: &[&str] = &["async_imap::imap_stream"];
+
+/// Whether events of `target` may be written at all.
+fn may_log(target: &str) -> bool {
+    !SECRET_BEARING.iter().any(|t| target.starts_with(t))
+}
 
 pub fn init() {
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    let registry = tracing_subscriber::registry().with(filter).with(filter_fn(|meta| may_log(meta.target())));
+    let layer = fmt::layer().with_target(false);
     // A second init (tests) is harmless: the first subscriber stays.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json { registry.with(layer.json()).try_init() } else { registry.with(layer).try_init() };
 }

@@ -6,6 +6,7 @@ mod crm;
 mod delivery;
 mod helpers;
 mod http;
+mod logs;
 mod mailboxes;
 mod migrations;
 mod notifications;

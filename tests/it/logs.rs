@@ -1,0 +1,130 @@
+//! What Herald writes to its log: no secret at any level. The all-in-one `herald` binary runs
+//! with `HERALD_LOG=trace` while a mailbox and an SMTP server are tested, saved and used with
+//! marker passwords, and its whole output is searched for them.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::Mutex,
+};
+
+use crate::helpers::{TestImap, TestSmtp};
+
+/// The all-in-one binary on embedded defaults in a directory of its own, its output collected.
+struct Herald {
+    child: tokio::process::Child,
+    output: Arc<Mutex<Vec<String>>>,
+    url: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Herald {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_clear()
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_DATA_DIR", dir.path())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the herald binary runs");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [Box::pin(child.stdout.take().unwrap()) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>, Box::pin(child.stderr.take().unwrap())] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().await.push(line);
+                }
+            });
+        }
+        let (mut url, mut token) = (None, None);
+        for _ in 0..300 {
+            for line in output.lock().await.iter() {
+                if let Some(rest) = line.strip_prefix("GraphQL (and GraphiQL in a browser): ") {
+                    url = Some(rest.trim().to_string());
+                }
+                if line.starts_with("  ey") {
+                    token = Some(line.trim().to_string());
+                }
+            }
+            if url.is_some() && token.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, output, url: url.expect("herald printed its address"), token: token.expect("herald printed a token"), _dir: dir }
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    async fn stop(mut self) -> String {
+        let _ = self.child.kill().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.output.lock().await.join("\n")
+    }
+}
+
+#[tokio::test]
+async fn no_password_reaches_the_log_even_at_trace_level() {
+    const IMAP_PASSWORD: &str = "imap-marker-Zq81x";
+    let imap = TestImap::start(&[("ann@acme.example", IMAP_PASSWORD)]).await;
+    let smtp = TestSmtp::start(&[]).await;
+    let herald = Herald::start(&[("HERALD_LOG", "trace"), ("HERALD_WORKER_POLL_MS", "100"), ("HERALD_MAILBOX_SCAN_SECS", "1")]).await;
+
+    let mailbox = json!({"emailAddress": "ann@acme.example", "host": "127.0.0.1", "port": imap.port, "security": "NONE", "password": IMAP_PASSWORD});
+    let tested = herald
+        .gql("mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok failure { message } } }", json!({"i": mailbox}))
+        .await;
+    assert_eq!(tested["data"]["testMailboxConnection"]["ok"], true, "{tested:#}");
+    let mut create = mailbox.clone();
+    create["main"] = json!(true);
+    let created = herald.gql("mutation($i: CreateMailboxInput!) { createMailbox(input: $i) { mailbox { state } } }", json!({"i": create})).await;
+    assert_eq!(created["data"]["createMailbox"]["mailbox"]["state"], "CONNECTED", "{created:#}");
+
+    let settings = json!({
+        "expectedVersion": 0,
+        "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "NONE", "username": smtp.user, "password": smtp.password},
+        "senderAddress": "crm@acme.example",
+        "activityAlerts": {"intervalHours": 24, "sender": "SYSTEM_ACCOUNT"},
+        "lateResponse": {"intervalHours": 2, "sender": "SYSTEM_ACCOUNT", "defaultPersonIds": []},
+    });
+    let saved = herald.gql("mutation($i: ChangeActivitySettingsInput!) { changeActivitySettings(input: $i) { activitySettings { version } } }", json!({"i": settings})).await;
+    assert!(saved.get("errors").is_none(), "{saved:#}");
+    let probed = herald.gql("mutation { testSmtpSettings(input: {sendTo: \"ops@acme.example\"}) { ok failure { message } } }", json!({})).await;
+    assert_eq!(probed["data"]["testSmtpSettings"]["ok"], true, "{probed:#}");
+    // The worker scans the mailbox meanwhile (logging in again).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let log = herald.stop().await;
+    let (smtp_user, smtp_password) = (smtp.user.clone(), smtp.password.clone());
+    imap.stop().await;
+    smtp.stop().await;
+    assert!(log.contains("TRACE"), "the log was written at trace level");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for (what, secret) in [
+        ("the IMAP password", IMAP_PASSWORD.to_string()),
+        ("the IMAP password as AUTH PLAIN", b64(&format!("\0ann@acme.example\0{IMAP_PASSWORD}"))),
+        ("the SMTP password", smtp_password.clone()),
+        ("the SMTP password as AUTH PLAIN", b64(&format!("\0{smtp_user}\0{smtp_password}"))),
+        ("the SMTP password as AUTH LOGIN", b64(&smtp_password)),
+    ] {
+        assert!(!log.contains(&secret), "{what} is in the log:\n{}", log.lines().filter(|l| l.contains(&secret)).take(3).collect::<Vec<_>>().join("\n"));
+    }
+}
