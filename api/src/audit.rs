@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use entity::audit_event;
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ pub struct Change<'a> {
 
 impl<'a> Change<'a> {
     pub async fn begin(app: &'a AppState, caller: &'a Caller) -> ApiResult<Self> {
-        Ok(Self { app, caller, txn: app.db.begin().await?, recorded: Vec::new() })
+        Ok(Self { app, caller, txn: crate::db::begin_write(&app.db).await?, recorded: Vec::new() })
     }
 
     pub fn db(&self) -> &DatabaseTransaction {
@@ -81,11 +81,7 @@ impl<'a> Change<'a> {
         self.txn.commit().await?;
         for event in &self.recorded {
             match serde_json::to_string(event) {
-                Ok(payload) => {
-                    if let Err(e) = self.app.bus.publish(&channel(event.account_id), &payload).await {
-                        tracing::warn!(error = %e, "audit event not announced on the bus");
-                    }
-                }
+                Ok(payload) => self.app.bus.publish(&channel(event.account_id), &payload),
                 Err(e) => tracing::warn!(error = %e, "audit event not serializable"),
             }
         }

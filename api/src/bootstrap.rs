@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use entity::{account, user, user::Role};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait};
 use uuid::Uuid;
 
 use crate::{
@@ -32,7 +32,7 @@ pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<
     let account_name = validate::name("accountName", &first.account_name)?;
     let admin_name = validate::name("adminName", &first.admin_name)?;
     let admin_email = validate::email("adminEmail", &first.admin_email)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     if account::Entity::find().count(&txn).await? > 0 {
         return Ok(None);
     }

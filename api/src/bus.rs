@@ -26,18 +26,25 @@
 //! The bus is best-effort by design: a message published while a process is reconnecting to
 //! Redis is not redelivered to the other processes. Consumers that must not lose anything
 //! (the notification panel) replay from the database and use the bus only to learn that
-//! there is something new.
+//! there is something new. So publishing never waits for Redis: what goes to the other
+//! processes is queued (bounded, [`REMOTE_QUEUE`]) for one sender task per process, and
+//! dropped with a count (`herald_bus_dropped_total`) when the queue is full; a request that
+//! publishes is never slower because Redis is slow or gone. [`Bus::state`] says how the
+//! connection is, without a round trip.
 
 use std::{
     any::Any,
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Messages a slow subscriber may fall behind before it starts losing them (it is told, and
 /// the panel feed then catches up from the database: a lag costs a read, never a
@@ -48,6 +55,35 @@ const CHANNEL_CAPACITY: usize = 8;
 /// Delivered to every local subscriber after the Redis subscription was re-established:
 /// messages may have been lost meanwhile, and subscribers that keep state should re-read it.
 pub const RESYNC: &str = r#"{"type":"resync"}"#;
+
+/// Messages for the other processes that may wait for Redis; past that they are dropped.
+pub const REMOTE_QUEUE: usize = 8192;
+/// Messages sent to Redis in one pipeline.
+const SEND_BATCH: usize = 1000;
+/// How long one Redis command (or connecting) may take before it counts as failed.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How the bus is connected, for `/readyz` and the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusState {
+    /// In process only: there are no other processes to reach.
+    Local,
+    /// Subscribed to Redis, and the last messages sent there went through.
+    Connected,
+    /// Redis is unreachable or failing: messages to other processes are being lost, and
+    /// this process's subscribers will resync when it is back.
+    Reconnecting,
+}
+
+impl BusState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -109,7 +145,11 @@ struct Inner {
     channels: Mutex<HashMap<String, broadcast::Sender<Message>>>,
     /// Topics whose messages from other processes are expanded, not delivered as they are.
     expanders: Mutex<HashMap<String, Arc<dyn Expand>>>,
-    redis: Option<redis::aio::ConnectionManager>,
+    /// Messages (Redis channel, wire bytes) for the sender task; `None` without Redis.
+    remote: Option<mpsc::Sender<(String, Vec<u8>)>>,
+    /// Whether the pattern subscription is live, and whether the last send went through.
+    subscribed: AtomicBool,
+    sending: AtomicBool,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -127,14 +167,16 @@ impl Bus {
         Self::with(String::new(), None)
     }
 
-    fn with(prefix: String, redis: Option<redis::aio::ConnectionManager>) -> Self {
+    fn with(prefix: String, remote: Option<mpsc::Sender<(String, Vec<u8>)>>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 prefix,
                 origin: format!("{}|", uuid::Uuid::new_v4().simple()),
                 channels: Mutex::new(HashMap::new()),
                 expanders: Mutex::new(HashMap::new()),
-                redis,
+                remote,
+                subscribed: AtomicBool::new(true),
+                sending: AtomicBool::new(true),
                 listener: Mutex::new(None),
             }),
         }
@@ -144,8 +186,15 @@ impl Bus {
     /// published after start-up is missed.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, BusError> {
         let client = redis::Client::open(url)?;
-        let manager = client.get_connection_manager().await?;
-        let bus = Self::with(prefix.to_string(), Some(manager));
+        // Commands fail fast and reconnect in the background: only the sender task waits.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let manager = client.get_connection_manager_with_config(config).await?;
+        let (queue, queued) = mpsc::channel(REMOTE_QUEUE);
+        let bus = Self::with(prefix.to_string(), Some(queue));
+        tokio::spawn(send_remote(manager, queued, Arc::downgrade(&bus.inner)));
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.psubscribe(format!("{prefix}:*")).await?;
         let weak = Arc::downgrade(&bus.inner);
@@ -165,6 +214,9 @@ impl Bus {
                         inner.received(channel, msg.get_payload_bytes());
                     }
                     tracing::warn!("redis pub/sub connection lost; reconnecting");
+                    if let Some(inner) = weak.upgrade() {
+                        inner.subscribed.store(false, Ordering::Release);
+                    }
                 }
                 if weak.strong_count() == 0 {
                     return;
@@ -178,6 +230,8 @@ impl Bus {
                             // Whatever was published meanwhile is lost: tell every local
                             // subscriber to catch up from the database.
                             let Some(inner) = weak.upgrade() else { return };
+                            inner.subscribed.store(true, Ordering::Release);
+                            metrics::counter!("herald_bus_reconnects_total").increment(1);
                             inner.deliver_all(Message::text(RESYNC));
                         }
                         Err(e) => tracing::warn!(error = %e, "redis psubscribe failed"),
@@ -191,31 +245,24 @@ impl Bus {
     }
 
     pub fn is_redis(&self) -> bool {
-        self.inner.redis.is_some()
+        self.inner.remote.is_some()
     }
 
     /// Publishes to every subscriber of `channel`, in every process.
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), BusError> {
+    pub fn publish(&self, channel: &str, payload: &str) {
         self.inner.deliver(channel, Message::text(payload));
-        if let Some(manager) = &self.inner.redis {
-            let mut conn = manager.clone();
-            let _receivers: i64 =
-                redis::cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(payload)).query_async(&mut conn).await?;
-        }
-        Ok(())
+        self.inner.send(channel, payload);
     }
 
     /// Publishes values, in order: this process's subscribers get each value itself, at once;
     /// the other processes its JSON, serialised after the local deliveries.
-    pub async fn publish_values<T: Serialize + Send + Sync + 'static>(&self, messages: Vec<(String, T)>) -> Result<(), BusError> {
+    pub fn publish_values<T: Serialize + Send + Sync + 'static>(&self, messages: Vec<(String, T)>) -> Result<(), BusError> {
         let messages: Vec<(String, Arc<T>)> = messages.into_iter().map(|(channel, value)| (channel, Arc::new(value))).collect();
         self.deliver_values(&messages);
-        if self.inner.redis.is_some() {
-            let mut remote = Vec::with_capacity(messages.len());
+        if self.is_redis() {
             for (channel, value) in &messages {
-                remote.push((channel.clone(), serde_json::to_string(&**value)?));
+                self.inner.send(channel, &serde_json::to_string(&**value)?);
             }
-            self.publish_remote(&remote).await?;
         }
         Ok(())
     }
@@ -228,19 +275,12 @@ impl Bus {
         }
     }
 
-    /// Sends texts to the other processes only, in order, in pipelines of a thousand: to
-    /// channels, or to topics that each process [expands](Bus::expand). Nothing without Redis.
-    pub async fn publish_remote(&self, messages: &[(String, String)]) -> Result<(), BusError> {
-        let Some(manager) = &self.inner.redis else { return Ok(()) };
-        for chunk in messages.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for (channel, payload) in chunk {
-                pipe.cmd("PUBLISH").arg(format!("{}:{channel}", self.inner.prefix)).arg(self.inner.wire(payload)).ignore();
-            }
-            let mut conn = manager.clone();
-            let () = pipe.query_async(&mut conn).await?;
+    /// Sends texts to the other processes only, in order: to channels, or to topics that each
+    /// process [expands](Bus::expand). Nothing without Redis.
+    pub fn publish_remote(&self, messages: &[(String, String)]) {
+        for (channel, payload) in messages {
+            self.inner.send(channel, payload);
         }
-        Ok(())
     }
 
     /// Messages from other processes on `topic` go through `expander` from now on.
@@ -253,17 +293,52 @@ impl Bus {
         channels.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
     }
 
-    /// For `/readyz`: whether the bus can carry a message now.
-    pub async fn ping(&self) -> Result<(), BusError> {
-        if let Some(manager) = &self.inner.redis {
-            let mut conn = manager.clone();
-            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    /// How the bus is connected now (no round trip: `/readyz` answers at once).
+    pub fn state(&self) -> BusState {
+        if !self.is_redis() {
+            BusState::Local
+        } else if self.inner.subscribed.load(Ordering::Acquire) && self.inner.sending.load(Ordering::Acquire) {
+            BusState::Connected
+        } else {
+            BusState::Reconnecting
         }
-        Ok(())
+    }
+}
+
+/// The sender task: what this process publishes for the others, in order, in pipelines of up
+/// to [`SEND_BATCH`]. A pipeline that fails is lost (the bus is best effort; subscribers
+/// elsewhere resync when their own connection comes back) and the bus reports itself
+/// reconnecting until one goes through. Ends with the bus.
+async fn send_remote(manager: redis::aio::ConnectionManager, mut queued: mpsc::Receiver<(String, Vec<u8>)>, bus: std::sync::Weak<Inner>) {
+    let mut batch = Vec::with_capacity(SEND_BATCH);
+    while queued.recv_many(&mut batch, SEND_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, wire) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(wire).ignore();
+        }
+        let mut conn = manager.clone();
+        let sent: Result<(), _> = pipe.query_async(&mut conn).await;
+        let Some(inner) = bus.upgrade() else { return };
+        if let Err(e) = &sent {
+            metrics::counter!("herald_bus_send_failures_total").increment(1);
+            if inner.sending.swap(false, Ordering::AcqRel) {
+                tracing::warn!(error = %e, "sending to redis failed; messages to other processes are lost until it is back");
+            }
+        } else if !inner.sending.swap(true, Ordering::AcqRel) {
+            tracing::info!("sending to redis works again");
+        }
     }
 }
 
 impl Inner {
+    /// Queues a message for the other processes; drops it, counted, when the queue is full.
+    fn send(&self, channel: &str, payload: &str) {
+        let Some(queue) = &self.remote else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send((format!("{}:{channel}", self.prefix), self.wire(payload))) {
+            metrics::counter!("herald_bus_dropped_total").increment(1);
+        }
+    }
+
     /// A message as it goes to Redis: prefixed with this bus's origin.
     fn wire(&self, payload: &str) -> Vec<u8> {
         let mut wire = Vec::with_capacity(ORIGIN_LEN + payload.len());
@@ -334,7 +409,7 @@ mod tests {
         let mut a1 = bus.subscribe("a");
         let mut a2 = bus.subscribe("a");
         let mut b = bus.subscribe("b");
-        bus.publish("a", "hello").await.unwrap();
+        bus.publish("a", "hello");
         assert_eq!(a1.recv().await.unwrap().as_text(), Some("hello"));
         assert_eq!(a2.recv().await.unwrap().as_text(), Some("hello"));
         assert!(b.try_recv().is_err());
@@ -344,7 +419,7 @@ mod tests {
     async fn local_subscribers_get_a_published_value_itself() {
         let bus = Bus::local();
         let mut rx = bus.subscribe("a");
-        bus.publish_values(vec![("a".to_string(), vec![1u32, 2])]).await.unwrap();
+        bus.publish_values(vec![("a".to_string(), vec![1u32, 2])]).unwrap();
         let message = rx.recv().await.unwrap();
         assert_eq!(message.value::<Vec<u32>>(), Some(&vec![1, 2]));
         assert_eq!(message.as_text(), None);

@@ -10,10 +10,11 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     sea_query::{ArrayType, Expr, PgFunc, SimpleExpr, Value},
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, ModelTrait, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityName,
+    EntityTrait, IdenStatic, IntoActiveModel, Iterable, ModelTrait, Statement, TransactionTrait,
 };
 
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -64,10 +65,44 @@ async fn connect_with(config: &Config, max_connections: u32, relaxed_commit: boo
     if let Some(schema) = &config.database_schema {
         options.set_schema_search_path(schema.clone());
     }
+    // SQLite: write-ahead logging, so that readers never wait for the writer nor it for them;
+    // writers wait for one another up to the busy timeout (see [`begin_write`]).
+    options.map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal).busy_timeout(SQLITE_BUSY_TIMEOUT));
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| DbErr::Custom(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        create_private(&config.data_dir.join("herald.db"))?;
     }
     Database::connect(options).await
+}
+
+/// How long a write on SQLite waits for another writer before it fails.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates the embedded database file readable by its owner only (mode 0600, like the key
+/// file), or narrows an existing one. SQLite gives its write-ahead log and shared-memory
+/// files the database file's mode.
+fn create_private(path: &std::path::Path) -> Result<(), DbErr> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| DbErr::Custom(format!("cannot create the database file {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(fail)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)
+}
+
+/// Begins a transaction that writes.
+///
+/// On SQLite it takes the database's write lock first, as `BEGIN IMMEDIATE` would (sea-orm
+/// only says `BEGIN`): a transaction that reads before it writes cannot wait for the lock
+/// when it gets there — SQLite answers "database is locked" at once if another connection
+/// wrote meanwhile — whereas a transaction that starts by writing waits its turn, up to the
+/// busy timeout. A `DELETE` that matches nothing is such a first write: it changes no page.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("DELETE FROM seaql_migrations WHERE 0").await?;
+    }
+    Ok(txn)
 }
 
 /// Applies pending migrations; safe when several processes start together.

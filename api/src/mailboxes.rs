@@ -15,7 +15,7 @@
 
 use chrono::Utc;
 use entity::{mailbox, user};
-use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -165,7 +165,7 @@ async fn test_for_save(connection: &Connection, password: &str) -> ApiResult<Vec
 
 /// Raises Test Inbox Read for the owner after a successful test.
 async fn announce_test(app: &AppState, row_account: Uuid, owner: Uuid, address: &str) -> ApiResult<()> {
-    let txn = app.db.begin().await?;
+    let txn = crate::db::begin_write(&app.db).await?;
     let recorded = fanout::record_addressed(
         &txn,
         vec![AddressedEvent {

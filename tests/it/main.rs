@@ -4,12 +4,13 @@
 mod auth;
 mod crm;
 mod delivery;
+mod embedded;
 mod helpers;
 mod http;
-mod logs;
 mod mailboxes;
 mod migrations;
 mod notifications;
+mod outages;
 mod schema;
 mod tenancy;
 mod ws;

@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use entity::{account, contact, event, outbox_message, user};
 use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use rand::Rng;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value};
 use tokio::sync::{mpsc, SemaphorePermit};
 use uuid::Uuid;
 
@@ -484,7 +484,7 @@ impl Courier {
                     _ => error.clone(),
                 };
                 tracing::warn!(message = %m.id, error = %error, "delivery failed");
-                let txn = db.begin().await?;
+                let txn = api::db::begin_write(db).await?;
                 if update_claimed(&txn, m, "FAILED", Some(&error), now, None).await? && m.channel == "EMAIL" {
                     let recorded = fanout::record_addressed(&txn, vec![failure_event(m, &error, ctx)]).await?;
                     txn.commit().await?;

@@ -35,9 +35,7 @@ use api::{
 use chrono::{DateTime, Utc};
 use entity::{email, mailbox, mailbox_folder};
 use futures_util::TryStreamExt;
-use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement, TransactionTrait, Value,
-};
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement, Value};
 
 /// UIDVALIDITY changes in a row after which a mailbox is paused instead of resynced again.
 pub const MAX_UIDVALIDITY_CHANGES: i32 = 3;
@@ -398,7 +396,7 @@ impl StoreBatch {
     /// owner of new linked mail.
     async fn run(self) -> Result<Archived, ImapError> {
         let Self { app, mailbox, folder, uidvalidity, directory, policy, batch, highest } = self;
-        let txn = app.db.begin().await.map_err(db_err)?;
+        let txn = api::db::begin_write(&app.db).await.map_err(db_err)?;
         let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder: &folder, uidvalidity };
         let stored = archive::store(&txn, &place, batch, &directory, policy).await.map_err(internal)?;
         mailbox_folder::Entity::update_many()
@@ -489,7 +487,7 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             Report { archived: Archived::default(), failed_folders: 0 }
         }
     };
-    let txn = app.db.begin().await?;
+    let txn = api::db::begin_write(&app.db).await?;
     // Only if the settings did not change meanwhile (a change resets state and schedule).
     let updated = mailbox::Entity::update_many()
         .set(row)

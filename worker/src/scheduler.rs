@@ -22,7 +22,7 @@ use api::{
 };
 use chrono::{DateTime, Utc};
 use entity::{account, activity, outbox_message, user};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement};
 use uuid::Uuid;
 
 use crate::{compose::ActivityData, delivery::Handoff};
@@ -61,7 +61,7 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Scheduled
 /// One batch of one kind: answers what it did and how many activities it took. With a
 /// `handoff`, the emails it queues go to that courier already claimed, when it has room.
 pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Option<&Handoff>) -> anyhow::Result<(Scheduled, usize)> {
-    let txn = app.db.begin().await?;
+    let txn = api::db::begin_write(&app.db).await?;
     let due = take_due(&txn, kind, now, app.config.worker.batch).await?;
     if due.is_empty() {
         return Ok((Scheduled::default(), 0));

@@ -26,7 +26,7 @@ use entity::{account, event, notification, notification_roll_up, outbox_message,
 use sea_orm::{
     sea_query::{LockType, OnConflict},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -151,7 +151,7 @@ enum Fate {
 /// order. An `Err` means the transaction failed and nothing of the batch was written.
 pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Duration, batch: &[Pending]) -> ApiResult<Vec<ApiResult<Published>>> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
 
     // Contacts (each must belong to its event's account) and their assignees; on PostgreSQL
     // the same statement first takes the fold locks of the batch's events about a contact.
@@ -903,13 +903,13 @@ pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
     let local: Vec<(String, Arc<Announcement>)> = by_user.into_iter().map(|(user, rows)| (channel(user), Arc::new(Announcement::Rows { rows }))).collect();
     app.bus.deliver_values(&local);
     if app.bus.is_redis() {
-        if let Err(e) = announce_elsewhere(app, notifications).await {
+        if let Err(e) = announce_elsewhere(app, notifications) {
             tracing::warn!(error = %e, "notifications not announced to the other processes");
         }
     }
 }
 
-async fn announce_elsewhere(app: &AppState, notifications: &[notification::Model]) -> Result<(), crate::bus::BusError> {
+fn announce_elsewhere(app: &AppState, notifications: &[notification::Model]) -> Result<(), serde_json::Error> {
     let mut by_position: std::collections::BTreeMap<Uuid, Vec<&notification::Model>> = std::collections::BTreeMap::new();
     for n in notifications {
         by_position.entry(n.position).or_default().push(n);
@@ -925,7 +925,8 @@ async fn announce_elsewhere(app: &AppState, notifications: &[notification::Model
             messages.push((channel(row.user_id), serde_json::to_string(&Announcement::Rows { rows: vec![Arc::new(row.clone())] })?));
         }
     }
-    app.bus.publish_remote(&messages).await
+    app.bus.publish_remote(&messages);
+    Ok(())
 }
 
 /// Bus topic of [`EventRows`].

@@ -272,7 +272,7 @@ fn target<Q: QueryFilter>(query: Q, user_id: Uuid, selection: &Selection, change
 }
 
 pub async fn announce(app: &AppState, user_id: Uuid, message: Announcement) {
-    if let Err(e) = app.bus.publish_values(vec![(channel(user_id), message)]).await {
+    if let Err(e) = app.bus.publish_values(vec![(channel(user_id), message)]) {
         tracing::warn!(error = %e, "panel change not announced on the bus");
     }
 }

@@ -1,10 +1,10 @@
-//! What Herald writes to its log: no secret at any level. The all-in-one `herald` binary runs
-//! with `HERALD_LOG=trace` while a mailbox and an SMTP server are tested, saved and used with
-//! marker passwords, and its whole output is searched for them.
+//! The all-in-one `herald` binary on its embedded defaults (SQLite in a data directory of its
+//! own), run as a newcomer runs it: its database file and its log.
 
 use std::{sync::Arc, time::Duration};
 
 use base64::Engine;
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -64,14 +64,13 @@ impl Herald {
     }
 
     async fn gql(&self, query: &str, variables: Value) -> Value {
-        let response = reqwest::Client::new()
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
+        let response =
+            reqwest::Client::new().post(&self.url).bearer_auth(&self.token).json(&json!({"query": query, "variables": variables})).send().await.unwrap();
         response.json().await.unwrap()
+    }
+
+    fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     async fn stop(mut self) -> String {
@@ -89,9 +88,8 @@ async fn no_password_reaches_the_log_even_at_trace_level() {
     let herald = Herald::start(&[("HERALD_LOG", "trace"), ("HERALD_WORKER_POLL_MS", "100"), ("HERALD_MAILBOX_SCAN_SECS", "1")]).await;
 
     let mailbox = json!({"emailAddress": "ann@acme.example", "host": "127.0.0.1", "port": imap.port, "security": "NONE", "password": IMAP_PASSWORD});
-    let tested = herald
-        .gql("mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok failure { message } } }", json!({"i": mailbox}))
-        .await;
+    let tested =
+        herald.gql("mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok failure { message } } }", json!({"i": mailbox})).await;
     assert_eq!(tested["data"]["testMailboxConnection"]["ok"], true, "{tested:#}");
     let mut create = mailbox.clone();
     create["main"] = json!(true);
@@ -105,7 +103,9 @@ async fn no_password_reaches_the_log_even_at_trace_level() {
         "activityAlerts": {"intervalHours": 24, "sender": "SYSTEM_ACCOUNT"},
         "lateResponse": {"intervalHours": 2, "sender": "SYSTEM_ACCOUNT", "defaultPersonIds": []},
     });
-    let saved = herald.gql("mutation($i: ChangeActivitySettingsInput!) { changeActivitySettings(input: $i) { activitySettings { version } } }", json!({"i": settings})).await;
+    let saved = herald
+        .gql("mutation($i: ChangeActivitySettingsInput!) { changeActivitySettings(input: $i) { activitySettings { version } } }", json!({"i": settings}))
+        .await;
     assert!(saved.get("errors").is_none(), "{saved:#}");
     let probed = herald.gql("mutation { testSmtpSettings(input: {sendTo: \"ops@acme.example\"}) { ok failure { message } } }", json!({})).await;
     assert_eq!(probed["data"]["testSmtpSettings"]["ok"], true, "{probed:#}");
@@ -126,5 +126,46 @@ async fn no_password_reaches_the_log_even_at_trace_level() {
         ("the SMTP password as AUTH LOGIN", b64(&smtp_password)),
     ] {
         assert!(!log.contains(&secret), "{what} is in the log:\n{}", log.lines().filter(|l| l.contains(&secret)).take(3).collect::<Vec<_>>().join("\n"));
+    }
+}
+
+/// The embedded database under its own worker: concurrent API writes wait for one another
+/// instead of failing with "database is locked", and the file is private to its owner.
+#[tokio::test]
+async fn the_embedded_database_takes_concurrent_writes_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let herald = Herald::start(&[("HERALD_WORKER_POLL_MS", "50")]).await;
+    let writes = futures_util::future::join_all((0..16).map(|lane| {
+        let herald = &herald;
+        async move {
+            let mut failures = Vec::new();
+            for i in 0..20 {
+                let name = format!("Customer {lane}-{i}");
+                let body = herald
+                    .gql("mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }", json!({"i": {"kind": "CUSTOMER", "name": name}}))
+                    .await;
+                if body.get("errors").is_some() {
+                    failures.push(body);
+                }
+            }
+            failures
+        }
+    }))
+    .await;
+    let failures: Vec<Value> = writes.into_iter().flatten().collect();
+    let dir = herald.data_dir().to_path_buf();
+    let modes: Vec<(String, u32)> = ["herald.db", "herald.db-wal"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::metadata(dir.join(f)).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)))
+        .collect();
+    // A reader beside the running server (write-ahead logging lets it in).
+    let db = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", dir.join("herald.db").display())).await.unwrap();
+    let contacts = entity::contact::Entity::find().count(&db).await.unwrap();
+    db.close().await.unwrap();
+    herald.stop().await;
+    assert!(failures.is_empty(), "{} of 320 writes failed, first: {:#}", failures.len(), failures[0]);
+    assert_eq!(contacts, 320, "every acknowledged write is stored");
+    for (file, mode) in modes {
+        assert_eq!(mode, 0o600, "{file} is {mode:o}: the database (and its write-ahead log) must be private");
     }
 }
