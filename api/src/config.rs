@@ -67,6 +67,9 @@ pub struct Config {
     pub database_schema: Option<String>,
     /// `HERALD_DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
+    /// `HERALD_DATABASE_WAIT_MS`: how long a request waits for a PostgreSQL connection (or to
+    /// open one) before it answers UNAVAILABLE. SQLite, local, always waits for its writer.
+    pub database_wait: Duration,
     /// `HERALD_REDIS_URL`: Redis for cross-process pub/sub. `None` = in-process bus.
     pub redis_url: Option<String>,
     /// `HERALD_BUS_PREFIX`: prefix of every Redis channel, so that several deployments (or
@@ -158,6 +161,7 @@ impl Config {
             database_url: None,
             database_schema: None,
             database_max_connections: 16,
+            database_wait: Duration::from_millis(1000),
             redis_url: None,
             bus_prefix: "herald".into(),
             jwt_secret: None,
@@ -194,6 +198,7 @@ impl Config {
         }
         config.database_schema = var("HERALD_DATABASE_SCHEMA");
         config.database_max_connections = number(&var, "HERALD_DATABASE_MAX_CONNECTIONS", config.database_max_connections)?;
+        config.database_wait = Duration::from_millis(number(&var, "HERALD_DATABASE_WAIT_MS", config.database_wait.as_millis() as u64)?);
         config.redis_url = var("HERALD_REDIS_URL");
         if let Some(url) = &config.redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {

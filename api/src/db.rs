@@ -26,6 +26,26 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
     connect_with(config, config.database_max_connections, false).await
 }
 
+/// Whether `err` says the database cannot be reached now (down, restarting, unreachable, or
+/// every connection busy for longer than a request may wait), rather than that a statement
+/// was wrong: what a client should retry after a moment.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{sqlx::Error as Sqlx, RuntimeErr};
+    let sqlx = match err {
+        // No connection could be had: whatever the reason (refused, closed during the
+        // handshake by a proxy whose database is down, timed out), this process cannot reach it.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx {
+        Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P0x (shutting down, cannot connect now).
+        Sqlx::Database(e) => e.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
+}
+
 /// The worker's pool for the outbox's own bookkeeping (claims and outcomes), with
 /// `synchronous_commit` off on PostgreSQL: those commits do not wait for the WAL to reach the
 /// disk, which more than doubles a worker's sends per second. What it risks is safe: a
@@ -52,16 +72,16 @@ pub async fn connect_outbox(config: &Config, max_connections: u32) -> Result<Opt
 
 async fn connect_with(config: &Config, max_connections: u32, relaxed_commit: bool) -> Result<DatabaseConnection, DbErr> {
     let url = config.effective_database_url();
+    let postgres = url.starts_with("postgres");
     let mut options = ConnectOptions::new(url);
     if relaxed_commit {
         options.map_sqlx_postgres_opts(|pg| pg.options([("synchronous_commit", "off"), ("enable_seqscan", "off")]));
     }
-    options
-        .max_connections(max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+    // A request waits for a PostgreSQL connection only briefly: when the database is down or
+    // saturated, an UNAVAILABLE answer the client can retry beats a request that hangs. The
+    // worker's outbox pool is no request's, and SQLite is local: they wait longer.
+    let wait = if relaxed_commit || !postgres { Duration::from_secs(10) } else { config.database_wait };
+    options.max_connections(max_connections).min_connections(1).connect_timeout(wait).acquire_timeout(wait).sqlx_logging(false);
     if let Some(schema) = &config.database_schema {
         options.set_schema_search_path(schema.clone());
     }

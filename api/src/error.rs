@@ -25,6 +25,10 @@ pub enum ApiError {
     /// `CONFLICT`: a stale `expectedVersion`, or a uniqueness rule.
     #[error("{0}")]
     Conflict(String),
+    /// `UNAVAILABLE`: the database cannot be reached now; retry after a moment (HTTP 503 with
+    /// `Retry-After` where the transport allows a status). The cause is logged, not sent.
+    #[error("the service is temporarily unavailable: retry in a moment")]
+    Unavailable(#[source] anyhow::Error),
     /// `INTERNAL`: anything unexpected; the client sees only "internal error".
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -48,6 +52,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -55,7 +60,23 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Internal(err.into())
+        if crate::db::is_unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Internal(err.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// An unexpected failure, unless a database error in its chain says the database is
+    /// unreachable.
+    fn from(err: anyhow::Error) -> Self {
+        if err.chain().any(|cause| cause.downcast_ref::<sea_orm::DbErr>().is_some_and(crate::db::is_unavailable)) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
+        }
     }
 }
 
@@ -76,8 +97,10 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
 pub fn ensure_code(mut err: async_graphql::ServerError) -> async_graphql::ServerError {
     let (code, field) = match err.source::<ApiError>() {
         Some(api) => {
-            if let ApiError::Internal(cause) = api {
-                tracing::error!(error = format!("{cause:#}"), "internal error");
+            match api {
+                ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+                ApiError::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
+                _ => {}
             }
             let field = match api {
                 ApiError::BadUserInput { field, .. } => Some(field.clone()),

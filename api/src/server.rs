@@ -171,11 +171,25 @@ fn unauthenticated(media: MediaType) -> Response {
     response
 }
 
+/// How long a client should wait before retrying an UNAVAILABLE answer.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// The database could not be reached: 503 with `Retry-After`, code UNAVAILABLE.
+fn unavailable(media: MediaType) -> Response {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, media, "UNAVAILABLE", "the service is temporarily unavailable: retry in a moment");
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    response
+}
+
 async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Option<auth::Authenticated>, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match auth::authenticate_with_user(&app.db, &app.tokens, authorization).await {
         Ok(caller) => Ok(caller),
         Err(ApiError::Unauthenticated) => Err(unauthenticated(media)),
+        Err(ApiError::Unavailable(cause)) => {
+            tracing::warn!(error = format!("{cause:#}"), "database unavailable while authenticating");
+            Err(unavailable(media))
+        }
         Err(other) => {
             tracing::error!(error = format!("{:#}", anyhow::Error::from(other)), "authentication failed unexpectedly");
             Err(error_response(StatusCode::INTERNAL_SERVER_ERROR, media, "INTERNAL", "internal error"))
@@ -192,7 +206,16 @@ async fn execute(app: &AppState, request: async_graphql::Request, caller: Option
     // A request error (parse, validation, variables) has no `data` at all; field errors
     // carry a path.
     let request_error = response.data == async_graphql::Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if request_error && media == MediaType::GraphqlResponseJson { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    // No data because the database is unreachable: 503 and when to retry (application/json
+    // keeps 200 for every well-formed request, as its clients expect).
+    let unavailable = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::from("UNAVAILABLE")));
+    let status = match media {
+        MediaType::GraphqlResponseJson if unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        MediaType::GraphqlResponseJson if request_error => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
     let body = if request_error {
         // Request errors carry no `data` entry at all.
         serde_json::to_vec(&json!({"errors": response.errors}))
@@ -200,6 +223,9 @@ async fn execute(app: &AppState, request: async_graphql::Request, caller: Option
         serde_json::to_vec(&response)
     };
     match body {
+        Ok(body) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            (status, [(header::CONTENT_TYPE, media.content_type()), (header::RETRY_AFTER, RETRY_AFTER_SECS)], body).into_response()
+        }
         Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "response not serializable");

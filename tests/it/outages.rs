@@ -122,3 +122,123 @@ async fn with_redis_down_writes_do_not_wait_for_the_bus_and_readiness_says_so() 
     let metrics = app.http.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("herald_bus_reconnects_total"), "{metrics}");
 }
+
+/// What the proxy in front of PostgreSQL does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Up,
+    /// As a stopped server: connections through it are closed, new ones refused.
+    Refusing,
+    /// As a load balancer whose database is down: connections are accepted and closed at once.
+    Closing,
+}
+
+/// A TCP proxy between Herald and PostgreSQL that the test controls.
+struct DbProxy {
+    port: u16,
+    link: tokio::sync::watch::Sender<Link>,
+}
+
+impl DbProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (link, mut watching) = tokio::sync::watch::channel(Link::Up);
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let Some(open) = &listener else {
+                    // Refusing: no listener until the link changes.
+                    if watching.changed().await.is_err() {
+                        return;
+                    }
+                    if *watching.borrow() != Link::Refusing {
+                        listener = Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the proxy's port again"));
+                    }
+                    continue;
+                };
+                let accepted = tokio::select! {
+                    accepted = open.accept() => accepted,
+                    changed = watching.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if *watching.borrow() == Link::Refusing {
+                            listener = None;
+                        }
+                        continue;
+                    }
+                };
+                let Ok((mut client, _)) = accepted else { continue };
+                if *watching.borrow() != Link::Up {
+                    continue; // dropped: closed at once
+                }
+                let (upstream, mut link) = (upstream.clone(), watching.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = link.wait_for(|l| *l != Link::Up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, link }
+    }
+
+    fn set(&self, link: Link) {
+        self.link.send_replace(link);
+    }
+}
+
+#[tokio::test]
+async fn with_postgres_down_requests_fail_fast_as_unavailable_and_recover() {
+    let Some(url) = std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("HERALD_TEST_DATABASE_URL not set: the PostgreSQL outage test needs PostgreSQL; skipped on embedded defaults");
+        return;
+    };
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let proxy = DbProxy::start(format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432))).await;
+    let mut proxied = parsed.clone();
+    proxied.set_port(Some(proxy.port)).unwrap();
+    let app = spawn_with(|c| c.database_url = Some(proxied.to_string())).await;
+    const VIEWER: &str = "{ viewer { user { name } } }";
+    assert_eq!(app.admin(VIEWER, json!({})).await["viewer"]["user"]["name"], "Administrator");
+
+    // Requests waited ten seconds for a connection, then answered 500 INTERNAL.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    for down in [Link::Refusing, Link::Closing] {
+        proxy.set(down);
+        for accept in ["application/graphql-response+json", "application/json"] {
+            let response = client
+                .post(app.url())
+                .bearer_auth(&app.admin_token)
+                .header("accept", accept)
+                .json(&json!({"query": VIEWER}))
+                .send()
+                .await
+                .expect("answered promptly while the database is down");
+            assert_eq!(response.status(), 503, "{down:?}, {accept}");
+            assert!(response.headers().contains_key("retry-after"), "{down:?}, {accept}: {:?}", response.headers());
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(error_code(&body), Some("UNAVAILABLE"), "{down:?}, {accept}: {body:#}");
+        }
+        let (status, body) = ready(&app).await;
+        assert_eq!(status, 503, "{down:?}: {body:#}");
+        assert_ne!(body["database"], "ok");
+
+        // Back without a restart.
+        proxy.set(Link::Up);
+        let mut recovered = false;
+        for _ in 0..100 {
+            let body = app.gql(Some(&app.admin_token), VIEWER, json!({})).await;
+            if body["data"]["viewer"]["user"]["name"] == "Administrator" {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "Herald did not recover when the database came back ({down:?})");
+        assert_eq!(ready(&app).await.0, 200);
+    }
+}

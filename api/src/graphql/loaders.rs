@@ -27,12 +27,19 @@ pub struct AssigneesOf(pub Uuid);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PersonsOf(pub Uuid);
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("dataloader: {0}")]
 pub struct LoadError(Arc<DbErr>);
 
 impl From<LoadError> for ApiError {
     fn from(err: LoadError) -> Self {
-        ApiError::Internal(anyhow::anyhow!("dataloader: {}", err.0))
+        let unavailable = crate::db::is_unavailable(&err.0);
+        let cause = anyhow::Error::new(err);
+        if unavailable {
+            ApiError::Unavailable(cause)
+        } else {
+            ApiError::Internal(cause)
+        }
     }
 }
 
