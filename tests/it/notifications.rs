@@ -453,8 +453,19 @@ async fn panel_states_change_only_the_callers_rows_and_counts_follow() {
     assert_eq!(cross["errors"][0]["extensions"]["code"], "NOT_FOUND");
     assert_eq!(app.gql(Some(&bob_t), STATE, json!({})).await["data"]["notificationCounts"]["total"], 2);
 
-    // What the admin changes explicitly as Bob is done, and audited with the admin as actor.
-    let read_all = app.gql(Some(&as_bob), "mutation { markNotificationsRead(input: {all: true}) { changed } }", json!({})).await;
+    // As Bob, the admin changes nothing of his panel by reading, archiving or unarchiving it...
+    for mutation in [
+        "mutation { markNotificationsRead(input: {all: true}) { changed } }",
+        "mutation { archiveNotifications(input: {all: true}) { changed } }",
+        "mutation { unarchiveNotifications(input: {all: true}) { changed } }",
+    ] {
+        let body = app.gql(Some(&as_bob), mutation, json!({})).await;
+        assert_eq!(body["data"].as_object().unwrap().values().next().unwrap()["changed"], 0, "{mutation}: {body}");
+    }
+    assert_eq!(app.gql(Some(&bob_t), STATE, json!({})).await["data"]["notificationCounts"], json!({"unseen": 0, "unread": 2, "total": 2}));
+    // ...unless the request says it acts on his behalf: then it is done, and audited with the
+    // admin as actor.
+    let read_all = app.gql(Some(&as_bob), "mutation { markNotificationsRead(input: {all: true, onBehalf: true}) { changed } }", json!({})).await;
     assert_eq!(read_all["data"]["markNotificationsRead"]["changed"], 2, "{read_all}");
     let log = app.admin("{ auditLog(first: 1) { nodes { action actor { id } impersonatedUser { id } } } }", json!({})).await;
     assert_eq!(log["auditLog"]["nodes"][0]["action"], "notifications.changed");

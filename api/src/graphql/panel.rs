@@ -259,6 +259,10 @@ pub struct NotificationSelectionInput {
     /// Every row of the caller's panel.
     #[graphql(default)]
     pub all: bool,
+    /// Only while logged in as the user: change their panel anyway (audited, with you as the
+    /// actor). Without it a change made as someone else changes nothing of their panel.
+    #[graphql(default)]
+    pub on_behalf: bool,
 }
 
 #[derive(InputObject)]
@@ -269,6 +273,10 @@ pub struct ArchiveNotificationsInput {
     /// Every read row.
     #[graphql(default)]
     pub all_read: bool,
+    /// Only while logged in as the user: change their panel anyway (audited, with you as the
+    /// actor). Without it a change made as someone else changes nothing of their panel.
+    #[graphql(default)]
+    pub on_behalf: bool,
 }
 
 #[derive(InputObject)]
@@ -279,6 +287,10 @@ pub struct MarkNotificationsReadInput {
     /// False marks them unread again.
     #[graphql(default = true)]
     pub read: bool,
+    /// Only while logged in as the user: change their panel anyway (audited, with you as the
+    /// actor). Without it a change made as someone else changes nothing of their panel.
+    #[graphql(default)]
+    pub on_behalf: bool,
 }
 
 fn selection(ids: Option<&[ID]>, all: bool, all_read: bool) -> async_graphql::Result<Selection> {
@@ -312,10 +324,11 @@ pub struct PanelStateMutation;
 
 #[Object]
 impl PanelStateMutation {
-    /// Marks rows seen (shown in the panel). Does nothing while logged in as someone else.
+    /// Marks rows seen (shown in the panel). Like every change of panel state, it changes
+    /// nothing while logged in as someone else unless `onBehalf` says so.
     async fn mark_notifications_seen(&self, ctx: &Context<'_>, input: NotificationSelectionInput) -> async_graphql::Result<NotificationStatePayload> {
         let selection = selection(input.ids.as_deref(), input.all, false)?;
-        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Seen).await?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Seen, input.on_behalf).await?;
         Ok(NotificationStatePayload { changed, counts })
     }
 
@@ -323,20 +336,20 @@ impl PanelStateMutation {
     async fn mark_notifications_read(&self, ctx: &Context<'_>, input: MarkNotificationsReadInput) -> async_graphql::Result<NotificationStatePayload> {
         let selection = selection(input.ids.as_deref(), input.all, false)?;
         let change = if input.read { StateChange::Read } else { StateChange::Unread };
-        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, change).await?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, change, input.on_behalf).await?;
         Ok(NotificationStatePayload { changed, counts })
     }
 
     /// Archives rows: some, all, or all read ones.
     async fn archive_notifications(&self, ctx: &Context<'_>, input: ArchiveNotificationsInput) -> async_graphql::Result<NotificationStatePayload> {
         let selection = selection(input.ids.as_deref(), input.all, input.all_read)?;
-        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Archive).await?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Archive, input.on_behalf).await?;
         Ok(NotificationStatePayload { changed, counts })
     }
 
     async fn unarchive_notifications(&self, ctx: &Context<'_>, input: NotificationSelectionInput) -> async_graphql::Result<NotificationStatePayload> {
         let selection = selection(input.ids.as_deref(), input.all, false)?;
-        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Unarchive).await?;
+        let (changed, counts) = panel::change_state(app(ctx)?, caller(ctx)?, selection, StateChange::Unarchive, input.on_behalf).await?;
         Ok(NotificationStatePayload { changed, counts })
     }
 }

@@ -163,11 +163,14 @@ pub fn owner(caller: &Caller) -> ApiResult<Uuid> {
 }
 
 /// Applies a state change to the caller's rows; answers the counts after it.
-pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection, change: StateChange) -> ApiResult<(u64, NotificationCounts)> {
+///
+/// One rule while an admin is logged in as the user: nothing of the user's panel state
+/// changes unless the request says `on_behalf` (then it changes, audited with the admin as
+/// the actor). Looking at someone's panel is not them seeing or reading it.
+pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection, change: StateChange, on_behalf: bool) -> ApiResult<(u64, NotificationCounts)> {
     let user_id = owner(caller)?;
     let impersonating = matches!(caller.principal, Principal::User { impersonator_id: Some(_), .. });
-    if change == StateChange::Seen && impersonating {
-        // Viewing someone else's panel is not them seeing it.
+    if impersonating && !on_behalf {
         return Ok((0, counts(&app.db, user_id).await?));
     }
     if let Selection::Ids(ids) = &selection {
