@@ -500,3 +500,35 @@ async fn no_operation_crosses_tenants_or_roles() {
 
     assert_eq!(snapshot(&app).await, before, "a denied operation changed the owner's data");
 }
+
+/// What a sub-account's people may not read by id (the parent account and its users) they
+/// may not read through a relation or an audit record either.
+#[tokio::test]
+async fn a_sub_account_sees_nothing_of_its_parent_through_relations_or_the_audit_log() {
+    let app = spawn_app().await;
+    let sub = app.admin("mutation { createSubAccount(input: {name: \"Acme West\"}) { account { id } } }", json!({})).await;
+    let sub_id = sub["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    // The parent's admin renames the sub-account: its updatedBy is the parent's admin.
+    let renamed = app
+        .admin(
+            "mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { updatedBy { id } } } }",
+            json!({"i": {"id": sub_id, "name": "Acme West Coast"}}),
+        )
+        .await;
+    assert_eq!(renamed["updateAccount"]["account"]["updatedBy"]["id"], app.admin_id.as_str(), "the parent's admin sees themselves");
+
+    let west_admin = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
+    let token = app.token_for(&west_admin);
+    let by_id = app.gql(Some(&token), "query($id: ID!) { user(id: $id) { name } }", json!({"id": app.admin_id})).await;
+    assert_eq!(by_id["errors"][0]["extensions"]["code"], "NOT_FOUND", "{by_id:#}");
+    let related = app.gql(Some(&token), "{ viewer { account { name updatedBy { name email phone } parent { id } } } }", json!({})).await;
+    assert_eq!(related["data"]["viewer"]["account"], json!({"name": "Acme West Coast", "updatedBy": null, "parent": null}), "{related:#}");
+
+    let log = app.gql(Some(&token), "{ auditLog(first: 50) { nodes { action objectType actor { id } before after } } }", json!({})).await;
+    let nodes = log["data"]["auditLog"]["nodes"].as_array().unwrap_or_else(|| panic!("{log:#}"));
+    let update = nodes.iter().find(|n| n["objectType"] == "Account" && n["action"].as_str().unwrap().ends_with("updated")).unwrap_or_else(|| panic!("{log:#}"));
+    assert_eq!(update["actor"], Value::Null, "the parent's admin is not named: {update:#}");
+    let text = log.to_string();
+    assert!(!text.contains(&app.account_id) && !text.contains(&app.admin_id), "the parent's ids leak through the audit log: {update:#}");
+    assert_eq!(update["after"]["name"], "Acme West Coast", "what is the sub-account's own stays");
+}

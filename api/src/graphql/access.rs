@@ -10,7 +10,7 @@ use super::{
     app, caller,
     connection::{paginate, IdConnection, Order, PageArgs},
     loaders, parse_id,
-    users::User,
+    users::{related_user, User},
 };
 use crate::{
     api_keys,
@@ -67,7 +67,7 @@ impl ApiKey {
     }
     async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.created_by else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+        related_user(ctx, id).await
     }
     /// Last use, at minute granularity.
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {

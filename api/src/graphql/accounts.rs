@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     app, caller,
     connection::{paginate, IdConnection, Order, PageArgs},
-    loaders, parse_id,
+    parse_id,
     users::{user_select, User, UserFilter},
 };
 use crate::crm::accounts::{self as service, AddOn};
@@ -46,7 +46,7 @@ impl Account {
     /// Who changed the settings last (null for changes by API keys or the system).
     async fn updated_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.updated_by else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(crate::error::ApiError::from)?.map(User))
+        super::users::related_user(ctx, id).await
     }
     /// The parent account, when the caller may see it.
     async fn parent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {

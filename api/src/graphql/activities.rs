@@ -10,7 +10,7 @@ use super::{
     connection::{paginate, IdConnection, Order, PageArgs},
     contacts::Contact,
     loaders, parse_id, parse_ids,
-    users::{maybe, User},
+    users::{maybe, related_user, User},
 };
 use crate::{
     activities::{
@@ -24,7 +24,7 @@ use crate::{
 };
 
 async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<User>> {
-    Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+    related_user(ctx, id).await
 }
 
 // --- the settings page ---------------------------------------------------------------------

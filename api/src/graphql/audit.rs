@@ -9,7 +9,7 @@ use super::{
     app, caller,
     connection::{paginate, IdConnection, Order, PageArgs},
     loaders, parse_id,
-    users::User,
+    users::{related_user, User},
 };
 use crate::error::ApiError;
 
@@ -34,28 +34,61 @@ impl AuditEvent {
     /// The user who really acted: the admin, when they were logged in as someone.
     async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.actor_user_id else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+        related_user(ctx, id).await
     }
     /// The user the actor was logged in as.
     async fn impersonated_user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.impersonated_user_id else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+        related_user(ctx, id).await
     }
     /// The API key that made the change, if a partner did.
     async fn api_key_id(&self) -> Option<ID> {
         self.0.api_key_id.map(|id| ID(id.to_string()))
     }
-    /// The object before the change (null on creation). Secrets never appear here.
-    async fn before(&self) -> Option<Json<serde_json::Value>> {
-        self.0.before.clone().map(Json)
+    /// The object before the change (null on creation). Secrets never appear here, nor
+    /// references the caller may not follow (see `after`).
+    async fn before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
+        Ok(match &self.0.before {
+            Some(object) => Some(Json(readable(ctx, object.clone()).await?)),
+            None => None,
+        })
     }
-    /// The object after the change (null on deletion).
-    async fn after(&self) -> Option<Json<serde_json::Value>> {
-        self.0.after.clone().map(Json)
+    /// The object after the change (null on deletion). A reference to an account or user
+    /// that the caller may not read (a sub-account's parent, the parent's people) is null, as
+    /// it is through the relations.
+    async fn after(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
+        Ok(match &self.0.after {
+            Some(object) => Some(Json(readable(ctx, object.clone()).await?)),
+            None => None,
+        })
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+}
+
+/// Fields of recorded objects that name an account, and those that name a user.
+const ACCOUNT_REFERENCES: &[&str] = &["account_id", "parent_id"];
+const USER_REFERENCES: &[&str] = &["updated_by", "created_by", "user_id", "owner_id"];
+
+/// A recorded object with the references the caller may not follow set to null.
+async fn readable(ctx: &Context<'_>, mut object: serde_json::Value) -> async_graphql::Result<serde_json::Value> {
+    let Some(fields) = object.as_object_mut() else { return Ok(object) };
+    let (db, caller) = (&app(ctx)?.db, caller(ctx)?);
+    for (key, value) in fields.iter_mut() {
+        let Some(id) = value.as_str().and_then(|v| v.parse::<uuid::Uuid>().ok()) else { continue };
+        let visible = if ACCOUNT_REFERENCES.contains(&key.as_str()) {
+            id == caller.account_id || crate::crm::accounts::is_visible(db, caller, id).await?
+        } else if USER_REFERENCES.contains(&key.as_str()) {
+            related_user(ctx, id).await?.is_some()
+        } else {
+            continue;
+        };
+        if !visible {
+            *value = serde_json::Value::Null;
+        }
+    }
+    Ok(object)
 }
 
 #[derive(InputObject, Default)]

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{mailbox, mailbox_folder};
 
 use super::{
-    app, caller, loaders, parse_id,
-    users::{maybe, User},
+    app, caller, parse_id,
+    users::{maybe, related_user, User},
 };
 use crate::{
     error::ApiError,
@@ -23,7 +23,7 @@ impl Mailbox {
         ID(self.0.id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)?.load_one(loaders::UserId(self.0.user_id)).await.map_err(ApiError::from)?.map(User))
+        related_user(ctx, self.0.user_id).await
     }
     async fn email_address(&self) -> &str {
         &self.0.email_address

@@ -2,10 +2,13 @@ use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{notification_setting, user};
 
-use super::{accounts::Account, app, caller, loaders, parse_id, users::User};
+use super::{
+    accounts::Account,
+    app, caller, parse_id,
+    users::{related_user, User},
+};
 use crate::{
     crm::accounts::AddOn,
-    error::ApiError,
     notifications::{
         catalog::{NotificationType, TypeInfo, CATALOG},
         control::{self, Layers, Switch, SwitchState},
@@ -108,7 +111,7 @@ impl Header {
     }
     async fn updated_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.as_ref().and_then(|h| h.updated_by) else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+        related_user(ctx, id).await
     }
 }
 

@@ -10,7 +10,20 @@ use super::{
     connection::{paginate, IdConnection, Order, PageArgs},
     loaders, parse_id,
 };
-use crate::{crm::users as service, error::ApiError};
+use crate::{
+    crm::{accounts, users as service},
+    error::ApiError,
+};
+
+/// A user reached through a relation (who changed something, who acted, an owner), shown only
+/// when the caller could read that user's account, as `account(id:) { users }` would: a
+/// relation tells no more than a look-up by id. Otherwise null.
+pub(crate) async fn related_user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<User>> {
+    let Some(user) = loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)? else { return Ok(None) };
+    let caller = caller(ctx)?;
+    let visible = user.account_id == caller.account_id || accounts::is_visible(&app(ctx)?.db, caller, user.account_id).await?;
+    Ok(visible.then_some(User(user)))
+}
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
