@@ -496,3 +496,17 @@ async fn a_deleted_users_panel_rows_go_with_them() {
     let later = json!({"i": {"type": "SYSTEM_INFORMATION", "title": "Maintenance done", "idempotencyKey": "maint-2"}});
     assert_eq!(app.admin(PUBLISH, later).await["publishEvent"]["notified"], 1, "the admin only");
 }
+
+#[tokio::test]
+async fn an_events_data_is_bounded() {
+    let app = spawn_app().await;
+    let publish = |data: Value, key: &str| {
+        app.gql(Some(&app.admin_token), PUBLISH, json!({"i": {"type": "WARNINGS", "title": "Disk almost full", "idempotencyKey": key, "data": data}}))
+    };
+    let fits = publish(json!({"detail": "x".repeat(15 * 1024)}), "fits").await;
+    assert!(fits.get("errors").is_none(), "{fits}");
+    let large = publish(json!({"detail": "x".repeat(900 * 1024)}), "large").await;
+    assert_eq!(crate::helpers::error_code(&large), Some("BAD_USER_INPUT"), "{large}");
+    assert_eq!(large["errors"][0]["extensions"]["field"], "input.data");
+    assert!(large["errors"][0]["message"].as_str().unwrap().contains("16 KiB"), "{large}");
+}

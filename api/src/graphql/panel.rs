@@ -195,7 +195,7 @@ pub struct PublishEventInput {
     pub contact_id: Option<ID>,
     pub title: String,
     pub body: Option<String>,
-    /// Structured data for the panel (a JSON object).
+    /// Structured data for the panel: a JSON object of at most 16 KiB (serialised).
     pub data: Option<Json<serde_json::Value>>,
     pub action_url: Option<String>,
     /// Defaults to now.

@@ -99,6 +99,9 @@ pub async fn publish(app: &AppState, caller: &Caller, input: NewEvent, own_accou
     record(app, publisher, &account, input).await
 }
 
+/// The largest `data` an event may carry, serialised.
+pub const MAX_DATA_BYTES: usize = 16 * 1024;
+
 fn check(input: &NewEvent) -> ApiResult<()> {
     validate::name("input.title", &input.title)?;
     let key = input.idempotency_key.trim();
@@ -113,8 +116,14 @@ fn check(input: &NewEvent) -> ApiResult<()> {
             return Err(ApiError::bad_input("input.actionUrl", "an http(s) URL or a path starting with /"));
         }
     }
-    if input.data.as_ref().is_some_and(|d| !d.is_object()) {
-        return Err(ApiError::bad_input("input.data", "a JSON object"));
+    if let Some(data) = &input.data {
+        if !data.is_object() {
+            return Err(ApiError::bad_input("input.data", "a JSON object"));
+        }
+        // Every panel row shows it: an event's content is bounded like its body.
+        if serde_json::to_vec(data).map_or(usize::MAX, |json| json.len()) > MAX_DATA_BYTES {
+            return Err(ApiError::bad_input("input.data", format!("at most {} KiB of JSON", MAX_DATA_BYTES / 1024)));
+        }
     }
     Ok(())
 }
