@@ -84,7 +84,11 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let cors = cors_layer(&state.config);
     let mut router = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(|state, headers, params| detached(graphql_get(state, headers, params)))
+                .post(|state, headers, body| detached(graphql_post(state, headers, body))),
+        )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -240,6 +244,20 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Runs a request's handler to its end even when the client goes away. Dropping it half-way
+/// would cancel a database statement in flight, and a connection left mid-statement cannot go
+/// back to the pool: it is closed, and the pool opens another. Detached, a request a client
+/// gave up on still commits or rolls back, and returns its connection.
+async fn detached(handler: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    match tokio::spawn(handler).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, MediaType::Json, "INTERNAL", "internal error")
+        }
+    }
 }
 
 async fn graphql_post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -137,6 +137,8 @@ enum Link {
 struct DbProxy {
     port: u16,
     link: tokio::sync::watch::Sender<Link>,
+    /// Connections let through so far: how often Herald's pools connected.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl DbProxy {
@@ -144,6 +146,8 @@ impl DbProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (link, mut watching) = tokio::sync::watch::channel(Link::Up);
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
         tokio::spawn(async move {
             let mut listener = Some(listener);
             loop {
@@ -173,6 +177,7 @@ impl DbProxy {
                 if *watching.borrow() != Link::Up {
                     continue; // dropped: closed at once
                 }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (upstream, mut link) = (upstream.clone(), watching.clone());
                 tokio::spawn(async move {
                     let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
@@ -183,7 +188,11 @@ impl DbProxy {
                 });
             }
         });
-        Self { port, link }
+        Self { port, link, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn set(&self, link: Link) {
@@ -191,17 +200,23 @@ impl DbProxy {
     }
 }
 
-#[tokio::test]
-async fn with_postgres_down_requests_fail_fast_as_unavailable_and_recover() {
+/// The app over PostgreSQL through a proxy of the test's own; `None` on embedded defaults.
+async fn behind_proxy() -> Option<(TestApp, DbProxy, String)> {
     let Some(url) = std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("HERALD_TEST_DATABASE_URL not set: the PostgreSQL outage test needs PostgreSQL; skipped on embedded defaults");
-        return;
+        eprintln!("HERALD_TEST_DATABASE_URL not set: PostgreSQL outage tests need PostgreSQL; skipped on embedded defaults");
+        return None;
     };
     let parsed = reqwest::Url::parse(&url).unwrap();
     let proxy = DbProxy::start(format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432))).await;
     let mut proxied = parsed.clone();
     proxied.set_port(Some(proxy.port)).unwrap();
     let app = spawn_with(|c| c.database_url = Some(proxied.to_string())).await;
+    Some((app, proxy, url))
+}
+
+#[tokio::test]
+async fn with_postgres_down_requests_fail_fast_as_unavailable_and_recover() {
+    let Some((app, proxy, _)) = behind_proxy().await else { return };
     const VIEWER: &str = "{ viewer { user { name } } }";
     assert_eq!(app.admin(VIEWER, json!({})).await["viewer"]["user"]["name"], "Administrator");
 
@@ -241,4 +256,72 @@ async fn with_postgres_down_requests_fail_fast_as_unavailable_and_recover() {
         assert!(recovered, "Herald did not recover when the database came back ({down:?})");
         assert_eq!(ready(&app).await.0, 200);
     }
+}
+
+/// A request whose client gave up (a browser tab closed) while it waited for the database
+/// still finishes what it started, and its connection goes back to the pool.
+#[tokio::test]
+async fn a_request_whose_client_left_still_finishes_and_returns_its_connection() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let Some((app, proxy, url)) = behind_proxy().await else { return };
+    // A lock of the test's own (not through the proxy) holds every new contact's insert.
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let schema = app.config.database_schema.clone().unwrap();
+    let storm = |round: usize| {
+        let (db, schema, app) = (&db, &schema, &app);
+        async move {
+            let lock = db.begin().await.unwrap();
+            lock.execute_unprepared(&format!("LOCK TABLE \"{schema}\".contact IN EXCLUSIVE MODE")).await.unwrap();
+            let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+            let requests = (0..4).map(|i| {
+                impatient
+                    .post(app.url())
+                    .bearer_auth(&app.admin_token)
+                    .json(&json!({"query": "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }",
+                        "variables": {"i": {"kind": "LEAD", "name": format!("Lead {round}-{i}")}}}))
+                    .send()
+            });
+            for gave_up in futures_util::future::join_all(requests).await {
+                assert!(gave_up.is_err_and(|e| e.is_timeout()), "the request waited for the lock and its client gave up");
+            }
+            lock.commit().await.unwrap();
+            // What the requests started is finished meanwhile; the pool is whole again.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    storm(1).await; // the pool grows to what the storm needs
+    let before = proxy.connections();
+    storm(2).await;
+    assert_eq!(app.admin("{ viewer { user { name } } }", json!({})).await["viewer"]["user"]["name"], "Administrator");
+    assert_eq!(proxy.connections() - before, 0, "connections were closed under requests whose clients left, and opened again");
+    let leads = app.admin("{ contacts(first: 50) { nodes { name } } }", json!({})).await;
+    assert_eq!(leads["contacts"]["nodes"].as_array().unwrap().len(), 8, "the abandoned requests still committed: {leads}");
+}
+
+/// A load generator that stops mid-flight: many requests, each abandoned by its client at some
+/// point of its work. Not one pooled connection may be closed for it.
+#[tokio::test]
+async fn a_load_that_stops_mid_request_closes_no_pooled_connection() {
+    let Some((app, proxy, _)) = behind_proxy().await else { return };
+    let publish = "mutation($i: PublishEventInput!) { publishEvent(input: $i) { notified } }";
+    let warm =
+        (0..16).map(|i| app.gql(Some(&app.admin_token), publish, json!({"i": {"type": "WARNINGS", "title": "Warm", "idempotencyKey": format!("warm-{i}")}})));
+    futures_util::future::join_all(warm).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = proxy.connections();
+    for round in 0..10u64 {
+        let requests = (0..32u64).map(|i| {
+            // Clients give up after 1 to 8 ms: before, during and after the database work.
+            let impatient = reqwest::Client::builder().timeout(Duration::from_millis(1 + (i + round) % 8)).build().unwrap();
+            let body = json!({"query": publish, "variables": {"i": {"type": "WARNINGS", "title": "Load", "idempotencyKey": format!("load-{round}-{i}")}}});
+            let request = impatient.post(app.url()).bearer_auth(&app.admin_token).json(&body);
+            async move {
+                let _ = request.send().await;
+            }
+        });
+        futures_util::future::join_all(requests).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.admin("{ viewer { user { name } } }", json!({})).await["viewer"]["user"]["name"], "Administrator");
+    assert_eq!(proxy.connections() - before, 0, "pooled connections were closed and opened again under abandoned requests");
 }
