@@ -453,3 +453,66 @@ async fn messages_larger_than_the_socket_buffers_pass_both_ways() {
     app.admin(PUBLISH, json!({"i": {"type": "WARNINGS", "title": "Long", "body": body, "idempotencyKey": "long-1"}})).await;
     assert_eq!(next(&mut socket).await["payload"]["data"]["notificationEvents"]["notification"]["body"], body.as_str());
 }
+
+/// A publish that waits (here for a row lock on the row it folds into) commits after a later
+/// publish, with the earlier position. A panel that reconnects with the later row's cursor must
+/// still receive it, as a panel that stayed connected does.
+#[tokio::test]
+async fn a_row_that_commits_late_reaches_a_panel_that_reconnected_meanwhile() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let Some(url) = std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("HERALD_TEST_DATABASE_URL not set: this test holds a PostgreSQL row lock; skipped on embedded defaults");
+        return;
+    };
+    let app = spawn_app().await;
+    let (bob_id, bob) = app.user("Bob", "USER").await;
+    let contact = publish_bobs_own_lead(&app, &bob_id).await;
+    let mut socket = feed(app.ws_url(), &bob, Value::Null).await;
+    assert_eq!(item(&mut socket).await["counts"]["total"], 1);
+
+    // The test holds Bob's lead row: the next lead about the contact folds into it and waits.
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let schema = app.config.database_schema.clone().unwrap();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared(&format!("SELECT 1 FROM \"{schema}\".notification WHERE user_id = '{bob_id}' FOR UPDATE")).await.unwrap();
+    let held = {
+        let app = &app;
+        let contact = contact.clone();
+        async move { app.admin(PUBLISH, json!({"i": {"type": "NEW_LEAD", "contactId": contact, "title": "Bob's lead again", "idempotencyKey": "l2"}})).await }
+    };
+    let waiting = async {
+        for _ in 0..200 {
+            let waits = db
+                .query_one(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap();
+            if waits > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Meanwhile a later publish commits, and the panel gets it; then it disconnects.
+        publish(&app, "w1", "Later").await;
+        let later = item(&mut socket).await;
+        assert_eq!(later["notification"]["title"], "Later", "{later}");
+        drop(socket);
+        lock.commit().await.unwrap();
+        later["cursor"].clone()
+    };
+    let (_, cursor) = tokio::join!(held, waiting);
+
+    // Reconnecting after "Later": the fold that committed late comes, and "Later" not again.
+    let mut socket = feed(app.ws_url(), &bob, cursor).await;
+    let late = item(&mut socket).await;
+    assert_eq!(late["notification"]["title"], "Bob's lead again", "{late}");
+    assert_eq!(late["notification"]["count"], 2);
+    assert_eq!(item(&mut socket).await["counts"]["total"], 2);
+    publish(&app, "w2", "Live again").await;
+    assert_eq!(item(&mut socket).await["notification"]["title"], "Live again");
+}

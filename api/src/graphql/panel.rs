@@ -10,11 +10,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     accounts::Account,
     app, caller,
-    connection::{paginate, IdConnection, IdCursor, Order, PageArgs},
+    connection::{paginate, IdConnection, Order, PageArgs},
     contacts::Contact,
     loaders, parse_id, parse_ids,
 };
-use async_graphql::connection::CursorType;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 use crate::{
     crm::accounts,
@@ -24,7 +24,7 @@ use crate::{
         catalog::NotificationType,
         control::type_code,
         fanout::{self, NewEvent},
-        feed::FeedItem,
+        feed::{FeedItem, Resume},
         panel::{self, NotificationCounts, Selection, StateChange},
     },
 };
@@ -394,21 +394,22 @@ pub struct NotificationEvent(notifications::feed::FeedItem);
 impl NotificationEvent {
     async fn kind(&self) -> NotificationEventKind {
         match self.0 {
-            FeedItem::Notification(_) => NotificationEventKind::Notification,
+            FeedItem::Notification(..) => NotificationEventKind::Notification,
             FeedItem::State(_) => NotificationEventKind::State,
             FeedItem::Counts(_) => NotificationEventKind::Counts,
         }
     }
     async fn notification(&self) -> Option<Notification> {
         match &self.0 {
-            FeedItem::Notification(row) => Some(Notification(row.clone())),
+            FeedItem::Notification(row, _) => Some(Notification(row.clone())),
             _ => None,
         }
     }
-    /// Pass it as `after` when reconnecting: the feed resumes right after this row.
+    /// Pass it as `after` when reconnecting: the feed resumes right after this row, with
+    /// every row the panel does not have yet (also rows that committed late, behind it).
     async fn cursor(&self) -> Option<String> {
         match &self.0 {
-            FeedItem::Notification(row) => Some(IdCursor(row.position).encode_cursor()),
+            FeedItem::Notification(_, resume) => Some(URL_SAFE_NO_PAD.encode(resume.to_bytes())),
             _ => None,
         }
     }
@@ -441,9 +442,10 @@ impl PanelSubscription {
     ) -> async_graphql::Result<impl futures_util::Stream<Item = NotificationEvent>> {
         use futures_util::StreamExt;
         let user_id = panel::owner(caller(ctx)?)?;
-        let after = after.map(|c| IdCursor::decode_cursor(&c).map_err(|_| ApiError::bad_input("after", "not a cursor of this feed"))).transpose()?;
+        let not_a_cursor = || ApiError::bad_input("after", "not a cursor of this feed");
+        let after = after.map(|c| URL_SAFE_NO_PAD.decode(c).ok().and_then(|bytes| Resume::from_bytes(&bytes)).ok_or_else(not_a_cursor)).transpose()?;
         // Boxed: the opening reads would otherwise size the state every open panel keeps.
-        let feed = Box::pin(notifications::feed::open(app(ctx)?.clone(), user_id, after.map(|IdCursor(p)| p))).await?;
+        let feed = Box::pin(notifications::feed::open(app(ctx)?.clone(), user_id, after)).await?;
         Ok(feed.map(NotificationEvent))
     }
 }

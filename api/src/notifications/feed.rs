@@ -15,7 +15,11 @@
 //!
 //! Positions are UUIDv7s taken by the publishing transaction before it commits, so a row can
 //! commit after a later position was already delivered; a catch-up therefore looks back
-//! `LOOKBACK` behind its position and drops what it has already sent.
+//! `LOOKBACK` behind its position and drops what it has already sent. A panel that
+//! reconnects does the same: the cursor of each row ([`Resume`]) carries what the feed had
+//! sent within the look-back window, so that resuming from it replays the window less those
+//! rows, and a row that committed late reaches the reconnected panel as it reaches one that
+//! stayed connected.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -42,14 +46,66 @@ const PAGE: u64 = 500;
 const VERIFY_AFTER: Duration = Duration::from_secs(1);
 
 pub enum FeedItem {
-    Notification(Arc<notification::Model>),
+    /// A new or bumped row, and where the panel stands once it has it.
+    Notification(Arc<notification::Model>, Resume),
     State(StateChanged),
     Counts(NotificationCounts),
+}
+
+/// Rows of the look-back window a cursor names at most; a burst beyond that raises its floor.
+const MAX_RECENT: usize = 64;
+
+/// Where a panel stands, as the cursor of the last row it received says: it has every row at
+/// or below `floor`, and the rows in `recent` (those the feed sent within the look-back window
+/// below `last`). A plain position (a cursor of `notifications`) is a floor and nothing more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub floor: Option<Uuid>,
+    pub last: Uuid,
+    pub recent: Vec<Uuid>,
+}
+
+impl Resume {
+    /// From a plain position: everything up to it.
+    pub fn at(position: Uuid) -> Self {
+        Self { floor: Some(position), last: position, recent: Vec::new() }
+    }
+
+    /// The cursor's bytes, 16 per position: `last`, then `floor` (nil when there is none),
+    /// then each of `recent`; `last` alone when it is all there is.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        if self.recent.is_empty() && self.floor == Some(self.last) {
+            return self.last.as_bytes().to_vec();
+        }
+        let mut bytes = Vec::with_capacity(32 + 16 * self.recent.len());
+        bytes.extend_from_slice(self.last.as_bytes());
+        bytes.extend_from_slice(self.floor.unwrap_or(Uuid::nil()).as_bytes());
+        for p in &self.recent {
+            bytes.extend_from_slice(p.as_bytes());
+        }
+        bytes
+    }
+
+    /// The inverse of [`Resume::to_bytes`]; 16 bytes are a plain position.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < 16 || bytes.len() % 16 != 0 || bytes.len() > 16 * (2 + MAX_RECENT) {
+            return None;
+        }
+        let mut ids = bytes.chunks(16).map(|c| Uuid::from_slice(c).expect("16 bytes"));
+        let last = ids.next()?;
+        let Some(floor) = ids.next() else { return Some(Self::at(last)) };
+        Some(Self { floor: Some(floor).filter(|f| !f.is_nil()), last, recent: ids.collect() })
+    }
 }
 
 fn millis(position: Uuid) -> u64 {
     let b = position.as_bytes();
     u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+}
+
+/// The lowest position a look-back from `last` reaches.
+fn horizon(last: Uuid) -> Uuid {
+    floor_v7(millis(last).saturating_sub(LOOKBACK.as_millis() as u64))
 }
 
 /// The smallest UUIDv7 of a millisecond: the lower bound of a look-back query.
@@ -86,14 +142,31 @@ impl Feed {
         if self.last.is_none_or(|l| row.position > l) {
             self.last = Some(row.position);
         }
-        self.pending.push_back(FeedItem::Notification(row));
+        let resume = self.resume();
+        self.pending.push_back(FeedItem::Notification(row, resume));
         true
+    }
+
+    /// Where the client stands once it has everything queued so far.
+    fn resume(&self) -> Resume {
+        let last = self.last.expect("a row was sent");
+        let horizon = horizon(last);
+        let mut recent: Vec<Uuid> = self.sent.keys().copied().filter(|p| *p >= horizon && self.floor.is_none_or(|f| *p > f)).collect();
+        recent.sort_unstable();
+        let mut floor = self.floor;
+        if recent.len() > MAX_RECENT {
+            // The oldest rows of a burst become the floor: only a row committing late below
+            // it, within the same burst, could then be missed.
+            let dropped = recent.drain(..recent.len() - MAX_RECENT).next_back();
+            floor = floor.max(dropped);
+        }
+        Resume { floor, last, recent }
     }
 
     /// Forgets delivered positions that no look-back can reach any more.
     fn trim(&mut self) {
         if let Some(last) = self.last {
-            let horizon = floor_v7(millis(last).saturating_sub(LOOKBACK.as_millis() as u64));
+            let horizon = horizon(last);
             self.sent.retain(|p, _| *p >= horizon);
         }
     }
@@ -127,7 +200,7 @@ impl Feed {
 
     /// Catches up from the database: rows and counts.
     async fn ring(&mut self) -> ApiResult<()> {
-        let from = self.last.map(|l| floor_v7(millis(l).saturating_sub(LOOKBACK.as_millis() as u64)));
+        let from = self.last.map(horizon);
         self.catch_up(from).await?;
         self.counts_now().await
     }
@@ -201,8 +274,8 @@ impl Feed {
     }
 }
 
-/// The feed of `user_id`'s panel. With `after`, everything past that position first.
-pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResult<impl Stream<Item = FeedItem>> {
+/// The feed of `user_id`'s panel. With `after`, everything the client does not have first.
+pub async fn open(app: AppState, user_id: Uuid, after: Option<Resume>) -> ApiResult<impl Stream<Item = FeedItem>> {
     // Subscribe before reading, so that nothing committed from now on can fall between.
     let rx = app.bus.subscribe(&channel(user_id));
     let mut feed = Feed {
@@ -219,9 +292,12 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Uuid>) -> ApiResul
     };
     match after {
         Some(after) => {
-            feed.last = Some(after);
-            feed.floor = Some(after);
-            feed.catch_up(Some(after)).await?;
+            // The look-back window below the client's last row, less what it has of it.
+            let from = after.floor.max(Some(horizon(after.last)));
+            feed.last = Some(after.last);
+            feed.floor = after.floor;
+            feed.sent = after.recent.into_iter().map(|p| (p, ())).collect();
+            feed.catch_up(from).await?;
         }
         None => {
             // Live only: start from the newest row there is.
@@ -288,5 +364,15 @@ mod tests {
         assert!(floor <= p);
         assert_eq!(millis(floor), millis(p));
         assert!(floor_v7(millis(p) - 1) < floor);
+    }
+
+    #[test]
+    fn a_cursor_says_where_the_panel_stands() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        for resume in [Resume::at(a), Resume { floor: Some(a), last: c, recent: vec![b, c] }, Resume { floor: None, last: c, recent: vec![c] }] {
+            assert_eq!(Resume::from_bytes(&resume.to_bytes()), Some(resume.clone()));
+        }
+        assert_eq!(Resume::at(a).to_bytes().len(), 16, "a plain position, as `notifications` gives");
+        assert_eq!(Resume::from_bytes(&[0; 15]), None);
     }
 }
