@@ -134,6 +134,7 @@ impl MediaType {
 }
 
 /// Picks the response media type from `Accept` (highest q first; q=0 excludes).
+#[allow(clippy::result_large_err)] // the error is the response itself, built once per request
 fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty()) else {
         return Ok(MediaType::Json);

@@ -24,6 +24,8 @@ enum Event {
     PublishedByKey,
 }
 
+// Variants are column names: `notification_type` is what the column is called.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Notification {
     Table,

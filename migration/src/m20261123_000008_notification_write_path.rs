@@ -16,6 +16,8 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+// Variants are column names: `notification_type` is what the column is called.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Notification {
     Table,

@@ -391,10 +391,13 @@ async fn a_server_without_pipelining_gets_the_envelope_command_by_command() {
     smtp.stop().await;
 }
 
+/// What the SMS receiver got: the account in the path, the form, the Authorization header.
+type Texts = Arc<Mutex<Vec<(String, HashMap<String, String>, String)>>>;
+
 /// A local HTTP receiver in the shape of Twilio's Messages API, recording what it got.
-async fn sms_receiver(answer: u16) -> (String, Arc<Mutex<Vec<(String, HashMap<String, String>, String)>>>) {
+async fn sms_receiver(answer: u16) -> (String, Texts) {
     use axum::{extract::State, http::HeaderMap, routing::post, Form, Router};
-    let seen: Arc<Mutex<Vec<(String, HashMap<String, String>, String)>>> = Arc::default();
+    let seen: Texts = Arc::default();
     let app = Router::new()
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",

@@ -88,7 +88,7 @@ impl Resume {
 
     /// The inverse of [`Resume::to_bytes`]; 16 bytes are a plain position.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < 16 || bytes.len() % 16 != 0 || bytes.len() > 16 * (2 + MAX_RECENT) {
+        if bytes.len() < 16 || !bytes.chunks_exact(16).remainder().is_empty() || bytes.len() > 16 * (2 + MAX_RECENT) {
             return None;
         }
         let mut ids = bytes.chunks(16).map(|c| Uuid::from_slice(c).expect("16 bytes"));
