@@ -19,9 +19,17 @@ pub struct Model {
     pub event_id: Uuid,
     pub notification_type: String,
     pub contact_id: Option<Uuid>,
+    /// The content (title, body, data, action URL) is `event_id`'s event's and is not stored
+    /// with the row: an event shown in ten thousand panels keeps one copy. Rows read from the
+    /// database get it from the event (`api::notifications::panel::with_content`); rows a
+    /// fan-out makes or bumps carry it from the event they were made for.
+    #[sea_orm(ignore)]
     pub title: String,
+    #[sea_orm(ignore)]
     pub body: Option<String>,
+    #[sea_orm(ignore)]
     pub data: Option<Json>,
+    #[sea_orm(ignore)]
     pub action_url: Option<String>,
     pub count: i32,
     pub created_at: DateTimeUtc,

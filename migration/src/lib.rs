@@ -15,6 +15,7 @@ mod m20261123_000007_folder_modseq;
 mod m20261123_000008_notification_write_path;
 mod m20261123_000009_outbox_partial_indexes;
 mod m20261123_000010_activity_alert_partial_indexes;
+mod m20261205_000011_notification_content_once;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_notification_write_path::Migration),
             Box::new(m20261123_000009_outbox_partial_indexes::Migration),
             Box::new(m20261123_000010_activity_alert_partial_indexes::Migration),
+            Box::new(m20261205_000011_notification_content_once::Migration),
         ]
     }
 }

@@ -510,3 +510,34 @@ async fn an_events_data_is_bounded() {
     assert_eq!(large["errors"][0]["extensions"]["field"], "input.data");
     assert!(large["errors"][0]["message"].as_str().unwrap().contains("16 KiB"), "{large}");
 }
+
+/// An event's content is stored once, with the event, however many panels show it; each
+/// panel still shows it, from the list, after a fold, and in a feed's catch-up.
+#[tokio::test]
+async fn an_events_content_is_stored_once_and_every_panel_shows_it() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let (_, bob) = app.user("Bob", "USER").await;
+    let (_, carol) = app.user("Carol", "USER").await;
+    let body = "Disk 93% full on db-7";
+    let data = json!({"host": "db-7", "percent": 93});
+    let event =
+        json!({"i": {"type": "WARNINGS", "title": "Disk almost full", "body": body, "data": data, "actionUrl": "/hosts/db-7", "idempotencyKey": "disk-1"}});
+    app.admin(PUBLISH, event).await;
+
+    let stored = app.state.db.query_all(sea_orm::Statement::from_string(app.state.db.get_database_backend(), "SELECT * FROM notification")).await.unwrap();
+    assert!(stored.len() >= 3, "the admin's, Bob's and Carol's rows");
+    for row in &stored {
+        for column in row.column_names() {
+            assert!(!["title", "body", "data", "action_url"].contains(&column.as_str()), "a panel row keeps a copy of its event's {column}");
+        }
+    }
+    for token in [&bob, &carol] {
+        let panel = app.gql(Some(token), "{ notifications { nodes { title body data actionUrl } } }", json!({})).await;
+        assert_eq!(
+            panel["data"]["notifications"]["nodes"],
+            json!([{"title": "Disk almost full", "body": body, "data": data, "actionUrl": "/hosts/db-7"}]),
+            "{panel}"
+        );
+    }
+}

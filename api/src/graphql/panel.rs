@@ -167,8 +167,9 @@ impl PanelQuery {
         if let Some(contact) = filter.contact_id {
             select = select.filter(notification::Column::ContactId.eq(parse_id(&contact, "filter.contactId")?));
         }
-        Ok(paginate(
-            &app(ctx)?.db,
+        let db = &app(ctx)?.db;
+        let mut page = paginate(
+            db,
             select,
             notification::Column::Position,
             |n| n.position,
@@ -176,7 +177,13 @@ impl PanelQuery {
             PageArgs::new(first, after, last, before),
             |row| Notification(Arc::new(row)),
         )
-        .await?)
+        .await?;
+        // The rows' content is their events': one read for the page.
+        let rows = panel::with_content(db, page.edges.iter().map(|e| (*e.node.0).clone()).collect()).await?;
+        for (edge, row) in page.edges.iter_mut().zip(rows) {
+            edge.node = Notification(Arc::new(row));
+        }
+        Ok(page)
     }
 
     /// The panel's counts, from the database.

@@ -674,9 +674,9 @@ async fn write_panels(
 
 /// Inserts new panel rows. On PostgreSQL a row that is still exactly its event's (count 1:
 /// nothing later in the batch folded into it) travels as its id, position, user and the
-/// index of its event, and each event's content travels once, joined back to its rows by
-/// PostgreSQL. An account-wide event's ten thousand rows were ten thousand copies of its
-/// title, body and data to build, bind and parse, one array element each.
+/// index of its event, and what its rows share (account, type, contact, times) travels once
+/// per event, joined back to its rows by PostgreSQL. The content is not stored with the rows
+/// at all: it is the event's.
 async fn insert_new_rows(txn: &DatabaseTransaction, events: &[event::Model], rows: Vec<notification::Model>) -> ApiResult<()> {
     if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(crate::db::insert_all::<notification::Entity>(txn, &rows).await?);
@@ -694,7 +694,7 @@ async fn insert_new_rows(txn: &DatabaseTransaction, events: &[event::Model], row
 /// on the event's ordinal to the events' arrays (two function scans: the plan cannot turn
 /// into a scan of a table).
 fn rows_of_events(events: &[event::Model], index: &HashMap<Uuid, usize>, rows: &[notification::Model]) -> sea_orm::Statement {
-    use sea_orm::{sea_query::ArrayType as T, Value};
+    use sea_orm::sea_query::ArrayType as T;
 
     use crate::db::pg_array as array;
     let values = vec![
@@ -707,24 +707,15 @@ fn rows_of_events(events: &[event::Model], index: &HashMap<Uuid, usize>, rows: &
         array(T::String, events.iter().map(|e| e.notification_type.clone().into())),
         array(T::Uuid, events.iter().map(|e| e.contact_id.unwrap_or_default().into())),
         array(T::Bool, events.iter().map(|e| e.contact_id.is_none().into())),
-        array(T::String, events.iter().map(|e| e.title.clone().into())),
-        array(T::String, events.iter().map(|e| e.body.clone().unwrap_or_default().into())),
-        array(T::Bool, events.iter().map(|e| e.body.is_none().into())),
-        array(T::Json, events.iter().map(|e| Value::Json(Some(Box::new(e.data.clone().unwrap_or_default()))))),
-        array(T::Bool, events.iter().map(|e| e.data.is_none().into())),
-        array(T::String, events.iter().map(|e| e.action_url.clone().unwrap_or_default().into())),
-        array(T::Bool, events.iter().map(|e| e.action_url.is_none().into())),
         array(T::ChronoDateTimeUtc, events.iter().map(|e| e.created_at.into())),
         array(T::ChronoDateTimeUtc, events.iter().map(|e| e.occurred_at.into())),
     ];
-    let sql = "INSERT INTO notification (id, position, user_id, account_id, event_id, notification_type, contact_id, title, body, data, action_url, count, created_at, occurred_at) \
-               SELECT r.id, r.position, r.user_id, e.account_id, e.event_id, e.notification_type, CASE WHEN e.no_contact THEN NULL ELSE e.contact_id END, e.title, \
-               CASE WHEN e.no_body THEN NULL ELSE e.body END, CASE WHEN e.no_data THEN NULL ELSE e.data END, CASE WHEN e.no_url THEN NULL ELSE e.action_url END, \
+    let sql = "INSERT INTO notification (id, position, user_id, account_id, event_id, notification_type, contact_id, count, created_at, occurred_at) \
+               SELECT r.id, r.position, r.user_id, e.account_id, e.event_id, e.notification_type, CASE WHEN e.no_contact THEN NULL ELSE e.contact_id END, \
                1, e.created_at, e.occurred_at \
                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[]) AS r (id, position, user_id, n) \
-               JOIN unnest($5::uuid[], $6::uuid[], $7::text[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::bool[], $13::jsonb[], $14::bool[], $15::text[], $16::bool[], \
-               $17::timestamptz[], $18::timestamptz[]) WITH ORDINALITY \
-               AS e (account_id, event_id, notification_type, contact_id, no_contact, title, body, no_body, data, no_data, action_url, no_url, created_at, occurred_at, n) \
+               JOIN unnest($5::uuid[], $6::uuid[], $7::text[], $8::uuid[], $9::bool[], $10::timestamptz[], $11::timestamptz[]) WITH ORDINALITY \
+               AS e (account_id, event_id, notification_type, contact_id, no_contact, created_at, occurred_at, n) \
                ON e.n = r.n";
     sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
 }
@@ -745,57 +736,38 @@ async fn fold_stored(txn: &DatabaseTransaction, rows: &[(&notification::Model, i
         txn.execute(fold_unnest(rows)).await?;
         return Ok(());
     }
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * 9);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * 5);
     for (row, bumps) in rows {
-        values.extend([
-            row.id.into(),
-            (*bumps).into(),
-            row.position.into(),
-            row.event_id.into(),
-            row.title.clone().into(),
-            row.body.clone().into(),
-            row.data.clone().into(),
-            row.action_url.clone().into(),
-            row.occurred_at.into(),
-        ]);
+        values.extend([row.id.into(), (*bumps).into(), row.position.into(), row.event_id.into(), row.occurred_at.into()]);
     }
     let sql = format!(
-        "WITH v (id, bumps, position, event_id, title, body, data, action_url, occurred_at) AS (VALUES {}) \
+        "WITH v (id, bumps, position, event_id, occurred_at) AS (VALUES {}) \
          UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, \
-         title = v.title, body = v.body, data = v.data, action_url = v.action_url, occurred_at = v.occurred_at, seen_at = NULL \
+         occurred_at = v.occurred_at, seen_at = NULL \
          FROM v WHERE notification.id = v.id",
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+        vec!["(?, ?, ?, ?, ?)"; rows.len()].join(", ")
     );
     txn.execute(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values)).await?;
     Ok(())
 }
 
-/// [`fold_stored`]'s statement on PostgreSQL. Arrays cannot carry NULLs through the driver, so
-/// each nullable column has a second, boolean array saying which of its elements are NULL.
+/// [`fold_stored`]'s statement on PostgreSQL: one array per column. A bumped row takes its new
+/// event's content by pointing at it (`event_id`).
 fn fold_unnest(rows: &[(&notification::Model, i32)]) -> sea_orm::Statement {
-    use sea_orm::{sea_query::ArrayType, Value};
+    use sea_orm::sea_query::ArrayType;
 
     use crate::db::pg_array as column;
-    let nulls = |is_null: fn(&notification::Model) -> bool| column(ArrayType::Bool, rows.iter().map(move |(r, _)| is_null(r).into()));
     let values = vec![
         column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.id.into())),
         column(ArrayType::Int, rows.iter().map(|(_, bumps)| (*bumps).into())),
         column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.position.into())),
         column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.event_id.into())),
-        column(ArrayType::String, rows.iter().map(|(r, _)| r.title.clone().into())),
-        column(ArrayType::String, rows.iter().map(|(r, _)| r.body.clone().unwrap_or_default().into())),
-        nulls(|r| r.body.is_none()),
-        column(ArrayType::Json, rows.iter().map(|(r, _)| Value::Json(Some(Box::new(r.data.clone().unwrap_or_default()))))),
-        nulls(|r| r.data.is_none()),
-        column(ArrayType::String, rows.iter().map(|(r, _)| r.action_url.clone().unwrap_or_default().into())),
-        nulls(|r| r.action_url.is_none()),
         column(ArrayType::ChronoDateTimeUtc, rows.iter().map(|(r, _)| r.occurred_at.into())),
     ];
-    let sql = "UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, title = v.title, \
-               body = CASE WHEN v.no_body THEN NULL ELSE v.body END, data = CASE WHEN v.no_data THEN NULL ELSE v.data END, \
-               action_url = CASE WHEN v.no_url THEN NULL ELSE v.action_url END, occurred_at = v.occurred_at, seen_at = NULL \
-               FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bool[], $8::jsonb[], $9::bool[], $10::text[], $11::bool[], $12::timestamptz[]) \
-               AS v (id, bumps, position, event_id, title, body, no_body, data, no_data, action_url, no_url, occurred_at) \
+    let sql = "UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, \
+               occurred_at = v.occurred_at, seen_at = NULL \
+               FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
+               AS v (id, bumps, position, event_id, occurred_at) \
                WHERE notification.id = v.id";
     sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
 }

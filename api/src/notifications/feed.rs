@@ -185,6 +185,7 @@ impl Feed {
                 query = query.filter(notification::Column::Position.gt(c));
             }
             let rows = query.order_by_asc(notification::Column::Position).limit(PAGE).all(&self.app.db).await?;
+            let rows = super::panel::with_content(&self.app.db, rows).await?;
             let full = rows.len() as u64 == PAGE;
             for row in rows {
                 cursor = Some(row.position);

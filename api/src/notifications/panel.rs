@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use entity::notification;
+use entity::{event, notification};
 use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -30,6 +30,30 @@ pub struct NotificationCounts {
     pub unread: u64,
     /// All rows not archived.
     pub total: u64,
+}
+
+/// Panel rows read from the database, with their content: their latest event's title, body,
+/// data and action URL, which the rows do not keep a copy of (one read for all the rows).
+pub async fn with_content(db: &impl ConnectionTrait, mut rows: Vec<notification::Model>) -> ApiResult<Vec<notification::Model>> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let ids: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    let events: std::collections::HashMap<Uuid, event::Model> = event::Entity::find()
+        .filter(crate::db::id_in(db.get_database_backend(), event::Column::Id, ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    for row in &mut rows {
+        let event = events.get(&row.event_id).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("panel row {} names no event", row.id)))?;
+        row.title.clone_from(&event.title);
+        row.body.clone_from(&event.body);
+        row.data.clone_from(&event.data);
+        row.action_url.clone_from(&event.action_url);
+    }
+    Ok(rows)
 }
 
 /// The counts of one user's panel, in one statement.
