@@ -132,8 +132,12 @@ impl Connection {
         let deadline = sleep(self.app.config.ws_init_timeout);
         tokio::pin!(deadline);
         let mut deadline_armed = true;
+        // One timer for the pings and the peer's silence: it wakes for the next ping or when
+        // the peer will have been silent for two periods, whichever comes first.
         let period = self.app.config.ws_ping_interval;
-        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        let mut next_ping = Instant::now() + period;
+        let wake = sleep(period);
+        tokio::pin!(wake);
         loop {
             let authenticated = self.caller.is_some();
             let flow = tokio::select! {
@@ -151,7 +155,11 @@ impl Connection {
                 Some((id, (n, item))) = self.operations.next(), if !self.operations.is_empty() => {
                     Box::pin(self.on_results(id, n == 0, item)).await
                 }
-                _ = ping.tick() => Box::pin(self.on_ping_tick(period)).await,
+                _ = &mut wake => {
+                    let flow = Box::pin(self.on_wake(period, &mut next_ping)).await;
+                    wake.as_mut().reset(next_ping.min(self.last_seen + period * 2));
+                    flow
+                }
             };
             if !authenticated {
                 if let Some(caller) = &self.caller {
@@ -193,11 +201,17 @@ impl Connection {
         Flow::Stop
     }
 
-    async fn on_ping_tick(&mut self, period: Duration) -> Flow {
-        if self.last_seen.elapsed() > period * 2 {
+    /// Drops a peer silent (no pong, no message) for two ping periods; pings when one is due.
+    async fn on_wake(&mut self, period: Duration, next_ping: &mut Instant) -> Flow {
+        let now = Instant::now();
+        if now >= self.last_seen + period * 2 {
             tracing::info!("dropping an unresponsive WebSocket peer");
             return self.close(1001, "No pong received").await;
         }
+        if now < *next_ping {
+            return Flow::Continue;
+        }
+        *next_ping = now + period;
         if let Flow::Stop = self.send(Message::Ping(Default::default())).await {
             return Flow::Stop;
         }

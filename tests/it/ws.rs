@@ -184,6 +184,36 @@ async fn idle_sockets_are_pinged_and_silent_peers_dropped() {
     assert!(closed, "the silent peer was not dropped");
 }
 
+/// Two ping periods of silence drop a peer, counted from its last message, not from the next
+/// ping after it: a peer that went quiet just after a ping is gone two periods later, not
+/// three.
+#[tokio::test]
+async fn a_peer_is_dropped_two_ping_periods_after_it_went_silent() {
+    let period = Duration::from_millis(1000);
+    let app = spawn_with(|c| c.ws_ping_interval = period).await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    init(&mut socket, &app.admin_token).await;
+    // Right after the first ping, the peer says something, then reads nothing more (and so
+    // answers no ping).
+    loop {
+        if let Some(Ok(Message::Ping(_))) = socket.next().await {
+            break;
+        }
+    }
+    socket.send(Message::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+    let silent_since = tokio::time::Instant::now();
+    tokio::time::sleep_until(silent_since + period * 5 / 2).await;
+    // Two and a half periods on, the server has closed: the close frame is already there.
+    let mut closed = false;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(100), socket.next()).await {
+        if matches!(message, Ok(Message::Close(_)) | Err(_)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the peer silent for two and a half periods is still connected");
+}
+
 /// A change made through one api process reaches a subscriber connected to another, over
 /// Redis. Needs HERALD_TEST_REDIS_URL (set by .ci/run); without Redis there is one process.
 #[tokio::test]
