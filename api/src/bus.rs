@@ -216,6 +216,7 @@ impl Bus {
                     tracing::warn!("redis pub/sub connection lost; reconnecting");
                     if let Some(inner) = weak.upgrade() {
                         inner.subscribed.store(false, Ordering::Release);
+                        inner.report_state();
                     }
                 }
                 if weak.strong_count() == 0 {
@@ -231,6 +232,7 @@ impl Bus {
                             // subscriber to catch up from the database.
                             let Some(inner) = weak.upgrade() else { return };
                             inner.subscribed.store(true, Ordering::Release);
+                            inner.report_state();
                             metrics::counter!("herald_bus_reconnects_total").increment(1);
                             inner.deliver_all(Message::text(RESYNC));
                         }
@@ -241,6 +243,7 @@ impl Bus {
             }
         });
         *bus.inner.listener.lock().expect("bus listener lock") = Some(task);
+        bus.inner.report_state();
         Ok(bus)
     }
 
@@ -295,13 +298,7 @@ impl Bus {
 
     /// How the bus is connected now (no round trip: `/readyz` answers at once).
     pub fn state(&self) -> BusState {
-        if !self.is_redis() {
-            BusState::Local
-        } else if self.inner.subscribed.load(Ordering::Acquire) && self.inner.sending.load(Ordering::Acquire) {
-            BusState::Connected
-        } else {
-            BusState::Reconnecting
-        }
+        self.inner.state()
     }
 }
 
@@ -323,14 +320,33 @@ async fn send_remote(manager: redis::aio::ConnectionManager, mut queued: mpsc::R
             metrics::counter!("herald_bus_send_failures_total").increment(1);
             if inner.sending.swap(false, Ordering::AcqRel) {
                 tracing::warn!(error = %e, "sending to redis failed; messages to other processes are lost until it is back");
+                inner.report_state();
             }
         } else if !inner.sending.swap(true, Ordering::AcqRel) {
             tracing::info!("sending to redis works again");
+            inner.report_state();
         }
     }
 }
 
 impl Inner {
+    fn state(&self) -> BusState {
+        if self.remote.is_none() {
+            BusState::Local
+        } else if self.subscribed.load(Ordering::Acquire) && self.sending.load(Ordering::Acquire) {
+            BusState::Connected
+        } else {
+            BusState::Reconnecting
+        }
+    }
+
+    /// `herald_bus_connected`: 1 while Redis carries this process's messages both ways.
+    fn report_state(&self) {
+        if self.remote.is_some() {
+            metrics::gauge!("herald_bus_connected").set(if self.state() == BusState::Connected { 1.0 } else { 0.0 });
+        }
+    }
+
     /// Queues a message for the other processes; drops it, counted, when the queue is full.
     fn send(&self, channel: &str, payload: &str) {
         let Some(queue) = &self.remote else { return };

@@ -134,6 +134,9 @@ pub struct WorkerConfig {
     /// runtime). Scale out with more worker processes; they share the work through the
     /// database.
     pub threads: usize,
+    /// `HERALD_WORKER_METRICS_BIND`: where a worker process serves `/metrics` and `/healthz`
+    /// (`off`: nowhere). The all-in-one server's are the API's.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for WorkerConfig {
@@ -148,6 +151,7 @@ impl Default for WorkerConfig {
             mailbox_scan_interval: Duration::from_secs(300),
             mailbox_body_limit: 10 * 1024 * 1024,
             threads: 1,
+            metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }
     }
 }
@@ -261,6 +265,14 @@ impl Config {
         w.mailbox_scan_interval = Duration::from_secs(number(&var, "HERALD_MAILBOX_SCAN_SECS", 300u64)?);
         w.mailbox_body_limit = number(&var, "HERALD_MAILBOX_BODY_LIMIT_BYTES", w.mailbox_body_limit)?;
         w.threads = number(&var, "HERALD_WORKER_THREADS", w.threads)?;
+        match var("HERALD_WORKER_METRICS_BIND") {
+            Some(off) if off.trim().eq_ignore_ascii_case("off") => w.metrics_bind = None,
+            Some(bind) => {
+                w.metrics_bind =
+                    Some(bind.parse().map_err(|e| ConfigError::new("HERALD_WORKER_METRICS_BIND", format!("not a socket address or off ({e}): {bind:?}")))?)
+            }
+            None => {}
+        }
         Ok(config)
     }
 

@@ -16,6 +16,22 @@ fn may_log(target: &str) -> bool {
     !SECRET_BEARING.iter().any(|t| target.starts_with(t))
 }
 
+/// Adds one to a gauge for as long as it lives: open sockets, running operations.
+pub struct Held(&'static str);
+
+impl Held {
+    pub fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 pub fn init() {
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));

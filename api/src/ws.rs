@@ -74,7 +74,11 @@ pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSoc
                 Some(LEGACY_WS) => Protocol::Legacy,
                 _ => Protocol::Transport,
             };
-            Connection::new(app, socket, protocol).serve()
+            let open = crate::telemetry::Held::new("herald_ws_connections");
+            async move {
+                Connection::new(app, socket, protocol).serve().await;
+                drop(open);
+            }
         })
 }
 
@@ -300,8 +304,12 @@ impl Connection {
         let Some(request) = payload.and_then(|p| serde_json::from_value::<async_graphql::Request>(p).ok()) else {
             return self.close(4400, "Invalid subscribe payload").await;
         };
+        let running = crate::telemetry::Held::new("herald_ws_operations");
         let stream = graphql::execute_stream(&self.app, request, Some(caller))
-            .map(|response| Some(Box::new(response)))
+            .map(move |response| {
+                let _counted = &running; // as long as the operation runs
+                Some(Box::new(response))
+            })
             .chain(futures_util::stream::once(async { None }))
             .enumerate()
             .boxed();

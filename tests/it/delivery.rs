@@ -591,3 +591,33 @@ async fn a_name_that_cannot_be_a_header_is_refused_and_fails_only_its_own_messag
     assert_eq!(smtp.wait_for(2, 10).await.len(), 2);
     smtp.stop().await;
 }
+
+/// What an operator watches of a worker: its own `/metrics` and `/healthz`, with the outbox's
+/// depth and the age of its oldest due message, and the mailbox scans' lag.
+#[tokio::test]
+async fn a_worker_serves_the_gauges_of_the_work_waiting() {
+    let app = app().await;
+    let (owner, _) = app.user("Olga Owner", "USER").await;
+    // No SMTP server is set: the reminder's email waits, due again after a back-off.
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    let report = worker.tick().await.unwrap();
+    assert_eq!(report.delivered.retried, 1, "{report:?}");
+
+    let later = Utc::now() + chrono::Duration::minutes(10);
+    worker::gauges::sample(&app.state, later).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(worker::serve_metrics(listener));
+    assert_eq!(app.http.get(format!("{base}/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    let metrics = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("herald_outbox_messages{status=\"pending\"}") >= 1.0);
+    let overdue = value("herald_outbox_oldest_due_seconds");
+    assert!((500.0..=600.0).contains(&overdue), "ten minutes on, the email has waited some 9-10 minutes past its retry: {overdue}");
+    value("herald_mailbox_scan_lag_seconds");
+    assert!(value("herald_outbox_retried_total") >= 1.0);
+}

@@ -546,3 +546,26 @@ async fn a_row_that_commits_late_reaches_a_panel_that_reconnected_meanwhile() {
     publish(&app, "w2", "Live again").await;
     assert_eq!(item(&mut socket).await["notification"]["title"], "Live again");
 }
+
+/// The API's `/metrics` counts open sockets and the operations running on them, and the
+/// event writers' queue.
+#[tokio::test]
+async fn metrics_count_open_sockets_and_operations() {
+    let app = spawn_app().await;
+    let (_, bob) = app.user("Bob", "USER").await;
+    let mut socket = feed(app.ws_url(), &bob, Value::Null).await;
+    item(&mut socket).await; // counts: the subscription runs
+    publish(&app, "w1", "First").await;
+    item(&mut socket).await;
+    let metrics = app.http.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("herald_ws_connections ") >= 1.0);
+    assert!(value("herald_ws_operations ") >= 1.0);
+    value("herald_event_writer_queue ");
+    if redis_url().is_some() {
+        value("herald_bus_connected ");
+    }
+}

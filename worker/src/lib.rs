@@ -8,6 +8,7 @@
 
 pub mod compose;
 pub mod delivery;
+pub mod gauges;
 pub mod mailsync;
 pub mod scheduler;
 pub mod sms;
@@ -21,6 +22,8 @@ use sea_orm::{ConnectionTrait, DbBackend};
 
 /// Scheduler steps a worker runs side by side on PostgreSQL (SQLite has one writer).
 const SCHEDULER_LANES: usize = 2;
+/// How often a worker samples the gauges of the work waiting ([`gauges`]).
+const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Worker {
     state: AppState,
@@ -100,7 +103,11 @@ impl Worker {
             Ok(self.courier.run(Utc::now(), Some(&queued)).await? != delivery::Delivered::default())
         });
         let sync = repeat("mailbox sync", period, stopping.clone(), None, || async { Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0) });
-        let work = async { tokio::join!(schedule, deliver, sync) };
+        let sample = repeat("gauges", GAUGE_PERIOD, stopping.clone(), None, || async {
+            gauges::sample(&self.state, Utc::now()).await?;
+            Ok(false)
+        });
+        let work = async { tokio::join!(schedule, deliver, sync, sample) };
         tokio::pin!(work, shutdown);
         tokio::select! {
             _ = &mut work => {}
@@ -172,10 +179,30 @@ pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(config.worker.threads).enable_all().build()
 }
 
-/// Connects (running migrations) and works until `shutdown`.
+/// Connects (running migrations), serves `/metrics` and `/healthz` on
+/// `config.worker.metrics_bind`, and works until `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let metrics = match config.worker.metrics_bind {
+        Some(bind) => Some(tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("HERALD_WORKER_METRICS_BIND {bind}: {e}"))?),
+        None => None,
+    };
     let state = AppState::init(config).await?;
+    if let Some(listener) = metrics {
+        tracing::info!(address = %listener.local_addr()?, "worker metrics listening");
+        tokio::spawn(serve_metrics(listener));
+    }
     tracing::info!("Herald worker started");
     Worker::new(state).await?.run(shutdown).await;
     Ok(())
+}
+
+/// A worker process's own `/metrics` (Prometheus text) and `/healthz`.
+pub async fn serve_metrics(listener: tokio::net::TcpListener) {
+    use axum::{http::header, routing::get, Router};
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api::server::metrics_handle().render()) }));
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "worker metrics server stopped");
+    }
 }

@@ -459,12 +459,15 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
     let mut auth_message = None;
     let report = match outcome {
         Ok(Scanned { archived, failed_folders, pause: None }) => {
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => "ok").increment(1);
+            metrics::counter!("herald_mailbox_folder_failures_total").increment(failed_folders as u64);
             row.state = sea_orm::Set("CONNECTED".into());
             row.last_error = sea_orm::Set(None);
             row.next_scan_at = sea_orm::Set(Some(next));
             Report { archived, failed_folders }
         }
         Ok(Scanned { archived, failed_folders, pause: Some(why) }) => {
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => "paused").increment(1);
             row.state = sea_orm::Set("PAUSED".into());
             row.last_error = sea_orm::Set(Some(why));
             row.next_scan_at = sea_orm::Set(None);
@@ -472,6 +475,8 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
         }
         Err(e) => {
             let failure = imap::classify(&e);
+            let outcome = if failure.reason == api::smtp::FailureReason::Authentication { "auth_failed" } else { "error" };
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => outcome).increment(1);
             row.last_error = sea_orm::Set(Some(failure.message.clone()));
             if failure.reason == api::smtp::FailureReason::Authentication {
                 // No retries until the settings change (which resets the state).

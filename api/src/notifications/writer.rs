@@ -46,6 +46,7 @@ impl EventWriter {
         let (reply, answer) = oneshot::channel();
         let stopped = || ApiError::Internal(anyhow::anyhow!("the event writer has stopped"));
         self.tx.send(Job { pending, reply }).await.map_err(|_| stopped())?;
+        metrics::gauge!("herald_event_writer_queue").increment(1.0);
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -61,6 +62,7 @@ async fn dispatch(db: DatabaseConnection, window: Duration, mut rx: mpsc::Receiv
         if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
             return;
         }
+        metrics::gauge!("herald_event_writer_queue").decrement(jobs.len() as f64);
         let db = db.clone();
         tokio::spawn(async move {
             write(&db, window, jobs).await;
