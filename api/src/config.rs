@@ -113,9 +113,12 @@ pub struct WorkerConfig {
     /// `HERALD_DELIVERY_CONCURRENCY`: messages in flight at once per worker (and SMTP
     /// connections per account's server).
     pub concurrency: usize,
-    /// `HERALD_DELIVERY_LEASE_SECS`: how long a claimed message (or a mailbox being scanned)
-    /// stays a worker's; a worker that dies gives them back when the lease ends.
+    /// `HERALD_DELIVERY_LEASE_SECS`: how long a claimed message stays a worker's unless the
+    /// worker renews it, which it does every third of it while it works: a worker that dies
+    /// gives its messages back this long after its last renewal.
     pub lease: Duration,
+    /// `HERALD_MAILBOX_LEASE_SECS`: how long a mailbox being scanned stays a worker's.
+    pub mailbox_lease: Duration,
     /// `HERALD_DELIVERY_MAX_ATTEMPTS`: transient failures before a message is given up.
     pub max_attempts: i32,
     /// `HERALD_DELIVERY_RETRY_BASE_MS`: first retry delay; doubled per attempt (capped at an
@@ -145,7 +148,8 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_millis(1000),
             batch: 500,
             concurrency: 32,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(15),
+            mailbox_lease: Duration::from_secs(120),
             max_attempts: 10,
             retry_base: Duration::from_secs(30),
             mailbox_scan_interval: Duration::from_secs(300),
@@ -259,7 +263,11 @@ impl Config {
         w.poll_interval = Duration::from_millis(number(&var, "HERALD_WORKER_POLL_MS", 1000u64)?);
         w.batch = number(&var, "HERALD_WORKER_BATCH", w.batch)?;
         w.concurrency = number(&var, "HERALD_DELIVERY_CONCURRENCY", w.concurrency)?;
-        w.lease = Duration::from_secs(number(&var, "HERALD_DELIVERY_LEASE_SECS", 120u64)?);
+        w.lease = Duration::from_secs(number(&var, "HERALD_DELIVERY_LEASE_SECS", w.lease.as_secs())?);
+        if w.lease < Duration::from_secs(1) {
+            return Err(ConfigError::new("HERALD_DELIVERY_LEASE_SECS", "must be at least 1"));
+        }
+        w.mailbox_lease = Duration::from_secs(number(&var, "HERALD_MAILBOX_LEASE_SECS", w.mailbox_lease.as_secs())?);
         w.max_attempts = number(&var, "HERALD_DELIVERY_MAX_ATTEMPTS", w.max_attempts)?;
         w.retry_base = Duration::from_millis(number(&var, "HERALD_DELIVERY_RETRY_BASE_MS", 30_000u64)?);
         w.mailbox_scan_interval = Duration::from_secs(number(&var, "HERALD_MAILBOX_SCAN_SECS", 300u64)?);

@@ -21,8 +21,12 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub next_attempt_at: DateTimeUtc,
-    /// While `SENDING`: when the claim lapses and another worker may take the message.
+    /// While `SENDING`: when the claim lapses and another worker may take the message. The
+    /// worker holding it renews it while it works.
     pub leased_until: Option<DateTimeUtc>,
+    /// While `SENDING`: the claim that holds the message, a token of the worker's own. An
+    /// outcome is written only where it is still the worker's.
+    pub claim_id: Option<Uuid>,
     pub sent_at: Option<DateTimeUtc>,
 }
 

@@ -16,6 +16,7 @@ mod m20261123_000008_notification_write_path;
 mod m20261123_000009_outbox_partial_indexes;
 mod m20261123_000010_activity_alert_partial_indexes;
 mod m20261205_000011_notification_content_once;
+mod m20261205_000012_outbox_claim;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_outbox_partial_indexes::Migration),
             Box::new(m20261123_000010_activity_alert_partial_indexes::Migration),
             Box::new(m20261205_000011_notification_content_once::Migration),
+            Box::new(m20261205_000012_outbox_claim::Migration),
         ]
     }
 }

@@ -621,3 +621,29 @@ async fn a_worker_serves_the_gauges_of_the_work_waiting() {
     value("herald_mailbox_scan_lag_seconds");
     assert!(value("herald_outbox_retried_total") >= 1.0);
 }
+
+/// Leases follow the work: a worker renews the lease of what it holds while it sends, so a
+/// lease can be short (a dead worker's messages are soon taken over: see the kill test) and
+/// yet a slow send past it is not taken over and sent again by another worker.
+#[tokio::test]
+async fn a_slow_send_outlasts_its_lease_and_no_other_worker_takes_it_over() {
+    let app = spawn_with(|c| c.worker.lease = Duration::from_secs(1)).await;
+    // The server takes 2.5 s to accept a message: two and a half leases.
+    let smtp = TestSmtp::start(&["--delay-ms", "2500"]).await;
+    configure(&app, &smtp, &[]).await;
+    let (owner, _) = app.user("Olga Owner", "USER").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
+    let (first, second) = (Worker::new(app.state.clone()).await.unwrap(), Worker::new(app.state.clone()).await.unwrap());
+    let meanwhile = async {
+        // Past the first claim's original lease, while its send is under way.
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        second.tick().await.unwrap()
+    };
+    let (sent, taken) = tokio::join!(first.tick(), meanwhile);
+    assert_eq!(sent.unwrap().delivered.sent, 1);
+    assert_eq!(taken.delivered, worker::delivery::Delivered::default(), "the second worker took over a message being sent");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(smtp.received().len(), 1, "sent once");
+    assert_eq!(outbox(&app).await[0]["status"], "SENT");
+    smtp.stop().await;
+}

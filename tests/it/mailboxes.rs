@@ -595,7 +595,7 @@ async fn a_worker_killed_mid_scan_loses_and_duplicates_nothing() {
     add_mailbox(&app, &token, &imap, json!({})).await;
     let count = || async { sea_orm::PaginatorTrait::count(entity::email::Entity::find(), &app.state.db).await.unwrap() as usize };
     use sea_orm::EntityTrait;
-    let spawn = || app.spawn_herald(&[("HERALD_WORKER_POLL_MS", "100"), ("HERALD_DELIVERY_LEASE_SECS", "2")]);
+    let spawn = || app.spawn_herald(&[("HERALD_WORKER_POLL_MS", "100"), ("HERALD_MAILBOX_LEASE_SECS", "2")]);
     let (mut first, _d1) = spawn();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while count().await == 0 && tokio::time::Instant::now() < deadline {

@@ -1,15 +1,19 @@
 //! Delivery of the outbox: emails through each account's SMTP server, texts through its SMS
 //! gateway.
 //!
-//! A worker claims a batch of due messages by setting them `SENDING` with a lease (on
-//! PostgreSQL with `FOR UPDATE SKIP LOCKED`, so workers never claim the same message), sends
+//! A worker claims a batch of due messages by setting them `SENDING` under a claim token of
+//! its own and a lease (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so workers never claim
+//! the same message), renews the leases of its claims every third of a lease while it holds
+//! them ([`Leases`]), so that a lease can be short and a dead worker's messages are taken over
+//! soon after its last renewal, sends
 //! them concurrently over pooled connections, and settles each one as soon as its server
 //! answers. A message goes past the end of its data only with one of `concurrency` permits,
 //! held until its outcome is written, so a worker killed at any moment leaves at most
 //! `concurrency` messages accepted by their server but unsettled (as many as it has
 //! connections). Those come back when the lease ends and are sent again (the only duplicates
-//! possible) with the same Message-ID. Every settle is guarded by the lease, so a worker that
-//! overran its lease cannot overwrite the outcome of the worker that took the message over.
+//! possible) with the same Message-ID. Every settle is guarded by the claim token, so a worker
+//! that overran its lease cannot overwrite the outcome of the worker that took the message
+//! over.
 //!
 //! Outcomes: accepted → SENT. Transient (SMTP 4xx, time-out, lost connection, no SMTP server
 //! configured yet, gateway 429/5xx) → PENDING again after an exponential back-off with
@@ -83,6 +87,92 @@ pub struct Courier {
     /// Messages claimed and not yet sent or dropped by the running stream (waiting, or their
     /// context loading); what the handoff weighs its room by, with what is handed over.
     held: Arc<AtomicUsize>,
+    /// This worker's claims and their leases, renewed by a task of their own.
+    leases: Arc<Leases>,
+}
+
+/// The claims a worker holds, each until when, renewed every third of a lease by
+/// [`renew_leases`] while any of its messages is still `SENDING`.
+///
+/// A claim is renewed only while its lease has not run out by this worker's clock: once it
+/// has, another worker may have taken its messages, so this one sends none of them (the stream
+/// checks [`Leases::lapsed`] before each send) and lets the claim go.
+#[derive(Default)]
+struct Leases(Mutex<HashMap<Uuid, DateTime<Utc>>>);
+
+impl Leases {
+    fn hold(&self, claim: Uuid, until: DateTime<Utc>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(claim, until);
+    }
+
+    /// Whether a message of `claim` may no longer be sent at `now` (unknown claims included).
+    fn lapsed(&self, claim: Option<Uuid>, now: DateTime<Utc>) -> bool {
+        let leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        claim.and_then(|c| leases.get(&c)).is_none_or(|until| *until <= now)
+    }
+
+    /// The claims still held at `now`; those that lapsed are let go.
+    fn live(&self, now: DateTime<Utc>) -> Vec<Uuid> {
+        let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        leases.retain(|_, until| *until > now);
+        leases.keys().copied().collect()
+    }
+
+    /// After a renewal to `until`: the claims that still had messages being sent hold on,
+    /// the others are done.
+    fn renewed(&self, asked: &[Uuid], still: &HashSet<Uuid>, until: DateTime<Utc>) {
+        let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for claim in asked {
+            if still.contains(claim) {
+                leases.insert(*claim, until);
+            } else {
+                leases.remove(claim);
+            }
+        }
+    }
+}
+
+/// Renews the leases of the worker's claims every third of a lease, until the courier goes.
+async fn renew_leases(db: sea_orm::DatabaseConnection, leases: std::sync::Weak<Leases>, lease: chrono::Duration) {
+    let period = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(held) = leases.upgrade() else { return };
+        let now = Utc::now();
+        let claims = held.live(now);
+        if claims.is_empty() {
+            continue;
+        }
+        let until = micros(now + lease);
+        match renew(&db, &claims, until).await {
+            Ok(still) => held.renewed(&claims, &still, until),
+            // The leases run on; if this goes on they lapse and other workers take over.
+            Err(e) => tracing::warn!(error = format!("{e:#}"), claims = claims.len(), "renewing leases failed"),
+        }
+    }
+}
+
+/// Moves the lease of `claims`' messages still being sent to `until`; answers the claims that
+/// had any.
+async fn renew(db: &sea_orm::DatabaseConnection, claims: &[Uuid], until: DateTime<Utc>) -> anyhow::Result<HashSet<Uuid>> {
+    let backend = db.get_database_backend();
+    let statement = match backend {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "UPDATE outbox_message SET leased_until = $1 WHERE claim_id = ANY($2) AND status = 'SENDING' RETURNING claim_id",
+            [until.into(), claims.to_vec().into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE outbox_message SET leased_until = ? WHERE claim_id IN ({}) AND status = 'SENDING' RETURNING claim_id",
+                vec!["?"; claims.len()].join(", ")
+            ),
+            std::iter::once(until.into()).chain(claims.iter().map(|c| (*c).into())),
+        ),
+    };
+    let rows = db.query_all(statement).await?;
+    Ok(rows.iter().filter_map(|r| r.try_get::<Uuid>("", "claim_id").ok()).collect())
 }
 
 /// Messages the worker's own scheduler queued, already claimed for this worker's courier.
@@ -95,12 +185,12 @@ pub struct Courier {
 /// lease ends before its turn comes (the stream then skips it), whoever claims next takes it.
 ///
 /// Only while the courier holds fewer than `room` messages (four batches): beyond that the
-/// scheduler queues them `PENDING` for any worker, so a slow SMTP server cannot make a message
-/// wait here past its lease (at the default 120 s lease and 32 connections, 2,000 messages
-/// leave a server 3.75 s per message).
+/// scheduler queues them `PENDING` for any worker, so that one slow SMTP server does not hold
+/// more work in one worker than its connections can get through.
 #[derive(Clone)]
 pub struct Handoff {
     lease: chrono::Duration,
+    leases: Arc<Leases>,
     room: usize,
     /// Messages handed over that the courier has not taken yet.
     handed: Arc<AtomicUsize>,
@@ -117,9 +207,11 @@ impl Handoff {
             return false;
         }
         let lease = micros(Utc::now() + self.lease);
+        let claim = Uuid::now_v7();
         for m in rows.iter_mut() {
             m.status = "SENDING".into();
             m.leased_until = Some(lease);
+            m.claim_id = Some(claim);
             m.attempts = 1;
         }
         true
@@ -127,6 +219,10 @@ impl Handoff {
 
     /// Hands committed, claimed rows to the courier.
     pub fn deliver(&self, rows: Vec<outbox_message::Model>) {
+        // Held (and renewed) from the commit on: before it the rows were not there to renew.
+        if let Some((Some(claim), Some(lease))) = rows.first().map(|m| (m.claim_id, m.leased_until)) {
+            self.leases.hold(claim, lease);
+        }
         self.handed.fetch_add(rows.len(), Ordering::AcqRel);
         // The courier lives as long as the worker; were it gone, the leases would end.
         let _ = self.sender.send(rows);
@@ -155,8 +251,12 @@ impl Courier {
         let gate = tokio::sync::Semaphore::new(app.config.worker.concurrency.max(1));
         let (sender, handed) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
+        let lease = chrono::Duration::from_std(app.config.worker.lease)?;
+        let leases = Arc::new(Leases::default());
+        tokio::spawn(renew_leases(outbox_db.clone(), Arc::downgrade(&leases), lease));
         let handoff = Handoff {
-            lease: chrono::Duration::from_std(app.config.worker.lease)?,
+            lease,
+            leases: leases.clone(),
             room: 4 * app.config.worker.batch as usize,
             handed: Arc::new(AtomicUsize::new(0)),
             held: held.clone(),
@@ -173,6 +273,7 @@ impl Courier {
             handoff,
             handed: tokio::sync::Mutex::new(handed),
             held,
+            leases,
         })
     }
 
@@ -231,7 +332,7 @@ impl Courier {
                 self.held.fetch_sub(1, Ordering::AcqRel);
                 // A message whose lease ran out while it waited may already be another
                 // worker's: leave it to whoever claims it next rather than send it twice.
-                if m.leased_until.is_some_and(|lease| lease <= Utc::now()) {
+                if self.leases.lapsed(m.claim_id, Utc::now()) {
                     continue;
                 }
                 sending.push(self.send(m, ctx));
@@ -317,8 +418,9 @@ impl Courier {
     /// outlives the moment it was started at, and what was queued since is due by now.
     async fn claim_loaded(&self, now: DateTime<Utc>) -> anyhow::Result<Loaded> {
         let claimed = claim(&self.app, &self.outbox_db, now.max(Utc::now())).await?;
-        if claimed.is_empty() {
-            return Ok(None);
+        let Some(first) = claimed.first() else { return Ok(None) };
+        if let (Some(claim), Some(lease)) = (first.claim_id, first.leased_until) {
+            self.leases.hold(claim, lease);
         }
         self.held.fetch_add(claimed.len(), Ordering::AcqRel);
         let ctx = self.load(&claimed).await?;
@@ -542,6 +644,7 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_message::Model>> {
     let backend = db.get_database_backend();
     let lease = micros(now + chrono::Duration::from_std(app.config.worker.lease)?);
+    let token = Uuid::now_v7();
     let limit = app.config.worker.batch as i64;
     let statement = match backend {
         // `SKIP LOCKED` in each walk, so that workers claiming together take different rows.
@@ -551,22 +654,22 @@ async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<U
                 ORDER BY leased_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
               due AS (SELECT id FROM outbox_message WHERE status = 'PENDING' AND next_attempt_at <= $2 \
                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE outbox_message SET status = 'SENDING', leased_until = $1, attempts = attempts + 1 \
+             UPDATE outbox_message SET status = 'SENDING', leased_until = $1, claim_id = $4, attempts = attempts + 1 \
              WHERE id = ANY(ARRAY(SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $3)) \
              RETURNING *",
-            [lease.into(), now.into(), limit.into()],
+            [lease.into(), now.into(), limit.into(), token.into()],
         ),
         // SQLite has one writer (one worker), and numbers `?` by position.
         _ => Statement::from_sql_and_values(
             backend,
-            "UPDATE outbox_message SET status = 'SENDING', leased_until = ?, attempts = attempts + 1 \
+            "UPDATE outbox_message SET status = 'SENDING', leased_until = ?, claim_id = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM ( \
                SELECT id FROM (SELECT id FROM outbox_message WHERE status = 'SENDING' AND leased_until < ? ORDER BY leased_until LIMIT ?) \
                UNION ALL \
                SELECT id FROM (SELECT id FROM outbox_message WHERE status = 'PENDING' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?)) \
              LIMIT ?) \
              RETURNING *",
-            [lease.into(), now.into(), limit.into(), now.into(), limit.into(), limit.into()],
+            [lease.into(), token.into(), now.into(), limit.into(), now.into(), limit.into(), limit.into()],
         ),
     };
     Ok(outbox_message::Entity::find().from_raw_sql(statement).all(db).await?)
@@ -587,7 +690,7 @@ const SETTLE_BATCH: usize = 128;
 
 struct Settle {
     id: Uuid,
-    lease: Option<DateTime<Utc>>,
+    claim: Option<Uuid>,
     status: &'static str,
     error: Option<String>,
     next_attempt_at: DateTime<Utc>,
@@ -622,8 +725,8 @@ impl Settler {
         Self { queue }
     }
 
-    /// Writes the outcome of a claimed message, if this worker still holds it (its lease is
-    /// the one the claim wrote), and waits until it is written.
+    /// Writes the outcome of a claimed message, if this worker still holds it (its claim is
+    /// still the message's), and waits until it is written.
     async fn settle(
         &self,
         m: &outbox_message::Model,
@@ -633,7 +736,7 @@ impl Settler {
         sent_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<bool> {
         let (written, answer) = tokio::sync::oneshot::channel();
-        let settle = Settle { id: m.id, lease: m.leased_until, status, error, next_attempt_at, sent_at, written };
+        let settle = Settle { id: m.id, claim: m.claim_id, status, error, next_attempt_at, sent_at, written };
         self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
         let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))?;
         if !kept {
@@ -645,9 +748,10 @@ impl Settler {
 
 /// One statement for a batch of outcomes; answers the ids this worker still held.
 ///
-/// A row is this worker's while its lease is the one the claim wrote: only a claim sets a
-/// lease and every settle clears it, so the lease alone says who holds the message. The rows
-/// are found by primary key. Matching on `status = 'SENDING'` as well let PostgreSQL's
+/// A row is this worker's while its claim token is the one this worker's claim wrote: only a
+/// claim sets one and every settle clears it, so the token alone says who holds the message
+/// (the lease only says until when, and is renewed meanwhile). The rows are found by primary
+/// key. Matching on `status = 'SENDING'` as well let PostgreSQL's
 /// planner, which had last seen the table all PENDING, scan every SENDING entry of the status
 /// index (in-flight rows and the dead versions of those already settled) and hash-join them,
 /// for each statement: 83 µs of execution per settled message, the most expensive statement
@@ -669,11 +773,10 @@ fn settles_unnest(batch: &[Settle]) -> Statement {
     fn array(kind: ArrayType, items: impl Iterator<Item = Value>) -> Value {
         Value::Array(kind, Some(Box::new(items.collect())))
     }
-    // A message without a lease is no claim of this worker's; the epoch matches no lease.
-    let lease = |s: &Settle| s.lease.unwrap_or(DateTime::UNIX_EPOCH);
+    // A message without a claim is no claim of this worker's; the nil token matches none.
     let values = vec![
         array(ArrayType::Uuid, batch.iter().map(|s| s.id.into())),
-        array(ArrayType::ChronoDateTimeUtc, batch.iter().map(|s| lease(s).into())),
+        array(ArrayType::Uuid, batch.iter().map(|s| s.claim.unwrap_or_default().into())),
         array(ArrayType::String, batch.iter().map(|s| s.status.into())),
         array(ArrayType::String, batch.iter().map(|s| s.error.clone().unwrap_or_default().into())),
         array(ArrayType::Bool, batch.iter().map(|s| s.error.is_none().into())),
@@ -683,10 +786,10 @@ fn settles_unnest(batch: &[Settle]) -> Statement {
     ];
     let sql = "UPDATE outbox_message SET status = v.status, \
                last_error = CASE WHEN v.no_error THEN NULL ELSE v.last_error END, next_attempt_at = v.next_attempt_at, \
-               sent_at = CASE WHEN v.not_sent THEN NULL ELSE v.sent_at END, leased_until = NULL \
-               FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::timestamptz[], $8::bool[]) \
-                 AS v (mid, lease, status, last_error, no_error, next_attempt_at, sent_at, not_sent) \
-               WHERE outbox_message.id = v.mid AND outbox_message.leased_until = v.lease \
+               sent_at = CASE WHEN v.not_sent THEN NULL ELSE v.sent_at END, leased_until = NULL, claim_id = NULL \
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::timestamptz[], $8::bool[]) \
+                 AS v (mid, claim, status, last_error, no_error, next_attempt_at, sent_at, not_sent) \
+               WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
                RETURNING outbox_message.id";
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
@@ -697,13 +800,13 @@ fn settles_values(backend: DbBackend, batch: &[Settle]) -> Statement {
     let mut tuples = Vec::with_capacity(batch.len());
     for s in batch {
         tuples.push("(?, ?, ?, ?, ?, ?)");
-        values.extend([s.id.into(), s.lease.into(), s.status.into(), s.error.clone().into(), s.next_attempt_at.into(), s.sent_at.into()]);
+        values.extend([s.id.into(), s.claim.into(), s.status.into(), s.error.clone().into(), s.next_attempt_at.into(), s.sent_at.into()]);
     }
     let sql = format!(
-        "WITH v (mid, lease, status, last_error, next_attempt_at, sent_at) AS (VALUES {}) \
+        "WITH v (mid, claim, status, last_error, next_attempt_at, sent_at) AS (VALUES {}) \
          UPDATE outbox_message SET status = v.status, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
-         sent_at = v.sent_at, leased_until = NULL \
-         FROM v WHERE outbox_message.id = v.mid AND outbox_message.leased_until = v.lease \
+         sent_at = v.sent_at, leased_until = NULL, claim_id = NULL \
+         FROM v WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
          RETURNING id",
         tuples.join(", ")
     );
@@ -727,9 +830,10 @@ async fn update_claimed(
         .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
         .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox_message::Column::ClaimId, Expr::value(Option::<Uuid>::None))
         .filter(outbox_message::Column::Id.eq(m.id))
         .filter(outbox_message::Column::Status.eq("SENDING"))
-        .filter(outbox_message::Column::LeasedUntil.eq(m.leased_until))
+        .filter(outbox_message::Column::ClaimId.eq(m.claim_id))
         .exec(db)
         .await?;
     if result.rows_affected == 0 {

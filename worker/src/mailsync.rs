@@ -82,7 +82,7 @@ pub async fn run(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Synced> {
 
 async fn claim(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<Option<mailbox::Model>> {
     let backend = app.db.get_database_backend();
-    let lease = now + chrono::Duration::from_std(app.config.worker.lease)?;
+    let lease = now + chrono::Duration::from_std(app.config.worker.mailbox_lease)?;
     let (p, lock) = match backend {
         DbBackend::Postgres => (["$1", "$2"], " FOR UPDATE SKIP LOCKED"),
         _ => (["?", "?"], ""),

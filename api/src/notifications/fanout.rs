@@ -462,6 +462,7 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: &str) -> outbox_mess
         created_at: event.created_at,
         next_attempt_at: event.created_at,
         leased_until: None,
+        claim_id: None,
         sent_at: None,
     }
 }
