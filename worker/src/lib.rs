@@ -206,3 +206,33 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener) {
         tracing::error!(error = %e, "worker metrics server stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A step that panics is logged and run again next period; the loops beside it go on.
+    #[tokio::test]
+    async fn a_panicking_step_neither_ends_its_loop_nor_stalls_the_others() {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (panicky, steady) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let period = std::time::Duration::from_millis(10);
+        let first = repeat("panicky", period, stopping.clone(), None, || async {
+            if panicky.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                panic!("a bug in one step");
+            }
+            Ok(false)
+        });
+        let second = repeat("steady", period, stopping, None, || async {
+            if steady.fetch_add(1, Ordering::SeqCst) >= 10 {
+                let _ = stop.send(true);
+            }
+            Ok(false)
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(5), async { tokio::join!(first, second) }).await.expect("both loops end when told");
+        assert!(panicky.load(Ordering::SeqCst) >= 3, "the panicking step ran again after each panic");
+        assert!(steady.load(Ordering::SeqCst) > 10);
+    }
+}
