@@ -39,6 +39,18 @@ impl ConfigError {
     }
 }
 
+/// Who may introspect the schema (`HERALD_INTROSPECTION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Introspection {
+    /// Anyone, signed in or not (`anyone`, the default: the schema is published as
+    /// `schema.graphql` anyway).
+    Anyone,
+    /// Signed-in callers only (`signed-in`).
+    SignedIn,
+    /// Nobody (`off`).
+    Off,
+}
+
 /// Limits applied to every GraphQL operation, whatever the transport.
 #[derive(Clone, Debug)]
 pub struct QueryLimits {
@@ -46,11 +58,13 @@ pub struct QueryLimits {
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
+    /// `HERALD_INTROSPECTION`.
+    pub introspection: Introspection,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { max_depth: 12, max_complexity: 2_000, max_aliases: 30, max_directives: 10 }
+        Self { max_depth: 12, max_complexity: 2_000, max_aliases: 30, max_directives: 10, introspection: Introspection::Anyone }
     }
 }
 
@@ -247,6 +261,14 @@ impl Config {
         config.limits.max_complexity = number(&var, "HERALD_QUERY_MAX_COMPLEXITY", config.limits.max_complexity)?;
         config.limits.max_aliases = number(&var, "HERALD_QUERY_MAX_ALIASES", config.limits.max_aliases)?;
         config.limits.max_directives = number(&var, "HERALD_QUERY_MAX_DIRECTIVES", config.limits.max_directives)?;
+        if let Some(who) = var("HERALD_INTROSPECTION") {
+            config.limits.introspection = match who.trim().to_ascii_lowercase().as_str() {
+                "anyone" => Introspection::Anyone,
+                "signed-in" => Introspection::SignedIn,
+                "off" => Introspection::Off,
+                _ => return Err(ConfigError::new("HERALD_INTROSPECTION", format!("anyone, signed-in or off, not {who:?}"))),
+            };
+        }
         config.ws_init_timeout = Duration::from_secs(number(&var, "HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
         config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
         config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", 3600u64)?);

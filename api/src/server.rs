@@ -152,8 +152,10 @@ fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
     ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
     for (_, media) in ranges {
         match media.to_ascii_lowercase().as_str() {
-            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => return Ok(MediaType::GraphqlResponseJson),
-            "application/json" => return Ok(MediaType::Json),
+            GRAPHQL_RESPONSE_JSON => return Ok(MediaType::GraphqlResponseJson),
+            // A wildcard is a client that did not say: application/json, as without Accept
+            // (GraphQL over HTTP, "SHOULD" for both).
+            "application/json" | "application/*" | "*/*" => return Ok(MediaType::Json),
             _ => {}
         }
     }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub tokens: Arc<TokenIssuer>,
     pub keyring: Arc<Keyring>,
     pub schema: HeraldSchema,
+    /// The schema introspection runs on ([`graphql::build_introspection_schema`]).
+    pub introspection_schema: HeraldSchema,
     /// Writes published events and their fan-out, batching concurrent publishes.
     pub events: EventWriter,
     /// Reads the live feeds' panel counts, batching concurrent reads.
@@ -67,6 +69,7 @@ impl AppState {
             None => Keyring::load_or_create_file(&config.data_dir.join("herald.key"))?,
         };
         let schema = graphql::build_schema(&config.limits);
+        let introspection_schema = graphql::build_introspection_schema(&config.limits);
         // SQLite has one writer at a time: a second writing transaction would only fail busy.
         let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
         let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
@@ -78,6 +81,7 @@ impl AppState {
             bus,
             keyring: Arc::new(keyring),
             schema,
+            introspection_schema,
             events,
             counts,
         })

@@ -61,6 +61,14 @@ async fn accept_selects_the_media_type_and_its_status_codes() {
     let response = app.post_raw(&[("content-type", "application/json"), ("accept", "text/plain")], json!({"query": VIEWER}).to_string()).await;
     assert_eq!(response.status(), 406);
 
+    // No Accept, or a wildcard: application/json (the spec's two SHOULDs).
+    for accept in [None, Some("*/*"), Some("application/*")] {
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(accept.map(|a| ("accept", a)));
+        let response = app.post_raw(&headers, json!({"query": VIEWER}).to_string()).await;
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{accept:?}");
+    }
+
     // A field error keeps `data` (null) and answers 200 with either media type.
     let response =
         app.post_raw(&[("content-type", "application/json"), ("accept", "application/graphql-response+json")], json!({"query": VIEWER}).to_string()).await;
@@ -146,4 +154,45 @@ async fn cors_allows_only_configured_origins() {
     assert_eq!(allowed.headers().get("access-control-allow-origin").unwrap(), "https://app.example.com");
     let refused = preflight("https://evil.example").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+/// graphql-js's `getIntrospectionQuery()`, as GraphiQL, graphql-codegen, Apollo and Postman
+/// send it to fetch a schema.
+const INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType } directives { name description locations args { ...InputValue } } } }
+  fragment FullType on __Type { kind name description
+    fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+    inputFields { ...InputValue } interfaces { ...TypeRef }
+    enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+  fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+  fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } } }";
+
+#[tokio::test]
+async fn the_standard_introspection_query_passes_and_stays_bounded() {
+    let app = spawn_app().await;
+    for token in [Some(app.admin_token.as_str()), None] {
+        let body = app.gql(token, INTROSPECTION, json!({})).await;
+        assert!(body.get("errors").is_none(), "{}", body["errors"]);
+        let types = body["data"]["__schema"]["types"].as_array().unwrap();
+        assert!(types.iter().any(|t| t["name"] == "Notification"), "anonymous too, by default");
+    }
+    // Still bounded: an introspection query far deeper than any tool sends is refused, and
+    // the depth limit of operations on data is unchanged (see the test above).
+    let deep = format!("{{ __schema {{ types {{ {}name{} }} }} }}", "ofType { ".repeat(40), " }".repeat(40));
+    let body = app.gql(Some(&app.admin_token), &deep, json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    // An introspection field does not smuggle a data field past the limits.
+    let mixed = format!(
+        "{{ __typename {} }}",
+        "viewer { account { users { nodes { account { users { nodes { account { users { nodes { account { users { nodes { id } } } } } } } } } } } }"
+    );
+    assert_eq!(error_code(&app.gql(Some(&app.admin_token), &mixed, json!({})).await), Some("BAD_USER_INPUT"));
+
+    // Production may keep it to signed-in callers.
+    let guarded = spawn_with(|c| c.limits.introspection = api::config::Introspection::SignedIn).await;
+    assert!(guarded.gql(Some(&guarded.admin_token), INTROSPECTION, json!({})).await.get("errors").is_none());
+    let anonymous = guarded.gql(None, INTROSPECTION, json!({})).await;
+    assert!(anonymous["data"].is_null() || anonymous.get("errors").is_some(), "{anonymous}");
+    assert!(anonymous.get("errors").is_some(), "{anonymous}");
 }

@@ -8,7 +8,7 @@
 //! measurable share of its throughput. The document parsed here is the one execution uses.
 
 use async_graphql::{
-    parser::types::{Selection, SelectionSet},
+    parser::types::{OperationType, Selection, SelectionSet},
     Request, Response, ServerError,
 };
 
@@ -36,6 +36,24 @@ pub fn check_aliases(request: &mut Request, max: usize) -> Result<(), ServerErro
         return Err(ServerError::new(format!("Query has {aliases} aliases; the limit is {max}"), None));
     }
     Ok(())
+}
+
+/// Whether the operation to run reads nothing but the schema: a query whose root fields are
+/// all introspection (`__schema`, `__type`, `__typename`), as the schema fetches of GraphiQL,
+/// graphql-codegen, Apollo and Postman are.
+pub fn is_introspection(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return false };
+    let mut operations = document.operations.iter();
+    let operation = match name {
+        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => operations.next().filter(|_| document.operations.iter().count() == 1),
+    };
+    let Some((_, operation)) = operation else { return false };
+    let roots = &operation.node.selection_set.node.items;
+    operation.node.ty == OperationType::Query
+        && !roots.is_empty()
+        && roots.iter().all(|root| matches!(&root.node, Selection::Field(field) if field.node.name.node.starts_with("__")))
 }
 
 /// Gives every error of a response its `extensions.code`.

@@ -80,6 +80,44 @@ pub fn build_schema(limits: &QueryLimits) -> HeraldSchema {
         .finish()
 }
 
+/// How deep an introspection query may go. graphql-js's standard introspection query
+/// (`getIntrospectionQuery`) nests `ofType` nine levels below a field's arguments, deeper than
+/// any operation on data needs; introspection runs on a schema of its own with this bound.
+const INTROSPECTION_MAX_DEPTH: usize = 24;
+
+/// The schema introspection runs on: the same types, nothing but introspection, and a depth
+/// bound that fits the standard introspection query.
+pub fn build_introspection_schema(limits: &QueryLimits) -> HeraldSchema {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .limit_depth(INTROSPECTION_MAX_DEPTH)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives)
+        .limit_recursive_depth(INTROSPECTION_MAX_DEPTH * 4)
+        .introspection_only()
+        .finish()
+}
+
+/// The schema `request` runs on: introspection on its own schema when the caller may
+/// introspect; anything else on the schema with the usual limits, where introspection is
+/// refused to those who may not.
+fn schema_for<'a>(app: &'a AppState, request: &mut async_graphql::Request, signed_in: bool) -> &'a HeraldSchema {
+    use crate::config::Introspection;
+    let allowed = match app.config.limits.introspection {
+        Introspection::Anyone => true,
+        Introspection::SignedIn => signed_in,
+        Introspection::Off => false,
+    };
+    if !allowed {
+        *request = std::mem::replace(request, async_graphql::Request::new("")).disable_introspection();
+        return &app.schema;
+    }
+    if guard::is_introspection(request) {
+        &app.introspection_schema
+    } else {
+        &app.schema
+    }
+}
+
 /// The SDL the server serves, sorted so that diffs of `schema.graphql` stay readable.
 pub fn sdl() -> String {
     build_schema(&QueryLimits::default()).sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
@@ -146,7 +184,8 @@ pub async fn execute(
         }
         None => loaders::OperationLoaders::default(),
     };
-    guard::with_codes(app.schema.execute(prepare(request, app, caller, std::sync::Arc::new(loaders))).await)
+    let schema = schema_for(app, &mut request, caller.is_some());
+    guard::with_codes(schema.execute(prepare(request, app, caller, std::sync::Arc::new(loaders))).await)
 }
 
 /// Runs one operation as a stream of results (subscriptions, and any operation over
@@ -164,8 +203,9 @@ pub fn execute_stream(
     // A subscription lives for hours: its loaders forget what they loaded after each result,
     // so that every item shows current names and the cache does not grow with the stream.
     let loaders = std::sync::Arc::new(loaders::OperationLoaders::default());
+    let schema = schema_for(app, &mut request, caller.is_some());
     let request = prepare(request, app, caller, loaders.clone());
-    app.schema
+    schema
         .execute_stream(request)
         .map(move |response| {
             loaders.forget();
