@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{bootstrap, config::Config, crypto::Keyring, graphql, secrets, state::AppState};
 
 #[derive(Parser)]
-#[command(name = "api", about = "Herald's GraphQL API")]
+#[command(name = "api", version, about = "Herald's GraphQL API", after_help = "Configuration is read from HERALD_* environment variables (see the README).")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

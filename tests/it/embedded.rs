@@ -169,3 +169,30 @@ async fn the_embedded_database_takes_concurrent_writes_and_is_private() {
         assert_eq!(mode, 0o600, "{file} is {mode:o}: the database (and its write-ahead log) must be private");
     }
 }
+
+/// `herald --help` and `--version` answer and exit without starting anything (no database
+/// appears); an unknown argument is an error with the usage.
+#[tokio::test]
+async fn the_binary_answers_help_and_version_and_refuses_unknown_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |arg: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg(arg)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HERALD_DATA_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let help = run("--help");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: herald") && text.contains("HERALD_"), "{text}");
+    let version = run("--version");
+    assert!(version.status.success());
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("herald {}", env!("CARGO_PKG_VERSION")));
+    let unknown = run("--bogus");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Usage: herald"));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
+}

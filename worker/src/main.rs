@@ -3,7 +3,14 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Herald's worker: reminders and escalations, delivery of the outbox, mailbox sync.
+#[derive(clap::Parser)]
+#[command(name = "worker", version, after_help = "Configuration is read from HERALD_* environment variables (see the README).")]
+struct Args {}
+
 fn main() -> anyhow::Result<()> {
+    // Before anything else: `--help` and `--version` answer and exit, touching nothing.
+    <Args as clap::Parser>::parse();
     api::telemetry::init();
     let config = api::Config::from_env()?;
     worker::runtime(&config)?.block_on(worker::run(config, api::shutdown_signal()))
