@@ -275,3 +275,24 @@ async fn relations_of_a_page_load_in_one_statement_per_level() {
     // the page, the assignees of the whole page (one join), the persons of the whole page.
     assert_eq!(large, 4);
 }
+
+/// Seed 002's Account Paused: switching the account from active to paused raises it for its
+/// users whose switches say so; a change that pauses nothing raises nothing.
+#[tokio::test]
+async fn pausing_an_account_raises_account_paused() {
+    let app = spawn_app().await;
+    app.switch_on(&app.admin_token, "ACCOUNT_PAUSED", "SYSTEM").await;
+    let pause =
+        |paused: bool| app.admin("mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { paused } } }", json!({"i": {"paused": paused}}));
+    let panel = || async {
+        let data = app.admin("{ notifications { nodes { type title } } }", json!({})).await;
+        data["notifications"]["nodes"].as_array().unwrap().iter().filter(|n| n["type"] == "ACCOUNT_PAUSED").cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(pause(true).await["updateAccount"]["account"]["paused"], true);
+    let raised = panel().await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["title"], "Account Acme was paused");
+    pause(true).await; // already paused
+    pause(false).await; // resumed
+    assert_eq!(panel().await.len(), 1, "only a change from active to paused raises it");
+}

@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 use entity::account;
-use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -154,6 +154,41 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
     }
     let after = account::Entity::find_by_id(before.id).one(change.db()).await?.ok_or(ApiError::NotFound("account"))?;
     change.record(after.id, "account.updated", "Account", after.id, Some(&before), Some(&after)).await?;
+    // Active to paused raises Account Paused, in the same transaction, for the account's users
+    // whose switches say so.
+    let raised = match (before.paused, after.paused) {
+        (false, true) => Some(raise_paused(change.db(), &after).await?),
+        _ => None,
+    };
     change.commit().await?;
+    if let Some(raised) = raised {
+        crate::notifications::fanout::announce(app, &raised.notifications).await;
+    }
     Ok(after)
+}
+
+/// Account Paused for the users of `account` (their switches decide who sees it).
+async fn raise_paused(txn: &sea_orm::DatabaseTransaction, account: &account::Model) -> ApiResult<crate::notifications::fanout::RecordedBatch> {
+    use crate::notifications::{catalog::NotificationType, fanout};
+    let users: Vec<Uuid> = entity::user::Entity::find()
+        .filter(entity::user::Column::AccountId.eq(account.id))
+        .filter(entity::user::Column::Active.eq(true))
+        .select_only()
+        .column(entity::user::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let event = fanout::AddressedEvent {
+        kind: NotificationType::AccountPaused,
+        account_id: account.id,
+        contact_id: None,
+        title: format!("Account {} was paused", account.name),
+        body: None,
+        data: Some(serde_json::json!({ "accountId": account.id })),
+        action_url: None,
+        occurred_at: account.updated_at,
+        idempotency_key: format!("account:{}:paused:v{}", account.id, account.version),
+        recipients: users,
+    };
+    fanout::record_addressed(txn, vec![event]).await
 }
