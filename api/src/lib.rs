@@ -32,6 +32,7 @@ pub mod imap;
 pub mod mailboxes;
 pub mod net;
 pub mod notifications;
+pub mod outbox;
 pub mod secrets;
 pub mod server;
 pub mod session;

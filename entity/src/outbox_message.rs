@@ -15,7 +15,7 @@ pub struct Model {
     /// `EMAIL` or `TEXT`.
     pub channel: String,
     /// `PENDING` (waiting for `next_attempt_at`), `SENDING` (claimed by a worker until
-    /// `leased_until`), `SENT`, `FAILED`.
+    /// `leased_until`), `HELD` (waiting for its account: `api::outbox`), `SENT`, `FAILED`.
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,

@@ -440,8 +440,8 @@ async fn texts_go_through_the_accounts_sms_gateway() {
     let worker = Worker::new(app.state.clone()).await.unwrap();
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(1), "Call back").await;
     let report = worker.tick().await.unwrap();
-    // The text went out; the email waits, since no SMTP server is set.
-    assert_eq!((report.delivered.sent, report.delivered.retried), (1, 1), "{report:?}");
+    // The text went out; the email is held, since no SMTP server is set.
+    assert_eq!((report.delivered.sent, report.delivered.held), (1, 1), "{report:?}");
     let seen = seen.lock().await.clone();
     assert_eq!(seen.len(), 1);
     let (sid, form, auth) = &seen[0];
@@ -597,8 +597,10 @@ async fn a_name_that_cannot_be_a_header_is_refused_and_fails_only_its_own_messag
 #[tokio::test]
 async fn a_worker_serves_the_gauges_of_the_work_waiting() {
     let app = app().await;
+    // The server answers 451 at first: the reminder's email is due again after a back-off.
+    let smtp = TestSmtp::start(&["--fail-first", "5"]).await;
+    configure(&app, &smtp, &[]).await;
     let (owner, _) = app.user("Olga Owner", "USER").await;
-    // No SMTP server is set: the reminder's email waits, due again after a back-off.
     create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
     let worker = Worker::new(app.state.clone()).await.unwrap();
     let report = worker.tick().await.unwrap();
@@ -620,6 +622,7 @@ async fn a_worker_serves_the_gauges_of_the_work_waiting() {
     assert!((500.0..=600.0).contains(&overdue), "ten minutes on, the email has waited some 9-10 minutes past its retry: {overdue}");
     value("herald_mailbox_scan_lag_seconds");
     assert!(value("herald_outbox_retried_total") >= 1.0);
+    smtp.stop().await;
 }
 
 /// Leases follow the work: a worker renews the lease of what it holds while it sends, so a
@@ -645,5 +648,75 @@ async fn a_slow_send_outlasts_its_lease_and_no_other_worker_takes_it_over() {
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(smtp.received().len(), 1, "sent once");
     assert_eq!(outbox(&app).await[0]["status"], "SENT");
+    smtp.stop().await;
+}
+
+async fn pause(app: &TestApp, paused: bool) {
+    let body = app.admin("mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { paused } } }", json!({"i": {"paused": paused}})).await;
+    assert_eq!(body["updateAccount"]["account"]["paused"], paused);
+}
+
+/// A paused account's mail is held, not failed: it waits without using attempts, and goes out
+/// when the account is resumed; a reminder whose activity fell due meanwhile is dropped.
+#[tokio::test]
+async fn a_paused_accounts_mail_waits_and_goes_out_when_it_is_resumed() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    configure(&app, &smtp, &[]).await;
+    let (owner, owner_token) = app.user("Olga Owner", "USER").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::seconds(2), "Call Initech now").await;
+    // Both reminders are queued; then the account is paused before they go.
+    worker::scheduler::run(&app.state, Utc::now()).await.unwrap();
+    pause(&app, true).await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    assert_eq!(worker.tick().await.unwrap().delivered.held, 2);
+    // Hours later (the retries of old would have run out by now) they still wait, unspent.
+    let report = worker.tick_at(Utc::now() + chrono::Duration::hours(4)).await.unwrap();
+    assert_eq!(report.delivered, worker::delivery::Delivered::default(), "held messages are not claimed again");
+    for m in outbox(&app).await {
+        assert_eq!((m["status"].as_str(), m["attempts"].as_i64()), (Some("HELD"), Some(0)), "{m}");
+        assert_eq!(m["lastError"], "held: the account is paused");
+    }
+    assert!(!panel_types(&app, &owner_token).await.contains(&"EMAIL_FAILED_ERROR".to_string()));
+
+    // Resumed after the second activity fell due: the first reminder goes, the second is dropped.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    pause(&app, false).await;
+    assert_eq!(worker.tick().await.unwrap().delivered.sent, 1);
+    assert_eq!(smtp.wait_for(1, 10).await.len(), 1);
+    let messages = outbox(&app).await;
+    assert!(messages.iter().any(|m| m["status"] == "SENT"), "{messages:#?}");
+    let dropped = messages.iter().find(|m| m["status"] == "FAILED").expect("the late reminder");
+    assert!(dropped["lastError"].as_str().unwrap().contains("due before"), "{dropped}");
+    smtp.stop().await;
+}
+
+/// Without an SMTP server (and so without a sender address: the settings require one with the
+/// other), emails wait with a clear state and the company admins are told once; completing the
+/// settings sends them.
+#[tokio::test]
+async fn without_an_smtp_server_mail_waits_and_the_admins_are_told_once() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    let mut input = settings_input(0, &smtp, &[]);
+    input["smtp"] = Value::Null;
+    input["senderAddress"] = Value::Null;
+    let saved = change_settings(&app, input).await;
+    assert!(saved.get("errors").is_none(), "{saved:#}");
+    let (owner, _) = app.user("Olga Owner", "USER").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(3), "Call Globex back").await;
+    create_activity(&app, &owner, Utc::now() + chrono::Duration::hours(4), "Call Initech back").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    assert_eq!(worker.tick().await.unwrap().delivered.held, 2);
+    let messages = outbox(&app).await;
+    assert!(messages.iter().all(|m| m["status"] == "HELD" && m["lastError"] == "held: no SMTP server is set in the activity settings"), "{messages:#?}");
+    let told = panel_types(&app, &app.admin_token).await.iter().filter(|t| *t == "SYSTEM_ERROR_INFORMATION").count();
+    assert_eq!(told, 1, "told once for both messages");
+
+    let completed = change_settings(&app, settings_input(1, &smtp, &[])).await;
+    assert!(completed.get("errors").is_none(), "{completed:#}");
+    assert_eq!(worker.tick().await.unwrap().delivered.sent, 2);
+    assert_eq!(smtp.wait_for(2, 10).await.len(), 2);
     smtp.stop().await;
 }

@@ -15,9 +15,11 @@
 //! that overran its lease cannot overwrite the outcome of the worker that took the message
 //! over.
 //!
-//! Outcomes: accepted → SENT. Transient (SMTP 4xx, time-out, lost connection, no SMTP server
-//! configured yet, gateway 429/5xx) → PENDING again after an exponential back-off with
-//! jitter, until `max_attempts`. Permanent (SMTP 5xx, gateway 4xx, recipient without an
+//! Outcomes: accepted → SENT. Held by its account (paused, or no SMTP server, sender address
+//! or SMS gateway set) → HELD, the attempt given back, until the change that lifts the reason
+//! releases it (`api::outbox`); the company admins are told once. Transient (SMTP 4xx,
+//! time-out, lost connection, gateway 429/5xx) → PENDING again after an exponential back-off
+//! with jitter, until `max_attempts`. Permanent (SMTP 5xx, gateway 4xx, recipient without an
 //! address) → FAILED, and for emails an Email Failed Error notification to the user the
 //! message was for.
 
@@ -56,9 +58,17 @@ pub struct Delivered {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Held for their account (`api::outbox`).
+    pub held: usize,
 }
 
 enum Outcome {
+    /// The account holds it (`api::outbox`): why, and the key under which its company admins
+    /// are told once, when they can lift the reason in the settings.
+    Held {
+        reason: String,
+        notice: Option<String>,
+    },
     Sent,
     Retry(String),
     Failed(String),
@@ -373,6 +383,7 @@ impl Courier {
                     Ok(Outcome::Sent) => done.sent += 1,
                     Ok(Outcome::Retry(_)) => done.retried += 1,
                     Ok(Outcome::Failed(_)) => done.failed += 1,
+                    Ok(Outcome::Held { .. }) => done.held += 1,
                     Err(e) => {
                         failure.get_or_insert(e);
                     }
@@ -478,7 +489,7 @@ impl Courier {
             return (Outcome::Failed("the recipient was deactivated".into()), None);
         }
         if account.paused {
-            return (Outcome::Retry("the account is paused".into()), None);
+            return (Outcome::Held { reason: "the account is paused".into(), notice: None }, None);
         }
         let owner = ActivityData::of(event).and_then(|a| ctx.users.get(&a.owner_id));
         let contact = event.contact_id.and_then(|c| ctx.contacts.get(&c));
@@ -494,7 +505,8 @@ impl Courier {
             return (Outcome::Failed("the recipient has no phone number".into()), None);
         };
         let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
-            return (Outcome::Retry("no SMS gateway is set for the account".into()), None);
+            let reason = "no SMS gateway is set for the account".to_string();
+            return (Outcome::Held { notice: Some(format!("outbox-held:{}:no-sms-gateway", m.account_id)), reason }, None);
         };
         let body = match self.templates.text(facts) {
             Ok(b) => b,
@@ -515,12 +527,12 @@ impl Courier {
         };
         let mailer = match self.mailer(settings) {
             Ok(Some(t)) => t,
-            Ok(None) => return (Outcome::Retry("no SMTP server is set in the activity settings".into()), None),
+            Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
             Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}")), None),
         };
         let (from, sender) = match compose::sender(settings, facts) {
             Ok(Some(senders)) => senders,
-            Ok(None) => return (Outcome::Retry("no sender address is set in the activity settings".into()), None),
+            Ok(None) => return (held(m, settings, "no-sender-address", "no sender address is set in the activity settings"), None),
             Err(e) => return (Outcome::Failed(e), None),
         };
         let to = match compose::mailbox("recipient", Some(&facts.recipient.name), &facts.recipient.email) {
@@ -575,6 +587,16 @@ impl Courier {
             Outcome::Sent => {
                 self.settler.settle(m, "SENT", None, now, Some(now)).await?;
             }
+            Outcome::Held { reason, notice } => {
+                tracing::info!(message = %m.id, reason = %reason, "message held for its account");
+                if hold(db, m, reason).await? {
+                    if let Some(key) = notice {
+                        if let Err(e) = tell_admins(&self.app, m.account_id, key, reason).await {
+                            tracing::warn!(error = format!("{e:#}"), account = %m.account_id, "admins not told of held messages");
+                        }
+                    }
+                }
+            }
             Outcome::Retry(error) if m.attempts < self.app.config.worker.max_attempts => {
                 let next = now + backoff(self.app.config.worker.retry_base, m.attempts);
                 tracing::info!(message = %m.id, attempts = m.attempts, error = %error, "delivery will be retried");
@@ -598,6 +620,64 @@ impl Courier {
         }
         Ok(())
     }
+}
+
+/// An email held for want of something in the account's activity settings; its admins are
+/// told once per version of the settings.
+fn held(m: &outbox_message::Model, settings: &settings::ActivitySettings, what: &str, reason: &str) -> Outcome {
+    Outcome::Held { reason: reason.to_string(), notice: Some(format!("outbox-held:{}:{what}:v{}", m.account_id, settings.version())) }
+}
+
+/// Marks a claimed message HELD, giving back the attempt its claim counted, if this worker
+/// still holds it.
+async fn hold(db: &sea_orm::DatabaseConnection, m: &outbox_message::Model, reason: &str) -> anyhow::Result<bool> {
+    use sea_orm::sea_query::Expr;
+    let result = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::Status, Expr::value(api::outbox::HELD))
+        .col_expr(outbox_message::Column::Attempts, Expr::col(outbox_message::Column::Attempts).sub(1))
+        .col_expr(outbox_message::Column::LastError, Expr::value(format!("held: {reason}")))
+        .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox_message::Column::ClaimId, Expr::value(Option::<Uuid>::None))
+        .filter(outbox_message::Column::Id.eq(m.id))
+        .filter(outbox_message::Column::Status.eq("SENDING"))
+        .filter(outbox_message::Column::ClaimId.eq(m.claim_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Tells the account's company admins, once per `key`, that its messages are held and why.
+async fn tell_admins(app: &AppState, account_id: Uuid, key: &str, reason: &str) -> anyhow::Result<()> {
+    let txn = api::db::begin_write(&app.db).await?;
+    let told = event::Entity::find().filter(event::Column::AccountId.eq(account_id)).filter(event::Column::IdempotencyKey.eq(key)).one(&txn).await?;
+    if told.is_some() {
+        return Ok(());
+    }
+    let admins: Vec<Uuid> = user::Entity::find()
+        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::Role.eq(user::Role::CompanyAdmin))
+        .filter(user::Column::Active.eq(true))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let event = AddressedEvent {
+        kind: NotificationType::SystemErrorInformation,
+        account_id,
+        contact_id: None,
+        title: format!("Messages are held: {reason}"),
+        body: Some("Emails and texts wait, without using their attempts, and go out once the settings are completed.".into()),
+        data: None,
+        action_url: None,
+        occurred_at: Utc::now(),
+        idempotency_key: key.to_string(),
+        recipients: admins,
+    };
+    let recorded = fanout::record_addressed(&txn, vec![event]).await?;
+    txn.commit().await?;
+    fanout::announce(app, &recorded.notifications).await;
+    Ok(())
 }
 
 /// The Email Failed Error notification to the user an email was for.

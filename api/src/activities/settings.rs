@@ -294,6 +294,8 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
     row.late_sender_email = late_sender_email;
     let after = save(change.db(), row, before.row.is_some(), caller.user_id(), &input.default_person_ids).await?;
     plan::replan_account(change.db(), caller.account_id, after.intervals(), now).await?;
+    // Messages held for a missing sender or server try again under the new settings.
+    crate::outbox::release_held(change.db(), caller.account_id, now).await?;
     change
         .record(caller.account_id, "activity_settings.changed", "ActivitySettings", caller.account_id, Some(&snapshot(&before)), Some(&snapshot(&after)))
         .await?;

@@ -151,12 +151,14 @@ pub async fn change(app: &AppState, caller: &Caller, input: GatewayInput) -> Api
             }
         }
     };
+    // Texts held for want of a gateway go out through this one.
+    crate::outbox::release_held(change.db(), caller.account_id, now).await?;
     change.record(caller.account_id, "sms_gateway.changed", "SmsGateway", after.id, before.as_ref().map(snapshot).as_ref(), Some(&snapshot(&after))).await?;
     change.commit().await?;
     Ok(after)
 }
 
-/// Removes the gateway: texts then wait (and eventually fail) until one is set again.
+/// Removes the gateway: texts are then held until one is set again.
 pub async fn remove(app: &AppState, caller: &Caller, expected_version: i32) -> ApiResult<Option<sms_gateway::Model>> {
     caller.require_admin_or_write_key()?;
     let mut change = Change::begin(app, caller).await?;

@@ -158,6 +158,10 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
     // whose switches say so.
     let raised = match (before.paused, after.paused) {
         (false, true) => Some(raise_paused(change.db(), &after).await?),
+        (true, false) => {
+            crate::outbox::release_held(change.db(), after.id, Utc::now()).await?;
+            None
+        }
         _ => None,
     };
     change.commit().await?;

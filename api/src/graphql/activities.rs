@@ -359,6 +359,9 @@ pub struct SmsGatewayPayload {
 pub enum OutboundStatus {
     /// Waiting for its next attempt.
     Pending,
+    /// Waiting for its account: paused, or without a sender address or SMTP server (an SMS
+    /// gateway, for a text). It goes out when that changes, without using an attempt.
+    Held,
     /// Taken by a worker right now.
     Sending,
     Sent,
@@ -370,6 +373,7 @@ impl OutboundStatus {
     fn code(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
+            Self::Held => "HELD",
             Self::Sending => "SENDING",
             Self::Sent => "SENT",
             Self::Failed => "FAILED",
@@ -378,6 +382,7 @@ impl OutboundStatus {
     fn parse(code: &str) -> Self {
         match code {
             "SENDING" => Self::Sending,
+            "HELD" => Self::Held,
             "SENT" => Self::Sent,
             "FAILED" => Self::Failed,
             _ => Self::Pending,

@@ -1,0 +1,74 @@
+//! Messages held for their account.
+//!
+//! A message that cannot go out because of its account — the account is paused, or its
+//! activity settings have no sender address or SMTP server (no SMS gateway, for a text) — is
+//! `HELD`: the worker gives back the attempt its claim counted, no worker claims it again, and
+//! it waits, its `lastError` saying why, until the change that lifts the reason releases it
+//! ([`release_held`]): resuming the account, saving the activity settings or the SMS gateway.
+//! It is then due at once. Retrying such a message until it failed used up its attempts in
+//! hours and raised an Email Failed Error each time, so a resumed account never sent it.
+//!
+//! A reminder released after its activity's due time is not sent: as when it is planned, a
+//! reminder whose due time has passed is dropped (its message is FAILED, saying so).
+
+use chrono::{DateTime, Utc};
+use entity::{account, event, outbox_message};
+use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+
+/// The status of a held message.
+pub const HELD: &str = "HELD";
+
+/// Releases the held messages of `account_id` if nothing holds them any more (the account is
+/// not paused; the worker holds them again at once if their settings still lack something).
+/// Answers how many were released.
+pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: DateTime<Utc>) -> ApiResult<u64> {
+    let paused = account::Entity::find_by_id(account_id).one(db).await?.is_none_or(|a| a.paused);
+    if paused {
+        return Ok(0);
+    }
+    let held =
+        outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(account_id)).filter(outbox_message::Column::Status.eq(HELD)).all(db).await?;
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    let events = event::Entity::find().filter(crate::db::id_in(backend, event::Column::Id, held.iter().map(|m| m.event_id))).all(db).await?;
+    let passed: std::collections::HashSet<Uuid> = events.iter().filter(|e| reminder_due_before(e, now)).map(|e| e.id).collect();
+    let (dropped, released): (Vec<_>, Vec<_>) = held.iter().partition(|m| passed.contains(&m.event_id));
+    if !dropped.is_empty() {
+        outbox_message::Entity::update_many()
+            .col_expr(outbox_message::Column::Status, Expr::value("FAILED"))
+            .col_expr(
+                outbox_message::Column::LastError,
+                Expr::value("not sent: the activity was due before the message could go out (a reminder whose due time has passed is dropped)"),
+            )
+            .filter(crate::db::id_in(backend, outbox_message::Column::Id, dropped.iter().map(|m| m.id)))
+            .filter(outbox_message::Column::Status.eq(HELD))
+            .exec(db)
+            .await?;
+    }
+    let result = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::Status, Expr::value("PENDING"))
+        .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(outbox_message::Column::LastError, Expr::value(Option::<String>::None))
+        .filter(crate::db::id_in(backend, outbox_message::Column::Id, released.iter().map(|m| m.id)))
+        .filter(outbox_message::Column::Status.eq(HELD))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Whether `event` is an activity reminder whose activity was due by `now`.
+fn reminder_due_before(event: &event::Model, now: DateTime<Utc>) -> bool {
+    use crate::notifications::{catalog::NotificationType, control::type_code};
+    event.notification_type == type_code(NotificationType::ActivityReminder)
+        && event
+            .data
+            .as_ref()
+            .and_then(|d| d.pointer("/activity/dueAt"))
+            .and_then(|due| serde_json::from_value::<DateTime<Utc>>(due.clone()).ok())
+            .is_some_and(|due| due <= now)
+}
