@@ -632,18 +632,25 @@ fn held(m: &outbox_message::Model, settings: &settings::ActivitySettings, what: 
 /// still holds it.
 async fn hold(db: &sea_orm::DatabaseConnection, m: &outbox_message::Model, reason: &str) -> anyhow::Result<bool> {
     use sea_orm::sea_query::Expr;
-    let result = outbox_message::Entity::update_many()
+    let result = give_back(m)
         .col_expr(outbox_message::Column::Status, Expr::value(api::outbox::HELD))
         .col_expr(outbox_message::Column::Attempts, Expr::col(outbox_message::Column::Attempts).sub(1))
         .col_expr(outbox_message::Column::LastError, Expr::value(format!("held: {reason}")))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// An update of a message this worker claimed that gives its lease and claim back, applied
+/// only while the message is still this claim's.
+fn give_back(m: &outbox_message::Model) -> sea_orm::UpdateMany<outbox_message::Entity> {
+    use sea_orm::sea_query::Expr;
+    outbox_message::Entity::update_many()
         .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(outbox_message::Column::ClaimId, Expr::value(Option::<Uuid>::None))
         .filter(outbox_message::Column::Id.eq(m.id))
         .filter(outbox_message::Column::Status.eq("SENDING"))
         .filter(outbox_message::Column::ClaimId.eq(m.claim_id))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
 }
 
 /// Tells the account's company admins, once per `key`, that its messages are held and why.
@@ -904,16 +911,11 @@ async fn update_claimed(
     sent_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<bool> {
     use sea_orm::sea_query::Expr;
-    let result = outbox_message::Entity::update_many()
+    let result = give_back(m)
         .col_expr(outbox_message::Column::Status, Expr::value(status))
         .col_expr(outbox_message::Column::LastError, Expr::value(error.map(String::from)))
         .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
-        .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox_message::Column::ClaimId, Expr::value(Option::<Uuid>::None))
-        .filter(outbox_message::Column::Id.eq(m.id))
-        .filter(outbox_message::Column::Status.eq("SENDING"))
-        .filter(outbox_message::Column::ClaimId.eq(m.claim_id))
         .exec(db)
         .await?;
     if result.rows_affected == 0 {
