@@ -299,6 +299,7 @@ async fn seed_broadcast(db: &DatabaseConnection, n: usize) -> anyhow::Result<(Uu
         created_at: now,
         updated_at: now,
         updated_by: None,
+        primary_admin_id: None,
     };
     account::Entity::insert(account.clone().into_active_model()).exec(db).await?;
     let admin = new_user(account.id, "Broadcast admin".into(), user::Role::CompanyAdmin);

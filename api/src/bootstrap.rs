@@ -48,6 +48,7 @@ pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<
         created_at: now,
         updated_at: now,
         updated_by: None,
+        primary_admin_id: None,
     }
     .into_active_model()
     .reset_all()

@@ -23,6 +23,21 @@ pub struct Impersonation {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The gold "login" button of seed 002: a parent account's company admin logs in to one of its
+/// sub-accounts as that account, that is as its primary company admin
+/// ([`crate::crm::accounts::primary_admin`]), under the same rules as [`impersonate`].
+pub async fn log_in_to_account(app: &AppState, caller: &Caller, account_id: Uuid) -> ApiResult<Impersonation> {
+    caller.require_company_admin_user()?;
+    if account_id == caller.account_id {
+        return Err(ApiError::bad_input("input.accountId", "that is your own account"));
+    }
+    let account = crate::crm::accounts::find_visible(&app.db, caller, account_id).await?;
+    let Some(admin) = crate::crm::accounts::primary_admin(&app.db, &account).await? else {
+        return Err(ApiError::bad_input("input.accountId", "the account has no active company admin to log in as"));
+    };
+    impersonate(app, caller, admin.id).await
+}
+
 pub async fn impersonate(app: &AppState, caller: &Caller, user_id: Uuid) -> ApiResult<Impersonation> {
     let admin_id = caller.require_company_admin_user()?;
     if matches!(caller.principal, Principal::User { impersonator_id: Some(_), .. }) {

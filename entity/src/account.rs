@@ -19,6 +19,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub updated_by: Option<Uuid>,
+    /// The company admin "log in to account" acts as, when the account designated one; else
+    /// its longest-standing active company admin.
+    pub primary_admin_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

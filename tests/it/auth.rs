@@ -164,3 +164,52 @@ async fn log_in_as_reaches_sub_accounts_but_never_upwards() {
     let own = app.gql(Some(&sub_token), "{ account { name parent { id } } }", json!({})).await;
     assert_eq!(own["data"]["account"]["parent"], Value::Null, "the parent stays hidden: {own}");
 }
+
+/// Seed 002's gold "login" button: a parent's company admin logs in to a sub-account as the
+/// account, that is as its primary company admin (designated, else the longest-standing one),
+/// audited as the parent's admin; never upwards, never for a plain user.
+#[tokio::test]
+async fn log_in_to_account_acts_as_its_primary_company_admin() {
+    let app = spawn_app().await;
+    let sub = app.admin("mutation { createSubAccount(input: {name: \"Acme West\"}) { account { id } } }", json!({})).await;
+    let sub_id = sub["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    const LOG_IN: &str = "mutation($i: LogInToAccountInput!) { logInToAccount(input: $i) { token user { id } } }";
+    let none = app.gql(Some(&app.admin_token), LOG_IN, json!({"i": {"accountId": sub_id}})).await;
+    assert_eq!(error_code(&none), Some("BAD_USER_INPUT"), "no admin to act as yet: {none}");
+
+    let first = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
+    let second = app.insert_user(&sub_id, "West deputy", entity::user::Role::CompanyAdmin).await;
+    let done = app.admin(LOG_IN, json!({"i": {"accountId": sub_id}})).await;
+    assert_eq!(done["logInToAccount"]["user"]["id"], first.as_str(), "the longest-standing admin");
+    let token = done["logInToAccount"]["token"].as_str().unwrap();
+    let viewer = app.gql(Some(token), "{ viewer { user { id } account { id } impersonator { id } } }", json!({})).await;
+    assert_eq!(viewer["data"]["viewer"], json!({"user": {"id": first}, "account": {"id": sub_id}, "impersonator": {"id": app.admin_id}}));
+
+    // The account designates its primary admin; logging in then acts as them.
+    let designated = app
+        .admin(
+            "mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { primaryAdmin { id } } } }",
+            json!({"i": {"id": sub_id, "primaryAdminId": second}}),
+        )
+        .await;
+    assert_eq!(designated["updateAccount"]["account"]["primaryAdmin"]["id"], second.as_str());
+    assert_eq!(app.admin(LOG_IN, json!({"i": {"accountId": sub_id}})).await["logInToAccount"]["user"]["id"], second.as_str());
+    let log = app.admin("{ auditLog(first: 1) { nodes { action actor { id } } } }", json!({})).await;
+    assert_eq!(log["auditLog"]["nodes"][0], json!({"action": "session.logged_in_as", "actor": {"id": app.admin_id}}));
+
+    // Not upwards, not into one's own account, not for a plain user.
+    let up = app.gql(Some(&app.token_for(&first)), LOG_IN, json!({"i": {"accountId": app.account_id}})).await;
+    assert_eq!(error_code(&up), Some("NOT_FOUND"), "{up}");
+    let own = app.gql(Some(&app.admin_token), LOG_IN, json!({"i": {"accountId": app.account_id}})).await;
+    assert_eq!(error_code(&own), Some("BAD_USER_INPUT"), "{own}");
+    let (_, plain) = app.user("Plain", "USER").await;
+    assert_eq!(error_code(&app.gql(Some(&plain), LOG_IN, json!({"i": {"accountId": sub_id}})).await), Some("FORBIDDEN"));
+    let not_admin = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { id } } }",
+            json!({"i": {"id": sub_id, "primaryAdminId": app.admin_id}}),
+        )
+        .await;
+    assert_eq!(error_code(&not_admin), Some("BAD_USER_INPUT"), "only an admin of the account itself: {not_admin}");
+}

@@ -247,6 +247,7 @@ impl TestApp {
             created_at: now,
             updated_at: now,
             updated_by: None,
+            primary_admin_id: None,
         }
         .into_active_model()
         .reset_all()

@@ -234,6 +234,12 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Forbidden,
         },
+        Case {
+            field: "logInToAccount",
+            operation: r#"mutation { logInToAccount(input: {accountId: "{account}"}) { token } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
         // Subscriptions run over WebSocket; over HTTP they are refused, so the sweep checks
         // the resolver's rules through the WebSocket tests (ws.rs) and only lists them here.
         Case { field: "activities", operation: "{ activities { nodes { id title owner { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },

@@ -280,6 +280,7 @@ mod tests {
             created_at: at(2026, 1, 1, 0, 0),
             updated_at: at(2026, 1, 1, 0, 0),
             updated_by: None,
+            primary_admin_id: None,
         }
     }
 

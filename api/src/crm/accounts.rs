@@ -104,6 +104,7 @@ pub async fn create_sub_account(app: &AppState, caller: &Caller, input: NewSubAc
         created_at: now,
         updated_at: now,
         updated_by: caller.user_id(),
+        primary_admin_id: None,
     };
     let model = model.into_active_model().reset_all().insert(change.db()).await?;
     change.record(model.id, "account.created", "Account", model.id, None::<&account::Model>, Some(&model)).await?;
@@ -118,6 +119,8 @@ pub struct AccountPatch {
     pub time_zone: Option<String>,
     pub paused: Option<bool>,
     pub add_ons: Option<Vec<AddOn>>,
+    /// `Some(None)` clears the designation.
+    pub primary_admin_id: Option<Option<Uuid>>,
 }
 
 /// Changes account settings; with `expected_version`, only if nobody changed them since.
@@ -144,6 +147,15 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
     if let Some(list) = &patch.add_ons {
         update = update.col_expr(account::Column::AddOns, Expr::value(add_ons_json(list)));
     }
+    if let Some(primary) = patch.primary_admin_id {
+        if let Some(id) = primary {
+            let admin = entity::user::Entity::find_by_id(id).one(change.db()).await?;
+            if !admin.is_some_and(|u| u.account_id == before.id && u.active && u.role == entity::user::Role::CompanyAdmin) {
+                return Err(ApiError::bad_input("input.primaryAdminId", "an active company admin of the account"));
+            }
+        }
+        update = update.col_expr(account::Column::PrimaryAdminId, Expr::value(primary));
+    }
     // The version predicate makes the check and the write one atomic statement.
     let result = update.filter(account::Column::Id.eq(before.id)).filter(account::Column::Version.eq(expected)).exec(change.db()).await?;
     if result.rows_affected == 0 {
@@ -169,6 +181,23 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
         crate::notifications::fanout::announce(app, &raised.notifications).await;
     }
     Ok(after)
+}
+
+/// The company admin "log in to account" acts as: the designated one while they are an active
+/// company admin of the account, else its longest-standing active company admin.
+pub async fn primary_admin(db: &impl ConnectionTrait, account: &account::Model) -> ApiResult<Option<entity::user::Model>> {
+    use entity::user;
+    use sea_orm::QueryOrder;
+    let admins = user::Entity::find()
+        .filter(user::Column::AccountId.eq(account.id))
+        .filter(user::Column::Role.eq(user::Role::CompanyAdmin))
+        .filter(user::Column::Active.eq(true))
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?;
+    let designated = account.primary_admin_id.and_then(|id| admins.iter().find(|u| u.id == id).cloned());
+    Ok(designated.or_else(|| admins.into_iter().next()))
 }
 
 /// Account Paused for the users of `account` (their switches decide who sees it).

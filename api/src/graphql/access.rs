@@ -126,6 +126,12 @@ pub struct ImpersonateInput {
     pub user_id: ID,
 }
 
+#[derive(InputObject)]
+pub struct LogInToAccountInput {
+    /// One of the admin's sub-accounts (at any depth).
+    pub account_id: ID,
+}
+
 pub struct CreateApiKeyPayload {
     key: api_key::Model,
     secret: String,
@@ -192,6 +198,14 @@ impl AccessMutation {
     async fn impersonate(&self, ctx: &Context<'_>, input: ImpersonateInput) -> async_graphql::Result<ImpersonatePayload> {
         let id = parse_id(&input.user_id, "input.userId")?;
         let done = session::impersonate(app(ctx)?, caller(ctx)?, id).await?;
+        Ok(ImpersonatePayload { token: done.token, user: done.user, expires_at: done.expires_at })
+    }
+
+    /// The gold "login" button: log in to a sub-account as the account itself, that is as its
+    /// primary company admin (`Account.primaryAdmin`), audited like `impersonate`.
+    async fn log_in_to_account(&self, ctx: &Context<'_>, input: LogInToAccountInput) -> async_graphql::Result<ImpersonatePayload> {
+        let id = parse_id(&input.account_id, "input.accountId")?;
+        let done = session::log_in_to_account(app(ctx)?, caller(ctx)?, id).await?;
         Ok(ImpersonatePayload { token: done.token, user: done.user, expires_at: done.expires_at })
     }
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{account, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -47,6 +47,12 @@ impl Account {
     async fn updated_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.updated_by else { return Ok(None) };
         super::users::related_user(ctx, id).await
+    }
+    /// Whom "log in to account" acts as: the designated primary company admin, else the
+    /// account's longest-standing active company admin.
+    async fn primary_admin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        self.ensure_visible(ctx).await?;
+        Ok(service::primary_admin(&app(ctx)?.db, &self.0).await?.map(User))
     }
     /// The parent account, when the caller may see it.
     async fn parent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
@@ -134,6 +140,9 @@ pub struct UpdateAccountInput {
     pub paused: Option<bool>,
     /// Replaces the enabled add-ons.
     pub add_ons: Option<Vec<AddOn>>,
+    /// The company admin "log in to account" acts as (an active company admin of the
+    /// account); null clears it, and the longest-standing active company admin is used.
+    pub primary_admin_id: MaybeUndefined<ID>,
 }
 
 pub struct AccountPayload {
@@ -177,6 +186,11 @@ impl AccountMutation {
                 time_zone: input.time_zone,
                 paused: input.paused,
                 add_ons: input.add_ons,
+                primary_admin_id: match input.primary_admin_id {
+                    MaybeUndefined::Value(id) => Some(Some(parse_id(&id, "input.primaryAdminId")?)),
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Undefined => None,
+                },
             },
         )
         .await?;
