@@ -145,8 +145,8 @@ async fn log_in_as_reaches_sub_accounts_but_never_upwards() {
     let sub_id = sub["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
     assert_eq!(sub["createSubAccount"]["account"]["parent"]["id"], app.account_id.as_str());
 
-    // A user of the sub-account, created directly (the sub-account has no admin token yet).
-    let sub_user = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
+    // The sub-account's first company admin, created by the parent's admin.
+    let sub_user = app.sub_account_user(&sub_id, "West admin", "COMPANY_ADMIN").await;
     let listed = app.admin("query($id: ID) { account(id: $id) { users { nodes { id } } } }", json!({"id": sub_id})).await;
     assert_eq!(listed["account"]["users"]["nodes"][0]["id"], sub_user.as_str(), "parent admins pick sub-account users");
 
@@ -177,8 +177,8 @@ async fn log_in_to_account_acts_as_its_primary_company_admin() {
     let none = app.gql(Some(&app.admin_token), LOG_IN, json!({"i": {"accountId": sub_id}})).await;
     assert_eq!(error_code(&none), Some("BAD_USER_INPUT"), "no admin to act as yet: {none}");
 
-    let first = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
-    let second = app.insert_user(&sub_id, "West deputy", entity::user::Role::CompanyAdmin).await;
+    let first = app.sub_account_user(&sub_id, "West admin", "COMPANY_ADMIN").await;
+    let second = app.sub_account_user(&sub_id, "West deputy", "COMPANY_ADMIN").await;
     let done = app.admin(LOG_IN, json!({"i": {"accountId": sub_id}})).await;
     assert_eq!(done["logInToAccount"]["user"]["id"], first.as_str(), "the longest-standing admin");
     let token = done["logInToAccount"]["token"].as_str().unwrap();

@@ -183,6 +183,20 @@ impl TestApp {
     }
 
     /// Creates a user in the admin's account and returns (id, token).
+    /// A user of one of the admin's sub-accounts, created through the API as a parent's admin
+    /// does (a new sub-account's first company admin, say).
+    pub async fn sub_account_user(&self, account_id: &str, name: &str, role: &str) -> String {
+        let email = format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), Uuid::now_v7().simple());
+        let data = self
+            .admin(
+                "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id account { id } } } }",
+                json!({"i": {"accountId": account_id, "name": name, "email": email, "role": role}}),
+            )
+            .await;
+        assert_eq!(data["createUser"]["user"]["account"]["id"], account_id);
+        data["createUser"]["user"]["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn user(&self, name: &str, role: &str) -> (String, String) {
         let email = format!("{}-{}@example.com", name.to_lowercase().replace(' ', "-"), Uuid::now_v7().simple());
         let data = self

@@ -355,7 +355,7 @@ async fn roll_ups_bring_sub_account_events_to_parent_users() {
         .as_str()
         .unwrap()
         .to_string();
-    let west_user = app.insert_user(&west, "Wes", entity::user::Role::User).await;
+    let west_user = app.sub_account_user(&west, "Wes", "USER").await;
     let publish_in_west =
         |key: &'static str| app.admin(PUBLISH, json!({"i": {"type": "SYSTEM_INFORMATION", "accountId": west, "title": "West news", "idempotencyKey": key}}));
     let before = publish_in_west("w-1").await;

@@ -523,7 +523,7 @@ async fn a_sub_account_sees_nothing_of_its_parent_through_relations_or_the_audit
         .await;
     assert_eq!(renamed["updateAccount"]["account"]["updatedBy"]["id"], app.admin_id.as_str(), "the parent's admin sees themselves");
 
-    let west_admin = app.insert_user(&sub_id, "West admin", entity::user::Role::CompanyAdmin).await;
+    let west_admin = app.sub_account_user(&sub_id, "West admin", "COMPANY_ADMIN").await;
     let token = app.token_for(&west_admin);
     let by_id = app.gql(Some(&token), "query($id: ID!) { user(id: $id) { name } }", json!({"id": app.admin_id})).await;
     assert_eq!(by_id["errors"][0]["extensions"]["code"], "NOT_FOUND", "{by_id:#}");
@@ -537,4 +537,33 @@ async fn a_sub_account_sees_nothing_of_its_parent_through_relations_or_the_audit
     let text = log.to_string();
     assert!(!text.contains(&app.account_id) && !text.contains(&app.admin_id), "the parent's ids leak through the audit log: {update:#}");
     assert_eq!(update["after"]["name"], "Acme West Coast", "what is the sub-account's own stays");
+}
+
+/// `createUser` with an account: a parent's admin creates users in its sub-accounts, never in
+/// its parent or in another tenant.
+#[tokio::test]
+async fn users_are_created_in_sub_accounts_but_never_upwards_or_across() {
+    let app = spawn_app().await;
+    let sub = app.admin("mutation { createSubAccount(input: {name: \"Acme West\"}) { account { id } } }", json!({})).await;
+    let sub_id = sub["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    let west_admin = app.sub_account_user(&sub_id, "West admin", "COMPANY_ADMIN").await;
+    let app = &app;
+    let create = |token: String, account: String| async move {
+        let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
+        app.gql(
+            Some(&token),
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
+            json!({"i": {"accountId": account, "name": "Eve", "email": email, "role": "COMPANY_ADMIN"}}),
+        )
+        .await
+    };
+    let up = create(app.token_for(&west_admin), app.account_id.clone()).await;
+    assert_eq!(error_code(&up), Some("NOT_FOUND"), "{up}");
+    let (_, foreign, _) = app.other_tenant().await;
+    let across = create(foreign, sub_id.clone()).await;
+    assert_eq!(error_code(&across), Some("NOT_FOUND"), "{across}");
+    let (_, plain) = app.user("Plain", "USER").await;
+    assert_eq!(error_code(&create(plain, sub_id.clone()).await), Some("FORBIDDEN"));
+    let users = app.admin("query($id: ID) { account(id: $id) { users { nodes { name } } } }", json!({"id": sub_id})).await;
+    assert_eq!(users["account"]["users"]["nodes"], json!([{"name": "West admin"}]), "nothing else was created");
 }

@@ -53,32 +53,34 @@ pub struct NewUser {
     pub phone: Option<String>,
     pub role: Role,
     pub active: bool,
+    /// Defaults to the caller's account.
+    pub account_id: Option<Uuid>,
 }
 
+/// Creates a user in the caller's account, or in one of its sub-accounts (at any depth), such
+/// as a new sub-account's first company admin.
 pub async fn create(app: &AppState, caller: &Caller, input: NewUser) -> ApiResult<user::Model> {
     caller.require_admin_or_write_key()?;
     let name = validate::name("input.name", &input.name)?;
     let email = validate::email("input.email", &input.email)?;
     let phone = input.phone.as_deref().map(|p| validate::phone("input.phone", p)).transpose()?;
+    let account_id = input.account_id.unwrap_or(caller.account_id);
     let mut change = Change::begin(app, caller).await?;
-    ensure_email_free(change.db(), caller.account_id, &email, None).await?;
-    let now = Utc::now();
-    let model = user::Model {
-        id: Uuid::now_v7(),
-        account_id: caller.account_id,
-        name,
-        email,
-        phone,
-        role: input.role,
-        active: input.active,
-        created_at: now,
-        updated_at: now,
+    if !super::accounts::is_visible(change.db(), caller, account_id).await? {
+        return Err(ApiError::NotFound("account"));
     }
-    .into_active_model()
-    .reset_all()
-    .insert(change.db())
-    .await?;
+    ensure_email_free(change.db(), account_id, &email, None).await?;
+    let now = Utc::now();
+    let model = user::Model { id: Uuid::now_v7(), account_id, name, email, phone, role: input.role, active: input.active, created_at: now, updated_at: now }
+        .into_active_model()
+        .reset_all()
+        .insert(change.db())
+        .await?;
+    // Recorded in the new user's account and, for a sub-account's, in the caller's too.
     change.record(model.account_id, "user.created", "User", model.id, None::<&user::Model>, Some(&model)).await?;
+    if model.account_id != caller.account_id {
+        change.record(caller.account_id, "user.created", "User", model.id, None::<&user::Model>, Some(&model)).await?;
+    }
     change.commit().await?;
     Ok(model)
 }

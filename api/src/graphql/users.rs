@@ -155,6 +155,9 @@ impl UserQuery {
 
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// The caller's account (the default) or one of its sub-accounts: a new sub-account gets
+    /// its first company admin this way.
+    pub account_id: Option<ID>,
     pub name: String,
     pub email: String,
     pub phone: Option<String>,
@@ -214,7 +217,8 @@ pub struct UserMutation;
 #[Object]
 impl UserMutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<UserPayload> {
-        let new = service::NewUser { name: input.name, email: input.email, phone: input.phone, role: input.role.into(), active: input.active };
+        let account_id = input.account_id.as_ref().map(|id| parse_id(id, "input.accountId")).transpose()?;
+        let new = service::NewUser { name: input.name, email: input.email, phone: input.phone, role: input.role.into(), active: input.active, account_id };
         Ok(UserPayload(service::create(app(ctx)?, caller(ctx)?, new).await?))
     }
 
