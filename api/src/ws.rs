@@ -74,11 +74,7 @@ pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSoc
                 Some(LEGACY_WS) => Protocol::Legacy,
                 _ => Protocol::Transport,
             };
-            let open = crate::telemetry::Held::new("herald_ws_connections");
-            async move {
-                Connection::new(app, socket, protocol).serve().await;
-                drop(open);
-            }
+            Connection::new(app, socket, protocol).serve()
         })
 }
 
@@ -120,11 +116,23 @@ struct Connection {
     init_received: bool,
     operations: StreamMap<String, OperationStream>,
     last_seen: Instant,
+    /// Counts the connection in `herald_ws_connections` while it lives. A field rather than a
+    /// future around `serve`: such a future would keep a second slot the size of the socket.
+    _open: crate::telemetry::Held,
 }
 
 impl Connection {
     fn new(app: AppState, socket: WebSocket, protocol: Protocol) -> Self {
-        Self { app, socket, protocol, caller: None, init_received: false, operations: StreamMap::new(), last_seen: Instant::now() }
+        Self {
+            app,
+            socket,
+            protocol,
+            caller: None,
+            init_received: false,
+            operations: StreamMap::new(),
+            last_seen: Instant::now(),
+            _open: crate::telemetry::Held::new("herald_ws_connections"),
+        }
     }
 
     /// Waits for the socket, the operations, the ping and the deadlines. What an event sets
