@@ -146,6 +146,14 @@ async fn settings_page_saves_whole_validates_and_never_shows_the_password() {
     assert_eq!(page["version"], 3);
     assert_eq!(page["lateResponse"], json!({"intervalHours": 24, "sender": "SYSTEM_ACCOUNT", "senderEmail": null, "defaultPersons": []}));
     assert_eq!(page["smtp"]["host"], "127.0.0.1");
+    // With includeSmtp it also forgets the server, its password and the sender.
+    let data = app.admin(&format!("mutation {{ resetActivitySettings(input: {{expectedVersion: 3, includeSmtp: true}}) {{ {SETTINGS} }} }}"), json!({})).await;
+    let page = &data["resetActivitySettings"]["activitySettings"];
+    assert_eq!(
+        (page["version"].as_i64(), &page["smtp"], &page["senderAddress"], &page["senderName"]),
+        (Some(4), &Value::Null, &Value::Null, &Value::Null),
+        "{page:#}"
+    );
 
     // Only company admins see or change the page.
     let (_, user_token) = app.user("Uma User", "USER").await;

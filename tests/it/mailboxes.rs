@@ -644,3 +644,37 @@ async fn a_bulk_load_refreshes_the_archive_statistics() {
     statistics.archived(db, 1).await;
     assert_eq!(reltuples().await, 0.0, "analyzed: the table is (still) empty");
 }
+
+/// A mailbox that does not sync clients leaves customers' mail out of the archive (leads' is
+/// still archived and linked); an inactive mailbox is not scanned at all.
+#[tokio::test]
+async fn sync_clients_off_leaves_customers_unlinked_and_an_inactive_mailbox_is_not_scanned() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    let prospect = contact(&app, "LEAD", "Prospect", Some("hello@prospect.example")).await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.create("Archive").await.unwrap();
+        for m in [
+            message(Some("c1@g"), "buyer@globex.example", ANN.0, "from a customer", "", "Hi"),
+            message(Some("l1@p"), "hello@prospect.example", ANN.0, "from a lead", "", "Hi"),
+        ] {
+            s.append("INBOX", None, None, &m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    let mailbox = add_mailbox(&app, &token, &imap, json!({"syncClients": false, "scanActive": false})).await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    assert_eq!(worker.tick().await.unwrap().synced.mailboxes, 0, "an inactive mailbox is not scanned");
+    assert!(report(&app, json!({})).await.is_empty());
+
+    let update = "mutation($i: UpdateMailboxInput!) { updateMailbox(input: $i) { mailbox { scanActive } } }";
+    let body = app.gql(Some(&token), update, json!({"i": {"id": mailbox["id"], "scanActive": true, "expectedVersion": mailbox["version"]}})).await;
+    assert_eq!(body["data"]["updateMailbox"]["mailbox"]["scanActive"], true, "{body:#}");
+    assert_eq!(worker.tick().await.unwrap().synced.mailboxes, 1);
+    let emails = report(&app, json!({})).await;
+    assert!(emails.iter().all(|e| e["subject"] != "from a customer"), "customers' mail is not synced with syncClients off: {emails:#?}");
+    assert_eq!(by_subject(&emails, "from a lead")["contact"]["id"], prospect.as_str());
+}
