@@ -728,3 +728,40 @@ async fn without_an_smtp_server_mail_waits_and_the_admins_are_told_once() {
     assert_eq!(smtp.wait_for(2, 10).await.len(), 2);
     smtp.stop().await;
 }
+
+/// The senders as a recipient's mail program shows them: a reminder with sender USER_ACCOUNT
+/// is From its owner (name and address) with the system address as Sender; an escalation with
+/// sender EMAIL is From the address given.
+#[tokio::test]
+async fn user_account_and_email_senders_as_received() {
+    let app = app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    let (owner, _) = app.user("Olga Owner", "USER").await;
+    let (boss, _) = app.user("Bea Boss", "COMPANY_SUPERVISOR").await;
+    let mut input = settings_input(0, &smtp, &[&boss]);
+    input["activityAlerts"]["sender"] = json!("USER_ACCOUNT");
+    input["lateResponse"]["sender"] = json!("EMAIL");
+    input["lateResponse"]["senderEmail"] = json!("escalations@acme.example");
+    let saved = change_settings(&app, input).await;
+    assert!(saved.get("errors").is_none(), "{saved:#}");
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    let due = Utc::now() + chrono::Duration::minutes(30);
+    create_activity(&app, &owner, due, "Send the proposal").await;
+
+    worker.tick().await.unwrap();
+    let reminder = smtp.wait_for(1, 10).await.remove(0);
+    let mail = reminder.parsed();
+    let from = mail.from().unwrap().first().unwrap();
+    assert_eq!((from.name(), from.address()), (Some("Olga Owner"), Some(email_of(&app, &owner).await.as_str())));
+    let sender = mail.sender().unwrap().first().unwrap();
+    assert_eq!((sender.name(), sender.address()), (Some("Acme CRM"), Some("crm@acme.example")));
+    assert_eq!(reminder.mail_from, "crm@acme.example", "the envelope is the system address's");
+
+    worker.tick_at(due + chrono::Duration::minutes(150)).await.unwrap();
+    let got = smtp.wait_for(2, 10).await;
+    let escalation = got.iter().find(|r| r.parsed().subject().unwrap_or_default().starts_with("Late:")).expect("the escalation");
+    let mail = escalation.parsed();
+    assert_eq!(mail.from().unwrap().first().unwrap().address(), Some("escalations@acme.example"));
+    assert!(mail.sender().is_none(), "{}", escalation.raw);
+    smtp.stop().await;
+}
