@@ -368,6 +368,12 @@ async fn roll_ups_bring_sub_account_events_to_parent_users() {
     let panel = app.gql(Some(&pat_t), "query($a: [ID!]) { notifications(filter: {accountIds: $a}) { nodes { title accountId } } }", json!({"a": [west]})).await;
     assert_eq!(panel["data"]["notifications"]["nodes"], json!([{"title": "West news", "accountId": west}]));
 
+    // Without the add-on the saved roll-up brings nothing: the fan-out checks the add-on.
+    app.admin("mutation { updateAccount(input: {addOns: []}) { account { id } } }", json!({})).await;
+    let gated = publish_in_west("w-gate").await;
+    assert_eq!(gated["publishEvent"]["notified"], 1, "Wes only: {gated}");
+    app.admin("mutation { updateAccount(input: {addOns: [NOTIFICATION_ROLL_UP]}) { account { id } } }", json!({})).await;
+
     // Pat turns System Information off: the roll-up follows Pat's own Control settings.
     set(&app, &pat_t, json!([{"type": "SYSTEM_INFORMATION", "switch": "SYSTEM", "enabled": false}])).await;
     let off = publish_in_west("w-3").await;
