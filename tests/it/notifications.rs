@@ -547,3 +547,31 @@ async fn an_events_content_is_stored_once_and_every_panel_shows_it() {
         );
     }
 }
+
+/// Duplicate Client (seed 002): a duplicate of an existing contact was submitted; the AU text
+/// and email go to the original contact's assigned user, whom the event is about.
+#[tokio::test]
+async fn duplicate_client_reaches_the_original_contacts_assigned_user() {
+    let app = spawn_app().await;
+    let (bob, bob_t) = app.user("Bob", "USER").await;
+    let (_, carol_t) = app.user("Carol", "USER").await;
+    app.admin("mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { id } } }", json!({"i": {"id": bob, "phone": "+15551234567"}})).await;
+    let original = contact_for(&app, &[&bob]).await;
+    for token in [&bob_t, &carol_t] {
+        set(&app, token, json!([{"type": "DUPLICATE_CLIENT", "switch": "AU", "enabled": true}, {"type": "DUPLICATE_CLIENT", "switch": "TEXT_AU", "enabled": true}, {"type": "DUPLICATE_CLIENT", "switch": "EMAIL_AU", "enabled": true}])).await;
+    }
+    let done = app
+        .admin(PUBLISH, json!({"i": {"type": "DUPLICATE_CLIENT", "contactId": original, "title": "Duplicate of Acme Lead submitted", "data": {"duplicateEmail": "buyer@acme.example"}, "idempotencyKey": "dup-1"}}))
+        .await;
+    // A starred type: in every panel by System; the texts and emails are the AU ones.
+    assert_eq!(done["publishEvent"]["queuedMessages"], 2, "a text and an email to Bob: {done}");
+    let outbox = app.admin("{ outboundMessages(first: 10) { nodes { channel recipient { id } } } }", json!({})).await;
+    let mut got: Vec<(String, String)> = outbox["outboundMessages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["channel"].as_str().unwrap().into(), m["recipient"]["id"].as_str().unwrap().into()))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![("EMAIL".to_string(), bob.clone()), ("TEXT".to_string(), bob.clone())], "nothing to Carol, who is not assigned");
+}
