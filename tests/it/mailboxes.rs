@@ -306,8 +306,8 @@ async fn scan_all_manual_links_tombstones_flags_and_huge_messages() {
         }
         s.logout().await.unwrap();
     }
-    let (_, token) = app.user("Ann Inbox", "USER").await;
-    add_mailbox(&app, &token, &imap, json!({"syncLeads": false})).await;
+    let (ann, token) = app.user("Ann Inbox", "USER").await;
+    let mailbox = add_mailbox(&app, &token, &imap, json!({"syncLeads": false})).await;
     let worker = worker::Worker::new(app.state.clone()).await.unwrap();
     worker.tick().await.unwrap();
 
@@ -344,6 +344,35 @@ async fn scan_all_manual_links_tombstones_flags_and_huge_messages() {
     assert_eq!(by_subject(&emails, "stranger")["contact"]["id"], prospect.as_str(), "the manual link stands");
     let audit = app.admin("{ auditLog(first: 10) { nodes { action } } }", json!({})).await;
     assert!(audit.to_string().contains("email.assigned") && audit.to_string().contains("email.deleted"));
+
+    // Assigned to a project of Globex's, and found by the report's other filters.
+    let project = app
+        .admin("mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id } } }", json!({"i": {"name": "Rollout", "customerId": globex}}))
+        .await["createProject"]["project"]["id"]
+        .clone();
+    let huge = by_subject(&emails, "huge")["id"].clone();
+    let data = app
+        .admin("mutation($i: AssignEmailInput!) { assignEmail(input: $i) { email { project { id } } } }", json!({"i": {"emailId": huge, "projectId": project}}))
+        .await;
+    assert_eq!(data["assignEmail"]["email"]["project"]["id"], project);
+    let subjects = |filter: Value| {
+        let app = &app;
+        async move {
+            let mut found: Vec<String> = report(app, filter).await.iter().map(|e| e["subject"].as_str().unwrap().to_string()).collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(subjects(json!({"projectId": project})).await, ["huge"]);
+    assert_eq!(subjects(json!({"contactId": prospect})).await, ["stranger"]);
+    assert_eq!(subjects(json!({"mailboxId": mailbox["id"]})).await, ["huge", "stranger"]);
+    assert_eq!(subjects(json!({"userId": ann})).await, ["huge", "stranger"]);
+    let (other, _) = app.user("Otto Other", "USER").await;
+    assert!(subjects(json!({"userId": other})).await.is_empty());
+    // Every message here was sent on 23 November 2026 at 10:00 UTC.
+    assert_eq!(subjects(json!({"sentAfter": "2026-11-23T09:00:00Z", "sentBefore": "2026-11-23T11:00:00Z"})).await, ["huge", "stranger"]);
+    assert!(subjects(json!({"sentAfter": "2026-11-23T11:00:00Z"})).await.is_empty());
+    assert!(subjects(json!({"sentBefore": "2026-11-23T09:00:00Z"})).await.is_empty());
     imap.stop().await;
 }
 
