@@ -17,3 +17,32 @@ fn schema_graphql_matches_the_served_schema() {
     std::fs::write(&path, served).expect("write schema.graphql");
     eprintln!("schema.graphql was out of date and has been rewritten");
 }
+
+/// The GraphQL documents of `docs/client.md` (its ```graphql blocks) are valid against the
+/// served schema: the client example cannot drift from it.
+#[tokio::test]
+async fn the_client_examples_documents_are_valid() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/client.md")).unwrap();
+    let blocks: Vec<&str> = doc.split("```graphql\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert!(!blocks.is_empty(), "docs/client.md has GraphQL documents");
+    let schema = api::graphql::build_schema(&api::config::QueryLimits::default());
+    for block in blocks {
+        let document = async_graphql::parser::parse_query(block).expect("a GraphQL document");
+        for (name, operation) in document.operations.iter() {
+            let name = name.expect("named operations").to_string();
+            let request = async_graphql::Request::new(block).operation_name(&name);
+            let response = if operation.node.ty == async_graphql::parser::types::OperationType::Subscription {
+                use futures_util::StreamExt;
+                schema.execute_stream(request).next().await.expect("a first response")
+            } else {
+                schema.execute(request).await
+            };
+            // Without a caller every field refuses, but only after the document passed
+            // validation: a field's error has a path, a validation error has none.
+            assert!(!response.errors.is_empty(), "{name} ran");
+            for error in &response.errors {
+                assert!(!error.path.is_empty(), "{name} is not valid against the schema: {}", error.message);
+            }
+        }
+    }
+}
