@@ -134,7 +134,7 @@ enum Link {
 }
 
 /// A TCP proxy between Herald and PostgreSQL that the test controls.
-struct DbProxy {
+pub(crate) struct DbProxy {
     port: u16,
     link: tokio::sync::watch::Sender<Link>,
     /// Connections let through so far: how often Herald's pools connected.
@@ -191,7 +191,7 @@ impl DbProxy {
         Self { port, link, connections }
     }
 
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -201,7 +201,7 @@ impl DbProxy {
 }
 
 /// The app over PostgreSQL through a proxy of the test's own; `None` on embedded defaults.
-async fn behind_proxy() -> Option<(TestApp, DbProxy, String)> {
+pub(crate) async fn behind_proxy() -> Option<(TestApp, DbProxy, String)> {
     let Some(url) = std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
         eprintln!("HERALD_TEST_DATABASE_URL not set: PostgreSQL outage tests need PostgreSQL; skipped on embedded defaults");
         return None;

@@ -569,3 +569,41 @@ async fn metrics_count_open_sockets_and_operations() {
         value("herald_bus_connected ");
     }
 }
+
+/// Panels that close while their feed catches up from the database (a reload storm) cost the
+/// pool no connection: the feed's reads run to their end.
+#[tokio::test]
+async fn panels_closing_mid_catch_up_close_no_pooled_connection() {
+    let Some((app, proxy, _)) = crate::outages::behind_proxy().await else { return };
+    let (_, bob) = app.user("Bob", "USER").await;
+    for i in 0..300 {
+        publish(&app, &format!("w{i}"), &format!("Warning {i}")).await;
+    }
+    // The oldest row's cursor: resuming from it reads some three hundred rows.
+    let oldest = app.gql(Some(&bob), "{ notifications(last: 1) { edges { cursor } } }", json!({})).await["data"]["notifications"]["edges"][0]["cursor"].clone();
+    let storm = |rounds: u64| {
+        let (app, bob, oldest) = (&app, &bob, &oldest);
+        async move {
+            for round in 0..rounds {
+                let closing = (0..16u64).map(|i| {
+                    let (url, token, after) = (app.ws_url(), bob.clone(), oldest.clone());
+                    async move {
+                        let mut socket = connect_to(url, "graphql-transport-ws", None).await.unwrap();
+                        init(&mut socket, &token).await;
+                        send(&mut socket, json!({"type": "subscribe", "id": "f", "payload": {"query": FEED, "variables": {"a": after}}})).await;
+                        tokio::time::sleep(Duration::from_micros(500 * ((i + round) % 8))).await;
+                        drop(socket);
+                    }
+                });
+                futures_util::future::join_all(closing).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    storm(2).await; // the pool grows to what the storm needs
+    let before = proxy.connections();
+    storm(10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.gql(Some(&bob), "{ notificationCounts { total } }", json!({})).await["data"]["notificationCounts"]["total"], 300);
+    assert_eq!(proxy.connections() - before, 0, "pooled connections were closed under feeds dropped mid-read");
+}

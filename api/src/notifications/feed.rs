@@ -184,8 +184,12 @@ impl Feed {
             if let Some(c) = cursor {
                 query = query.filter(notification::Column::Position.gt(c));
             }
-            let rows = query.order_by_asc(notification::Column::Position).limit(PAGE).all(&self.app.db).await?;
-            let rows = super::panel::with_content(&self.app.db, rows).await?;
+            let db = self.app.db.clone();
+            let rows = detached(async move {
+                let rows = query.order_by_asc(notification::Column::Position).limit(PAGE).all(&db).await?;
+                super::panel::with_content(&db, rows).await
+            })
+            .await?;
             let full = rows.len() as u64 == PAGE;
             for row in rows {
                 cursor = Some(row.position);
@@ -275,6 +279,13 @@ impl Feed {
     }
 }
 
+/// Runs a read of the feed to its end even when the feed is dropped meanwhile (its panel
+/// closed): a statement cancelled half-way cannot go back to the pool, which closes its
+/// connection and opens another (see `server::detached` for HTTP requests).
+async fn detached<T: Send + 'static>(read: impl std::future::Future<Output = ApiResult<T>> + Send + 'static) -> ApiResult<T> {
+    tokio::spawn(read).await.map_err(|e| crate::error::ApiError::Internal(e.into()))?
+}
+
 /// The feed of `user_id`'s panel. With `after`, everything the client does not have first.
 pub async fn open(app: AppState, user_id: Uuid, after: Option<Resume>) -> ApiResult<impl Stream<Item = FeedItem>> {
     // Subscribe before reading, so that nothing committed from now on can fall between.
@@ -302,11 +313,11 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Resume>) -> ApiRes
         }
         None => {
             // Live only: start from the newest row there is.
-            let newest = notification::Entity::find()
-                .filter(notification::Column::UserId.eq(user_id))
-                .order_by_desc(notification::Column::Position)
-                .one(&feed.app.db)
-                .await?;
+            let db = feed.app.db.clone();
+            let newest = detached(async move {
+                Ok(notification::Entity::find().filter(notification::Column::UserId.eq(user_id)).order_by_desc(notification::Column::Position).one(&db).await?)
+            })
+            .await?;
             if let Some(row) = newest {
                 feed.last = Some(row.position);
                 feed.floor = Some(row.position);
