@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use entity::{account, user, user::Role};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait};
 use uuid::Uuid;
 
 use crate::{
@@ -28,20 +28,36 @@ impl Default for FirstAdmin {
 /// Creates the first account and its admin when the database has no account yet; returns
 /// them, or `None` when the database was already set up.
 pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<Option<(account::Model, user::Model)>> {
-    let time_zone = validate::time_zone("timeZone", &first.time_zone)?;
-    let account_name = validate::name("accountName", &first.account_name)?;
-    let admin_name = validate::name("adminName", &first.admin_name)?;
-    let admin_email = validate::email("adminEmail", &first.admin_email)?;
+    let tenant = first.checked()?;
     let txn = crate::db::begin_write(db).await?;
     if account::Entity::find().count(&txn).await? > 0 {
         return Ok(None);
     }
+    let created = create_tenant(&txn, tenant).await?;
+    txn.commit().await.map_err(ApiError::from)?;
+    Ok(Some(created))
+}
+
+impl FirstAdmin {
+    /// The same, checked and normalised; errors name the fields of `createAccount`'s input.
+    pub fn checked(self) -> ApiResult<FirstAdmin> {
+        Ok(FirstAdmin {
+            time_zone: validate::time_zone("input.timeZone", &self.time_zone)?,
+            account_name: validate::name("input.name", &self.account_name)?,
+            admin_name: validate::name("input.adminName", &self.admin_name)?,
+            admin_email: validate::email("input.adminEmail", &self.admin_email)?,
+        })
+    }
+}
+
+/// A top-level account and its first company admin, in `txn`, from checked input.
+pub async fn create_tenant(txn: &impl ConnectionTrait, first: FirstAdmin) -> ApiResult<(account::Model, user::Model)> {
     let now = Utc::now();
     let account = account::Model {
         id: Uuid::now_v7(),
-        name: account_name,
+        name: first.account_name,
         parent_id: None,
-        time_zone,
+        time_zone: first.time_zone,
         paused: false,
         add_ons: serde_json::json!([]),
         version: 1,
@@ -52,13 +68,13 @@ pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<
     }
     .into_active_model()
     .reset_all()
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let admin = user::Model {
         id: Uuid::now_v7(),
         account_id: account.id,
-        name: admin_name,
-        email: admin_email,
+        name: first.admin_name,
+        email: first.admin_email,
         phone: None,
         role: Role::CompanyAdmin,
         active: true,
@@ -67,8 +83,7 @@ pub async fn bootstrap(db: &DatabaseConnection, first: FirstAdmin) -> ApiResult<
     }
     .into_active_model()
     .reset_all()
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    txn.commit().await.map_err(ApiError::from)?;
-    Ok(Some((account, admin)))
+    Ok((account, admin))
 }

@@ -50,6 +50,12 @@ pub enum Command {
     },
     /// Re-seal every stored secret under the active key of HERALD_SECRET_KEY.
     RotateSecrets,
+    /// Create a platform operator key (it provisions tenants: `createAccount`, `tenants`)
+    /// and print its secret, shown this once.
+    OperatorKey {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -80,6 +86,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Schema => {
             print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::OperatorKey { name } => {
+            let state = AppState::init(config).await?;
+            let (key, secret) = crate::platform::mint_key(&state.db, &name).await?;
+            println!("Operator key {:?} ({}). Its secret, shown this once:\n\n  {secret}\n", key.name, key.id);
             Ok(())
         }
         Command::RotateSecrets => {

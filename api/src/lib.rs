@@ -33,6 +33,7 @@ pub mod mailboxes;
 pub mod net;
 pub mod notifications;
 pub mod outbox;
+pub mod platform;
 pub mod secrets;
 pub mod server;
 pub mod session;

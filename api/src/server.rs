@@ -188,10 +188,25 @@ fn unavailable(media: MediaType) -> Response {
     response
 }
 
-async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Option<auth::Authenticated>, Response> {
+/// Who a request is from: a user or API key of an account (or nobody), or a platform
+/// operator, whose key is no account's caller (see [`crate::platform`]).
+#[allow(clippy::large_enum_variant)] // one per request, consumed at once
+enum Credentials {
+    Account(Option<auth::Authenticated>),
+    Operator(crate::platform::Operator),
+}
+
+async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Result<Credentials, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match auth::authenticate_with_user(&app.db, &app.tokens, authorization).await {
-        Ok(caller) => Ok(caller),
+    let bearer = authorization.map(str::trim).map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim());
+    let found = match bearer {
+        Some(token) if token.starts_with(crate::platform::OPERATOR_KEY_PREFIX) => {
+            crate::platform::authenticate(&app.db, token).await.and_then(|operator| operator.map(Credentials::Operator).ok_or(ApiError::Unauthenticated))
+        }
+        _ => auth::authenticate_with_user(&app.db, &app.tokens, authorization).await.map(Credentials::Account),
+    };
+    match found {
+        Ok(credentials) => Ok(credentials),
         Err(ApiError::Unauthenticated) => Err(unauthenticated(media)),
         Err(ApiError::Unavailable(cause)) => {
             tracing::warn!(error = format!("{cause:#}"), "database unavailable while authenticating");
@@ -204,12 +219,12 @@ async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Res
     }
 }
 
-async fn execute(app: &AppState, request: async_graphql::Request, caller: Option<auth::Authenticated>, media: MediaType) -> Response {
-    let (caller, user) = match caller {
-        Some(auth::Authenticated { caller, user }) => (Some(caller), user),
-        None => (None, None),
+async fn execute(app: &AppState, request: async_graphql::Request, credentials: Credentials, media: MediaType) -> Response {
+    let response = match credentials {
+        Credentials::Operator(operator) => graphql::execute_as_operator(app, request, operator).await,
+        Credentials::Account(Some(auth::Authenticated { caller, user })) => graphql::execute(app, request, Some(caller), user).await,
+        Credentials::Account(None) => graphql::execute(app, request, None, None).await,
     };
-    let response = graphql::execute(app, request, caller, user).await;
     // A request error (parse, validation, variables) has no `data` at all; field errors
     // carry a path.
     let request_error = response.data == async_graphql::Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty());

@@ -18,6 +18,7 @@ mod m20261123_000010_activity_alert_partial_indexes;
 mod m20261205_000011_notification_content_once;
 mod m20261205_000012_outbox_claim;
 mod m20261205_000013_account_primary_admin;
+mod m20261205_000014_operators;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_notification_content_once::Migration),
             Box::new(m20261205_000012_outbox_claim::Migration),
             Box::new(m20261205_000013_account_primary_admin::Migration),
+            Box::new(m20261205_000014_operators::Migration),
         ]
     }
 }

@@ -245,56 +245,22 @@ impl TestApp {
         self.state.tokens.mint(user_id.parse().unwrap(), None, Duration::from_secs(600))
     }
 
-    /// A second tenant: a new top-level account with its own admin (id, token, account id).
+    /// A second tenant: a new top-level account with its own admin (id, token, account id),
+    /// created as a platform operator does.
     pub async fn other_tenant(&self) -> (String, String, String) {
-        use entity::account;
-        use sea_orm::{ActiveModelTrait, IntoActiveModel};
-        let now = chrono::Utc::now();
-        let account = account::Model {
-            id: Uuid::now_v7(),
-            name: "Globex".into(),
-            parent_id: None,
-            time_zone: "America/New_York".into(),
-            paused: false,
-            add_ons: json!([]),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            updated_by: None,
-            primary_admin_id: None,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(&self.state.db)
-        .await
-        .unwrap();
-        let admin = self.insert_user(&account.id.to_string(), "Globex admin", entity::user::Role::CompanyAdmin).await;
+        let (_, operator) = api::platform::mint_key(&self.state.db, "tests").await.unwrap();
+        let email = format!("admin-{}@globex.example", Uuid::now_v7().simple());
+        let body = self
+            .gql(
+                Some(&operator),
+                "mutation($i: CreateAccountInput!) { createAccount(input: $i) { tenant { id } adminId } }",
+                json!({"i": {"name": "Globex", "timeZone": "America/New_York", "adminName": "Globex admin", "adminEmail": email}}),
+            )
+            .await;
+        let created = &body["data"]["createAccount"];
+        let admin = created["adminId"].as_str().unwrap_or_else(|| panic!("{body:#}")).to_string();
         let token = self.token_for(&admin);
-        (admin, token, account.id.to_string())
-    }
-
-    /// A user written straight to the database, in any account (the API only creates users
-    /// in the caller's own account).
-    pub async fn insert_user(&self, account_id: &str, name: &str, role: entity::user::Role) -> String {
-        use sea_orm::{ActiveModelTrait, IntoActiveModel};
-        let now = chrono::Utc::now();
-        let user = entity::user::Model {
-            id: Uuid::now_v7(),
-            account_id: account_id.parse().unwrap(),
-            name: name.into(),
-            email: format!("{}@example.com", Uuid::now_v7().simple()),
-            phone: None,
-            role,
-            active: true,
-            created_at: now,
-            updated_at: now,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(&self.state.db)
-        .await
-        .unwrap();
-        user.id.to_string()
+        (admin, token, created["tenant"]["id"].as_str().unwrap().to_string())
     }
 }
 

@@ -234,6 +234,13 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Forbidden,
         },
+        Case { field: "tenants", operation: "{ tenants { id name } }", foreign: Foreign::Denied(&["FORBIDDEN"]), as_user: Forbidden },
+        Case {
+            field: "createAccount",
+            operation: r#"mutation { createAccount(input: {name: "Intruder", adminName: "Eve", adminEmail: "eve@example.com"}) { adminId } }"#,
+            foreign: Foreign::Denied(&["FORBIDDEN"]),
+            as_user: Forbidden,
+        },
         Case {
             field: "logInToAccount",
             operation: r#"mutation { logInToAccount(input: {accountId: "{account}"}) { token } }"#,
@@ -566,4 +573,45 @@ async fn users_are_created_in_sub_accounts_but_never_upwards_or_across() {
     assert_eq!(error_code(&create(plain, sub_id.clone()).await), Some("FORBIDDEN"));
     let users = app.admin("query($id: ID) { account(id: $id) { users { nodes { name } } } }", json!({"id": sub_id})).await;
     assert_eq!(users["account"]["users"]["nodes"], json!([{"name": "West admin"}]), "nothing else was created");
+}
+
+/// A platform operator provisions tenants with a key of its own (`api operator-key`), and
+/// sees nothing inside them: its key is no account's caller.
+#[tokio::test]
+async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
+    let app = spawn_app().await;
+    let (_, operator) = api::platform::mint_key(&app.state.db, "ops").await.unwrap();
+    const CREATE: &str = "mutation($i: CreateAccountInput!) { createAccount(input: $i) { tenant { id name timeZone paused } adminId } }";
+    let input = json!({"i": {"name": "Initech", "timeZone": "Europe/Paris", "adminName": "Ina Admin", "adminEmail": "ina@initech.example"}});
+    let created = app.gql(Some(&operator), CREATE, input).await;
+    let tenant = &created["data"]["createAccount"]["tenant"];
+    assert_eq!(
+        (tenant["name"].as_str(), tenant["timeZone"].as_str(), tenant["paused"].as_bool()),
+        (Some("Initech"), Some("Europe/Paris"), Some(false)),
+        "{created:#}"
+    );
+    let admin = created["data"]["createAccount"]["adminId"].as_str().unwrap().to_string();
+
+    // The new tenant's admin works in it, and only in it.
+    let admin_token = app.token_for(&admin);
+    let viewer = app.gql(Some(&admin_token), "{ viewer { user { name role } account { id name } } }", json!({})).await;
+    assert_eq!(viewer["data"]["viewer"], json!({"user": {"name": "Ina Admin", "role": "COMPANY_ADMIN"}, "account": {"id": tenant["id"], "name": "Initech"}}));
+    let across = app.gql(Some(&admin_token), "query($id: ID) { account(id: $id) { name } }", json!({"id": app.account_id})).await;
+    assert_eq!(error_code(&across), Some("NOT_FOUND"));
+
+    // The operator lists the tenants, and reads nothing of any account.
+    let tenants = app.gql(Some(&operator), "{ tenants { name } }", json!({})).await;
+    assert_eq!(tenants["data"]["tenants"], json!([{"name": "Acme"}, {"name": "Initech"}]));
+    for inside in ["{ viewer { user { id } } }", "{ users { nodes { id } } }", "{ contacts { nodes { id } } }", "{ auditLog { nodes { id } } }"] {
+        let body = app.gql(Some(&operator), inside, json!({})).await;
+        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{inside}: {body}");
+    }
+    let bad = app.gql(Some(&format!("{operator}0")), "{ tenants { name } }", json!({})).await;
+    assert_eq!(error_code(&bad), Some("UNAUTHENTICATED"), "a wrong operator key is refused: {bad}");
+    let invalid = app.gql(Some(&operator), CREATE, json!({"i": {"name": "X", "timeZone": "Mars/Base", "adminName": "Y", "adminEmail": "y@x.example"}})).await;
+    assert_eq!(invalid["errors"][0]["extensions"]["field"], "input.timeZone");
+
+    // Audited on the platform's own log.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(entity::platform_event::Entity::find().count(&app.state.db).await.unwrap(), 1);
 }

@@ -17,6 +17,7 @@ pub mod loaders;
 mod mailboxes;
 mod notifications;
 mod panel;
+mod platform;
 mod projects;
 mod users;
 
@@ -48,6 +49,7 @@ pub struct Query(
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
     panel::PanelQuery,
+    platform::PlatformQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -64,6 +66,7 @@ pub struct Mutation(
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,
     panel::PanelStateMutation,
+    platform::PlatformMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -162,6 +165,13 @@ fn prepare(
     loaders: std::sync::Arc<loaders::OperationLoaders>,
 ) -> async_graphql::Request {
     request.data(app.clone()).data(Session(caller)).data(loaders)
+}
+
+/// Runs one operation for an operator (see [`crate::platform`]): no caller, so only the
+/// platform's fields accept it.
+pub async fn execute_as_operator(app: &AppState, request: async_graphql::Request, operator: crate::platform::Operator) -> async_graphql::Response {
+    let request = request.data(platform::OperatorSession(Some(operator)));
+    execute(app, request, None, None).await
 }
 
 /// Runs one operation for `caller`. `signed_in` is the caller's user and account rows when

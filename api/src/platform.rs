@@ -1,0 +1,96 @@
+//! The platform operator: provisions tenants (top-level accounts) with a key of its own that
+//! belongs to no account (`api operator-key`).
+//!
+//! An operator key never becomes a [`crate::auth::Caller`]: a request that presents one runs
+//! with no caller and an [`Operator`] beside it, so every field about an account's data
+//! answers UNAUTHENTICATED to it by construction, and only the platform fields accept it.
+//! What an operator does is recorded in the platform's own audit log (`platform_event`).
+
+use chrono::Utc;
+use entity::{account, operator_key, platform_event, user};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    bootstrap::{create_tenant, FirstAdmin},
+    error::{ApiError, ApiResult},
+};
+
+/// Prefix of every operator key, distinct from API keys' (`hk_`).
+pub const OPERATOR_KEY_PREFIX: &str = "hop_";
+
+/// The operator behind a request, when it presented a valid operator key.
+#[derive(Clone, Debug)]
+pub struct Operator(pub operator_key::Model);
+
+fn hash(secret_part: &str) -> String {
+    Sha256::digest(secret_part.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates an operator key; answers it and its secret, which is shown this once.
+pub async fn mint_key(db: &DatabaseConnection, name: &str) -> ApiResult<(operator_key::Model, String)> {
+    let name = crate::validate::name("name", name)?;
+    let id = Uuid::now_v7();
+    let mut random = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut random);
+    let secret_part: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let key = operator_key::Model { id, name, secret_hash: hash(&secret_part), created_at: Utc::now(), last_used_at: None, revoked_at: None }
+        .into_active_model()
+        .insert(db)
+        .await?;
+    Ok((key, format!("{OPERATOR_KEY_PREFIX}{}_{secret_part}", id.simple())))
+}
+
+/// The operator a bearer token stands for: `None` when it is not an operator key at all,
+/// `Unauthenticated` when it is one that is unknown, revoked or wrong.
+pub async fn authenticate(db: &DatabaseConnection, token: &str) -> ApiResult<Option<Operator>> {
+    let Some(rest) = token.strip_prefix(OPERATOR_KEY_PREFIX) else { return Ok(None) };
+    let (id, secret_part) = rest.split_once('_').ok_or(ApiError::Unauthenticated)?;
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated)?;
+    let key = operator_key::Entity::find_by_id(id).filter(operator_key::Column::RevokedAt.is_null()).one(db).await?.ok_or(ApiError::Unauthenticated)?;
+    let given = hash(secret_part);
+    // Equal length hex; compare without an early exit.
+    if given.bytes().zip(key.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 || given.len() != key.secret_hash.len() {
+        return Err(ApiError::Unauthenticated);
+    }
+    let now = Utc::now();
+    if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+        let mut active = key.clone().into_active_model();
+        active.last_used_at = Set(Some(now));
+        active.update(db).await?;
+    }
+    Ok(Some(Operator(key)))
+}
+
+/// `createAccount`: a new tenant with its first company admin, audited on the platform.
+pub async fn create_account(db: &DatabaseConnection, operator: &Operator, first: FirstAdmin) -> ApiResult<(account::Model, user::Model)> {
+    let first = first.checked()?;
+    let txn = crate::db::begin_write(db).await?;
+    let (account, admin) = create_tenant(&txn, first).await?;
+    record(&txn, operator, "account.created", "Account", account.id, serde_json::json!({ "account": account, "admin": admin })).await?;
+    txn.commit().await.map_err(ApiError::from)?;
+    Ok((account, admin))
+}
+
+/// The tenants: every top-level account, oldest first.
+pub async fn accounts(db: &DatabaseConnection) -> ApiResult<Vec<account::Model>> {
+    Ok(account::Entity::find().filter(account::Column::ParentId.is_null()).order_by_asc(account::Column::CreatedAt).all(db).await?)
+}
+
+async fn record(db: &impl ConnectionTrait, operator: &Operator, action: &str, object_type: &str, object_id: Uuid, after: serde_json::Value) -> ApiResult<()> {
+    platform_event::Model {
+        id: Uuid::now_v7(),
+        operator_key_id: operator.0.id,
+        action: action.into(),
+        object_type: object_type.into(),
+        object_id: object_id.to_string(),
+        after: Some(after),
+        created_at: Utc::now(),
+    }
+    .into_active_model()
+    .insert(db)
+    .await?;
+    Ok(())
+}
