@@ -74,6 +74,31 @@ pub async fn create_account(db: &DatabaseConnection, operator: &Operator, first:
     Ok((account, admin))
 }
 
+/// Pauses or resumes a tenant (as `updateAccount(paused)` does, with the same consequences),
+/// audited on the platform. Answers the account and the panel rows to announce.
+pub async fn set_paused(
+    db: &DatabaseConnection,
+    operator: &Operator,
+    account_id: Uuid,
+    paused: bool,
+) -> ApiResult<(account::Model, Vec<entity::notification::Model>)> {
+    let txn = crate::db::begin_write(db).await?;
+    let before = account::Entity::find_by_id(account_id).filter(account::Column::ParentId.is_null()).one(&txn).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let mut active = before.clone().into_active_model();
+    active.paused = Set(paused);
+    active.version = Set(before.version + 1);
+    active.updated_at = Set(Utc::now());
+    active.updated_by = Set(None);
+    let after = active.update(&txn).await?;
+    let raised = crate::crm::accounts::paused_or_resumed(&txn, &before, &after).await?;
+    if before.paused != paused {
+        let action = if paused { "account.paused" } else { "account.resumed" };
+        record(&txn, operator, action, "Account", after.id, serde_json::json!({ "paused": paused })).await?;
+    }
+    txn.commit().await.map_err(ApiError::from)?;
+    Ok((after, raised.map(|r| r.notifications).unwrap_or_default()))
+}
+
 /// The tenants: every top-level account, oldest first.
 pub async fn accounts(db: &DatabaseConnection) -> ApiResult<Vec<account::Model>> {
     Ok(account::Entity::find().filter(account::Column::ParentId.is_null()).order_by_asc(account::Column::CreatedAt).all(db).await?)

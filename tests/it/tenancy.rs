@@ -236,6 +236,12 @@ fn cases() -> Vec<Case> {
         },
         Case { field: "tenants", operation: "{ tenants { id name } }", foreign: Foreign::Denied(&["FORBIDDEN"]), as_user: Forbidden },
         Case {
+            field: "setTenantPaused",
+            operation: r#"mutation { setTenantPaused(input: {accountId: "{account}", paused: true}) { paused } }"#,
+            foreign: Foreign::Denied(&["FORBIDDEN"]),
+            as_user: Forbidden,
+        },
+        Case {
             field: "createAccount",
             operation: r#"mutation { createAccount(input: {name: "Intruder", adminName: "Eve", adminEmail: "eve@example.com"}) { adminId } }"#,
             foreign: Foreign::Denied(&["FORBIDDEN"]),
@@ -611,7 +617,17 @@ async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
     let invalid = app.gql(Some(&operator), CREATE, json!({"i": {"name": "X", "timeZone": "Mars/Base", "adminName": "Y", "adminEmail": "y@x.example"}})).await;
     assert_eq!(invalid["errors"][0]["extensions"]["field"], "input.timeZone");
 
-    // Audited on the platform's own log.
+    // The operator pauses and resumes it; its admin is told, as when they pause it themselves.
+    app.switch_on(&admin_token, "ACCOUNT_PAUSED", "SYSTEM").await;
+    const PAUSE: &str = "mutation($i: SetTenantPausedInput!) { setTenantPaused(input: $i) { paused } }";
+    let paused = app.gql(Some(&operator), PAUSE, json!({"i": {"accountId": tenant["id"], "paused": true}})).await;
+    assert_eq!(paused["data"]["setTenantPaused"]["paused"], true, "{paused:#}");
+    let panel = app.gql(Some(&admin_token), "{ notifications { nodes { type } } }", json!({})).await;
+    assert_eq!(panel["data"]["notifications"]["nodes"], json!([{"type": "ACCOUNT_PAUSED"}]));
+    let resumed = app.gql(Some(&operator), PAUSE, json!({"i": {"accountId": tenant["id"], "paused": false}})).await;
+    assert_eq!(resumed["data"]["setTenantPaused"]["paused"], false);
+
+    // Audited on the platform's own log: created, paused, resumed.
     use sea_orm::{EntityTrait, PaginatorTrait};
-    assert_eq!(entity::platform_event::Entity::find().count(&app.state.db).await.unwrap(), 1);
+    assert_eq!(entity::platform_event::Entity::find().count(&app.state.db).await.unwrap(), 3);
 }

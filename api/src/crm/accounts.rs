@@ -166,21 +166,30 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
     }
     let after = account::Entity::find_by_id(before.id).one(change.db()).await?.ok_or(ApiError::NotFound("account"))?;
     change.record(after.id, "account.updated", "Account", after.id, Some(&before), Some(&after)).await?;
-    // Active to paused raises Account Paused, in the same transaction, for the account's users
-    // whose switches say so.
-    let raised = match (before.paused, after.paused) {
-        (false, true) => Some(raise_paused(change.db(), &after).await?),
-        (true, false) => {
-            crate::outbox::release_held(change.db(), after.id, Utc::now()).await?;
-            None
-        }
-        _ => None,
-    };
+    let raised = paused_or_resumed(change.db(), &before, &after).await?;
     change.commit().await?;
     if let Some(raised) = raised {
         crate::notifications::fanout::announce(app, &raised.notifications).await;
     }
     Ok(after)
+}
+
+/// What pausing or resuming an account sets off, in the transaction that changed it: active
+/// to paused raises Account Paused for the account's users whose switches say so (announce
+/// the answer after the commit); paused to active releases its held messages.
+pub async fn paused_or_resumed(
+    txn: &sea_orm::DatabaseTransaction,
+    before: &account::Model,
+    after: &account::Model,
+) -> ApiResult<Option<crate::notifications::fanout::RecordedBatch>> {
+    match (before.paused, after.paused) {
+        (false, true) => Ok(Some(raise_paused(txn, after).await?)),
+        (true, false) => {
+            crate::outbox::release_held(txn, after.id, Utc::now()).await?;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The company admin "log in to account" acts as: the designated one while they are an active

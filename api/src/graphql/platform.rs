@@ -71,6 +71,12 @@ pub struct CreateAccountPayload {
     pub admin_id: ID,
 }
 
+#[derive(InputObject)]
+pub struct SetTenantPausedInput {
+    pub account_id: ID,
+    pub paused: bool,
+}
+
 #[derive(Default)]
 pub struct PlatformMutation;
 
@@ -82,5 +88,16 @@ impl PlatformMutation {
         let first = FirstAdmin { account_name: input.name, time_zone: input.time_zone, admin_name: input.admin_name, admin_email: input.admin_email };
         let (account, admin) = platform::create_account(&app(ctx)?.db, operator, first).await?;
         Ok(CreateAccountPayload { tenant: account.into(), admin_id: ID(admin.id.to_string()) })
+    }
+
+    /// Pauses or resumes a tenant, with what that sets off (Account Paused; held mail
+    /// released on resuming). Operators only.
+    async fn set_tenant_paused(&self, ctx: &Context<'_>, input: SetTenantPausedInput) -> async_graphql::Result<Tenant> {
+        let operator = operator(ctx)?;
+        let app = app(ctx)?;
+        let id = super::parse_id(&input.account_id, "input.accountId")?;
+        let (account, raised) = platform::set_paused(&app.db, operator, id, input.paused).await?;
+        crate::notifications::fanout::announce(app, &raised).await;
+        Ok(account.into())
     }
 }
