@@ -186,11 +186,11 @@ pub fn generate_api_key() -> NewApiKey {
     NewApiKey { id, secret: format!("{API_KEY_PREFIX}{}_{secret_part}", id.simple()), secret_hash: hash_secret(&secret_part) }
 }
 
-fn hash_secret(secret_part: &str) -> String {
+pub(crate) fn hash_secret(secret_part: &str) -> String {
     hex(&Sha256::digest(secret_part.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -259,7 +259,7 @@ async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult
     Ok(Caller { account_id: key.account_id, principal: Principal::ApiKey { key_id: key.id, scopes }, expires_at: None })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

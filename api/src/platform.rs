@@ -10,10 +10,10 @@ use chrono::Utc;
 use entity::{account, operator_key, platform_event, user};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
+    auth::{constant_time_eq, hash_secret, hex},
     bootstrap::{create_tenant, FirstAdmin},
     error::{ApiError, ApiResult},
 };
@@ -25,18 +25,14 @@ pub const OPERATOR_KEY_PREFIX: &str = "hop_";
 #[derive(Clone, Debug)]
 pub struct Operator(pub operator_key::Model);
 
-fn hash(secret_part: &str) -> String {
-    Sha256::digest(secret_part.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Creates an operator key; answers it and its secret, which is shown this once.
 pub async fn mint_key(db: &DatabaseConnection, name: &str) -> ApiResult<(operator_key::Model, String)> {
     let name = crate::validate::name("name", name)?;
     let id = Uuid::now_v7();
     let mut random = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut random);
-    let secret_part: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let key = operator_key::Model { id, name, secret_hash: hash(&secret_part), created_at: Utc::now(), last_used_at: None, revoked_at: None }
+    let secret_part = hex(&random);
+    let key = operator_key::Model { id, name, secret_hash: hash_secret(&secret_part), created_at: Utc::now(), last_used_at: None, revoked_at: None }
         .into_active_model()
         .insert(db)
         .await?;
@@ -50,9 +46,7 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str) -> ApiResult<Opt
     let (id, secret_part) = rest.split_once('_').ok_or(ApiError::Unauthenticated)?;
     let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated)?;
     let key = operator_key::Entity::find_by_id(id).filter(operator_key::Column::RevokedAt.is_null()).one(db).await?.ok_or(ApiError::Unauthenticated)?;
-    let given = hash(secret_part);
-    // Equal length hex; compare without an early exit.
-    if given.bytes().zip(key.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 || given.len() != key.secret_hash.len() {
+    if !constant_time_eq(hash_secret(secret_part).as_bytes(), key.secret_hash.as_bytes()) {
         return Err(ApiError::Unauthenticated);
     }
     let now = Utc::now();
