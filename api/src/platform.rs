@@ -93,6 +93,72 @@ pub async fn set_paused(
     Ok((after, raised.map(|r| r.notifications).unwrap_or_default()))
 }
 
+/// Tables of an account's rows, children before the rows they point at.
+pub const ACCOUNT_TABLES: &[&str] = &[
+    "email_location",
+    "email_tombstone",
+    "email",
+    "mailbox_folder",
+    "mailbox",
+    "outbox_message",
+    "notification",
+    "event",
+    "activity_default_person",
+    "activity",
+    "activity_settings",
+    "contact_assignee",
+    "contact_person",
+    "project",
+    "contact",
+    "api_key",
+    "notification_override",
+    "notification_setting",
+    "notification_default",
+    "notification_roll_up",
+    "email_settings",
+    "sms_gateway",
+    "audit_event",
+    "\"user\"",
+];
+
+/// Deletes an account with every row it owns (its secrets, settings, panel, outbox and
+/// archive among them) in one transaction, and its sub-accounts' when `cascade`; refuses
+/// while it has sub-accounts otherwise. Roll-ups that named a deleted account go too. The
+/// platform's log keeps the record. Answers the ids of the accounts deleted.
+pub async fn delete_account(db: &DatabaseConnection, operator: &Operator, account_id: Uuid, cascade: bool) -> ApiResult<Vec<Uuid>> {
+    let txn = crate::db::begin_write(db).await?;
+    let account = account::Entity::find_by_id(account_id).one(&txn).await?.ok_or(ApiError::NotFound("account"))?;
+    let below = crate::crm::accounts::descendants(&txn, account.id).await?;
+    if !below.is_empty() && !cascade {
+        return Err(ApiError::Conflict(format!("the account has {} sub-account(s): delete them first, or ask to cascade", below.len())));
+    }
+    let ids: Vec<Uuid> = std::iter::once(account.id).chain(below.iter().map(|a| a.id)).collect();
+    let backend = txn.get_database_backend();
+    let (any, values): (String, Vec<sea_orm::Value>) = match backend {
+        sea_orm::DbBackend::Postgres => ("= ANY($1)".into(), vec![ids.clone().into()]),
+        _ => (format!("IN ({})", vec!["?"; ids.len()].join(", ")), ids.iter().map(|id| (*id).into()).collect()),
+    };
+    let delete =
+        |table: &str, column: &str| sea_orm::Statement::from_sql_and_values(backend, format!("DELETE FROM {table} WHERE {column} {any}"), values.clone());
+    // Parent users' roll-ups of a deleted sub-account.
+    txn.execute(delete("notification_roll_up", "sub_account_id")).await?;
+    for table in ACCOUNT_TABLES {
+        txn.execute(delete(table, "account_id")).await?;
+    }
+    // Deepest first (`ids` is breadth first): a sub-account's row points at its parent's.
+    for id in ids.iter().rev() {
+        txn.execute(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!("DELETE FROM account WHERE id = {}", if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?" }),
+            [(*id).into()],
+        ))
+        .await?;
+    }
+    record(&txn, operator, "account.deleted", "Account", account.id, serde_json::json!({ "name": account.name, "accounts": ids })).await?;
+    txn.commit().await.map_err(ApiError::from)?;
+    Ok(ids)
+}
+
 /// The tenants: every top-level account, oldest first.
 pub async fn accounts(db: &DatabaseConnection) -> ApiResult<Vec<account::Model>> {
     Ok(account::Entity::find().filter(account::Column::ParentId.is_null()).order_by_asc(account::Column::CreatedAt).all(db).await?)

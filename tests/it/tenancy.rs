@@ -236,6 +236,12 @@ fn cases() -> Vec<Case> {
         },
         Case { field: "tenants", operation: "{ tenants { id name } }", foreign: Foreign::Denied(&["FORBIDDEN"]), as_user: Forbidden },
         Case {
+            field: "deleteAccount",
+            operation: r#"mutation { deleteAccount(input: {accountId: "{account}", cascade: true}) { deletedAccountIds } }"#,
+            foreign: Foreign::Denied(&["FORBIDDEN"]),
+            as_user: Forbidden,
+        },
+        Case {
             field: "setTenantPaused",
             operation: r#"mutation { setTenantPaused(input: {accountId: "{account}", paused: true}) { paused } }"#,
             foreign: Foreign::Denied(&["FORBIDDEN"]),
@@ -630,4 +636,96 @@ async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
     // Audited on the platform's own log: created, paused, resumed.
     use sea_orm::{EntityTrait, PaginatorTrait};
     assert_eq!(entity::platform_event::Entity::find().count(&app.state.db).await.unwrap(), 3);
+}
+
+/// An operator deletes a tenant with everything it owns, its sub-accounts only when asked to
+/// cascade; other tenants keep everything.
+#[tokio::test]
+async fn deleting_a_tenant_takes_all_its_rows_and_nothing_else() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let (_, operator) = api::platform::mint_key(&app.state.db, "ops").await.unwrap();
+    let created = app
+        .gql(
+            Some(&operator),
+            "mutation { createAccount(input: {name: \"Initech\", adminName: \"Ina\", adminEmail: \"ina@initech.example\"}) { tenant { id } adminId } }",
+            json!({}),
+        )
+        .await;
+    let tenant = created["data"]["createAccount"]["tenant"]["id"].as_str().unwrap().to_string();
+    let ina = app.token_for(created["data"]["createAccount"]["adminId"].as_str().unwrap());
+    // Data of every kind: a contact, settings with a sealed password, a published event
+    // (panel rows), a sub-account with a user.
+    let ok = |body: Value| assert!(body.get("errors").is_none(), "{body:#}");
+    ok(app.gql(Some(&ina), "mutation { createContact(input: {kind: LEAD, name: \"Lead\"}) { contact { id } } }", json!({})).await);
+    ok(app
+        .gql(
+            Some(&ina),
+            "mutation($i: ChangeActivitySettingsInput!) { changeActivitySettings(input: $i) { activitySettings { version } } }",
+            json!({"i": {"expectedVersion": 0, "smtp": {"host": "127.0.0.1", "port": 2525, "security": "NONE", "username": "u", "password": "sealed-secret"}, "senderAddress": "crm@initech.example",
+                "activityAlerts": {"intervalHours": 24, "sender": "SYSTEM_ACCOUNT"}, "lateResponse": {"intervalHours": 2, "sender": "SYSTEM_ACCOUNT", "defaultPersonIds": []}}}),
+        )
+        .await);
+    ok(app.gql(Some(&ina), "mutation { publishEvent(input: {type: WARNINGS, title: \"Hello\", idempotencyKey: \"h\"}) { notified } }", json!({})).await);
+    let sub = app.gql(Some(&ina), "mutation { createSubAccount(input: {name: \"Initech West\"}) { account { id } } }", json!({})).await;
+    let sub = sub["data"]["createSubAccount"]["account"]["id"].as_str().unwrap().to_string();
+    let email = format!("{}@initech.example", uuid::Uuid::now_v7().simple());
+    ok(app
+        .gql(
+            Some(&ina),
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
+            json!({"i": {"accountId": sub, "name": "Wes", "email": email, "role": "USER"}}),
+        )
+        .await);
+    let before = snapshot(&app).await;
+
+    const DELETE: &str = "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) { deletedAccountIds } }";
+    let refused = app.gql(Some(&operator), DELETE, json!({"i": {"accountId": tenant}})).await;
+    assert_eq!(error_code(&refused), Some("CONFLICT"), "it has a sub-account: {refused}");
+    let deleted = app.gql(Some(&operator), DELETE, json!({"i": {"accountId": tenant, "cascade": true}})).await;
+    let mut ids: Vec<String> = deleted["data"]["deleteAccount"]["deletedAccountIds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{deleted:#}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut expected = vec![tenant.clone(), sub.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Nothing of either account is left, in any table; its admin's token is dead.
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    for table in ["\"user\"", "contact", "activity_settings", "event", "notification", "audit_event", "account"] {
+        let column = if table == "account" { "id" } else { "account_id" };
+        for id in [&tenant, &sub] {
+            let sql = format!("SELECT count(*) AS n FROM {table} WHERE {column} = {}", if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?" });
+            let row = db.query_one(Statement::from_sql_and_values(backend, sql, [id.parse::<uuid::Uuid>().unwrap().into()])).await.unwrap().unwrap();
+            assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "{table} keeps rows of {id}");
+        }
+    }
+    let response = app.http.post(app.url()).bearer_auth(&ina).json(&json!({"query": "{ viewer { user { id } } }"})).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // The other tenant keeps everything; the platform's log keeps the record.
+    assert_eq!(snapshot(&app).await, before);
+    let tenants = app.gql(Some(&operator), "{ tenants { name } }", json!({})).await;
+    assert_eq!(tenants["data"]["tenants"], json!([{"name": "Acme"}]));
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let logged = entity::platform_event::Entity::find().filter(entity::platform_event::Column::Action.eq("account.deleted")).count(db).await.unwrap();
+    assert_eq!(logged, 1);
+
+    // Every table with an account's rows is one the deletion empties (a new table must join
+    // api::platform::ACCOUNT_TABLES).
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT table_name AS t FROM information_schema.columns WHERE column_name = 'account_id' AND table_schema = current_schema()"
+        }
+        _ => "SELECT m.name AS t FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'account_id'",
+    };
+    for row in db.query_all(Statement::from_string(backend, sql)).await.unwrap() {
+        let table: String = row.try_get("", "t").unwrap();
+        let listed = api::platform::ACCOUNT_TABLES.iter().any(|t| t.trim_matches('"') == table);
+        assert!(listed, "table {table} holds accounts' rows but deleteAccount does not empty it");
+    }
 }

@@ -77,6 +77,21 @@ pub struct SetTenantPausedInput {
     pub paused: bool,
 }
 
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    pub account_id: ID,
+    /// Also delete its sub-accounts (at any depth); without it an account that has some is
+    /// refused (CONFLICT).
+    #[graphql(default)]
+    pub cascade: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteAccountPayload {
+    /// The account and, with `cascade`, its sub-accounts.
+    pub deleted_account_ids: Vec<ID>,
+}
+
 #[derive(Default)]
 pub struct PlatformMutation;
 
@@ -88,6 +103,15 @@ impl PlatformMutation {
         let first = FirstAdmin { account_name: input.name, time_zone: input.time_zone, admin_name: input.admin_name, admin_email: input.admin_email };
         let (account, admin) = platform::create_account(&app(ctx)?.db, operator, first).await?;
         Ok(CreateAccountPayload { tenant: account.into(), admin_id: ID(admin.id.to_string()) })
+    }
+
+    /// Deletes an account (a tenant or a sub-account) with every row it owns, in one
+    /// transaction, audited on the platform's log. Operators only.
+    async fn delete_account(&self, ctx: &Context<'_>, input: DeleteAccountInput) -> async_graphql::Result<DeleteAccountPayload> {
+        let operator = operator(ctx)?;
+        let id = super::parse_id(&input.account_id, "input.accountId")?;
+        let deleted = platform::delete_account(&app(ctx)?.db, operator, id, input.cascade).await?;
+        Ok(DeleteAccountPayload { deleted_account_ids: deleted.into_iter().map(|id| ID(id.to_string())).collect() })
     }
 
     /// Pauses or resumes a tenant, with what that sets off (Account Paused; held mail
