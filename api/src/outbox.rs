@@ -65,10 +65,5 @@ pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: Date
 fn reminder_due_before(event: &event::Model, now: DateTime<Utc>) -> bool {
     use crate::notifications::{catalog::NotificationType, control::type_code};
     event.notification_type == type_code(NotificationType::ActivityReminder)
-        && event
-            .data
-            .as_ref()
-            .and_then(|d| d.pointer("/activity/dueAt"))
-            .and_then(|due| serde_json::from_value::<DateTime<Utc>>(due.clone()).ok())
-            .is_some_and(|due| due <= now)
+        && crate::activities::records::ActivityData::of(event).is_some_and(|activity| activity.due_at <= now)
 }

@@ -11,6 +11,7 @@
 //! owner has no address, or the system address is missing, the system account sends. Late
 //! notifications with sender EMAIL are From that address.
 
+pub use api::activities::records::ActivityData;
 use api::activities::{
     records::ActivityKind,
     settings::{ActivitySettings, AlertSender, LateSender},
@@ -20,25 +21,6 @@ use chrono::{DateTime, Utc};
 use entity::{account, contact, event, user};
 use lettre::message::{header, Mailbox, MultiPart};
 use minijinja::{context, Environment, Value};
-use serde::Deserialize;
-
-/// The activity an ACTIVITY_REMINDER or LATE_ACTIVITY event is about, as the scheduler put
-/// it in the event's data.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ActivityData {
-    pub activity_id: uuid::Uuid,
-    pub kind: String,
-    pub title: String,
-    pub due_at: DateTime<Utc>,
-    pub owner_id: uuid::Uuid,
-}
-
-impl ActivityData {
-    pub fn of(event: &event::Model) -> Option<Self> {
-        event.data.as_ref().and_then(|d| d.get("activity")).and_then(|a| serde_json::from_value(a.clone()).ok())
-    }
-}
 
 /// Everything a message is rendered from.
 pub struct Facts<'a> {

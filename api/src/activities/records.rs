@@ -15,6 +15,24 @@ use crate::{
     state::AppState,
 };
 
+/// The activity an ACTIVITY_REMINDER or LATE_ACTIVITY event is about, as the scheduler put
+/// it in the event's data.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityData {
+    pub activity_id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+    pub owner_id: Uuid,
+}
+
+impl ActivityData {
+    pub fn of(event: &entity::event::Model) -> Option<Self> {
+        event.data.as_ref().and_then(|d| d.get("activity")).and_then(|a| serde_json::from_value(a.clone()).ok())
+    }
+}
+
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActivityKind {
