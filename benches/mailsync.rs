@@ -145,7 +145,7 @@ async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> 
     .exec(&state.db)
     .await?;
     let owner = user::Entity::find_by_id(admin.id).one(&state.db).await?.expect("admin");
-    let caller = Caller { account_id: account.id, principal: Principal::User { user_id: owner.id, role: owner.role, impersonator_id: None }, expires_at: None };
+    let caller = Caller { account_id: account.id, principal: Principal::User { user_id: owner.id, role: owner.role, impersonator: None }, expires_at: None };
     let created = mailboxes::create(
         &state,
         &caller,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    auth::{Caller, Principal},
+    auth::{Caller, Impersonator, Principal},
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -53,10 +53,11 @@ impl<'a> Change<'a> {
         before: Option<&impl Serialize>,
         after: Option<&impl Serialize>,
     ) -> ApiResult<()> {
-        let (actor_user_id, impersonated_user_id, api_key_id) = match &self.caller.principal {
-            Principal::User { user_id, impersonator_id: Some(admin), .. } => (Some(*admin), Some(*user_id), None),
-            Principal::User { user_id, impersonator_id: None, .. } => (Some(*user_id), None, None),
-            Principal::ApiKey { key_id, .. } => (None, None, Some(*key_id)),
+        let (actor_user_id, impersonated_user_id, api_key_id, operator_key_id) = match &self.caller.principal {
+            Principal::User { user_id, impersonator: Some(Impersonator::Admin(admin)), .. } => (Some(*admin), Some(*user_id), None, None),
+            Principal::User { user_id, impersonator: Some(Impersonator::Operator(key)), .. } => (None, Some(*user_id), None, Some(*key)),
+            Principal::User { user_id, impersonator: None, .. } => (Some(*user_id), None, None, None),
+            Principal::ApiKey { key_id, .. } => (None, None, Some(*key_id), None),
         };
         let event = audit_event::Model {
             id: Uuid::now_v7(),
@@ -64,6 +65,7 @@ impl<'a> Change<'a> {
             actor_user_id,
             impersonated_user_id,
             api_key_id,
+            operator_key_id,
             action: action.to_string(),
             object_type: object_type.to_string(),
             object_id: object_id.to_string(),

@@ -4,7 +4,8 @@
 //! request, so that demoting or deactivating a user takes effect at once. An impersonation
 //! token names the target user in `sub` and the admin in the RFC 8693 `act` claim; it is
 //! re-checked the same way (the admin must still be an active company admin over the target's
-//! account).
+//! account). A platform operator logged in to a tenant is an `act` too, naming its key: the
+//! token dies with the key's revocation.
 
 use std::time::Duration;
 
@@ -48,8 +49,8 @@ pub enum Principal {
         /// The user the request acts as (the impersonated user when logged in as).
         user_id: Uuid,
         role: Role,
-        /// The admin really acting, when logged in as `user_id`.
-        impersonator_id: Option<Uuid>,
+        /// Who really acts, when logged in as `user_id`.
+        impersonator: Option<Impersonator>,
     },
     ApiKey {
         key_id: Uuid,
@@ -57,7 +58,21 @@ pub enum Principal {
     },
 }
 
+/// Who really acts behind a "log in as".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impersonator {
+    /// A company admin of the user's account or of a parent account (their user id).
+    Admin(Uuid),
+    /// The platform operator, by the id of the operator key it logged in with.
+    Operator(Uuid),
+}
+
 impl Caller {
+    /// True while someone is logged in as the user (an admin or the operator).
+    pub fn is_impersonated(&self) -> bool {
+        matches!(self.principal, Principal::User { impersonator: Some(_), .. })
+    }
+
     /// The user acted as, if the caller is a user.
     pub fn user_id(&self) -> Option<Uuid> {
         match &self.principal {
@@ -131,14 +146,18 @@ pub struct Claims {
     pub sub: String,
     pub exp: i64,
     pub iat: i64,
-    /// RFC 8693 actor: the admin who is logged in as `sub`.
+    /// RFC 8693 actor: the admin (or the operator) who is logged in as `sub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Actor {
+    /// The admin's user id, or the operator key's id.
     pub sub: String,
+    /// `sub` is a platform operator's key, not a user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator: bool,
 }
 
 /// Signs and checks user tokens.
@@ -157,9 +176,13 @@ impl TokenIssuer {
         Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
     }
 
-    pub fn mint(&self, user_id: Uuid, impersonator: Option<Uuid>, ttl: Duration) -> String {
+    pub fn mint(&self, user_id: Uuid, impersonator: Option<Impersonator>, ttl: Duration) -> String {
         let now = Utc::now().timestamp();
-        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl.as_secs() as i64, act: impersonator.map(|id| Actor { sub: id.to_string() }) };
+        let act = impersonator.map(|actor| match actor {
+            Impersonator::Admin(id) => Actor { sub: id.to_string(), operator: false },
+            Impersonator::Operator(id) => Actor { sub: id.to_string(), operator: true },
+        });
+        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl.as_secs() as i64, act };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing of serializable claims cannot fail")
     }
 
@@ -224,19 +247,28 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
         Some((user, Some(account))) if user.active => (user, account),
         _ => return Err(ApiError::Unauthenticated),
     };
-    let impersonator_id = match claims.act {
+    let impersonator = match claims.act {
         None => None,
         Some(actor) => {
-            let admin_id = Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)?;
-            let admin = user::Entity::find_by_id(admin_id).one(db).await?.ok_or(ApiError::Unauthenticated)?;
-            if !admin.active || admin.role != Role::CompanyAdmin || !account_is_within(db, user.account_id, admin.account_id).await? {
-                return Err(ApiError::Unauthenticated);
+            let actor_id = Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)?;
+            if actor.operator {
+                // Any tenant's user, for as long as the operator's key stands.
+                let key = entity::operator_key::Entity::find_by_id(actor_id).one(db).await?;
+                if key.is_none_or(|k| k.revoked_at.is_some()) {
+                    return Err(ApiError::Unauthenticated);
+                }
+                Some(Impersonator::Operator(actor_id))
+            } else {
+                let admin = user::Entity::find_by_id(actor_id).one(db).await?.ok_or(ApiError::Unauthenticated)?;
+                if !admin.active || admin.role != Role::CompanyAdmin || !account_is_within(db, user.account_id, admin.account_id).await? {
+                    return Err(ApiError::Unauthenticated);
+                }
+                Some(Impersonator::Admin(actor_id))
             }
-            Some(admin_id)
         }
     };
     let caller =
-        Caller { account_id: user.account_id, principal: Principal::User { user_id: user.id, role: user.role, impersonator_id }, expires_at: Some(claims.exp) };
+        Caller { account_id: user.account_id, principal: Principal::User { user_id: user.id, role: user.role, impersonator }, expires_at: Some(claims.exp) };
     Ok(Some(Authenticated { caller, user: Some((user, account)) }))
 }
 

@@ -56,6 +56,12 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Revoke an operator key at once, and with it every token it logged in to a tenant with.
+    RevokeOperatorKey {
+        /// The key's id (printed when it was created).
+        #[arg(long)]
+        id: Uuid,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -92,6 +98,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let state = AppState::init(config).await?;
             let (key, secret) = crate::platform::mint_key(&state.db, &name).await?;
             println!("Operator key {:?} ({}). Its secret, shown this once:\n\n  {secret}\n", key.name, key.id);
+            Ok(())
+        }
+        Command::RevokeOperatorKey { id } => {
+            let state = AppState::init(config).await?;
+            let key = crate::platform::revoke_key(&state.db, id).await?;
+            println!("Operator key {:?} ({}) revoked.", key.name, key.id);
             Ok(())
         }
         Command::RotateSecrets => {

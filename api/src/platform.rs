@@ -9,7 +9,7 @@
 use chrono::Utc;
 use entity::{account, operator_key, platform_event, user};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::{
@@ -37,6 +37,18 @@ pub async fn mint_key(db: &DatabaseConnection, name: &str) -> ApiResult<(operato
         .insert(db)
         .await?;
     Ok((key, format!("{OPERATOR_KEY_PREFIX}{}_{secret_part}", id.simple())))
+}
+
+/// Revokes an operator key (revoking twice keeps the first time). Its tokens into tenants
+/// die with it: they are checked against the key on every request.
+pub async fn revoke_key(db: &DatabaseConnection, id: Uuid) -> ApiResult<operator_key::Model> {
+    let key = operator_key::Entity::find_by_id(id).one(db).await?.ok_or(ApiError::NotFound("operator key"))?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    let mut active = key.into_active_model();
+    active.revoked_at = Set(Some(Utc::now()));
+    Ok(active.update(db).await?)
 }
 
 /// The operator a bearer token stands for: `None` when it is not an operator key at all,
@@ -159,12 +171,14 @@ pub async fn delete_account(db: &DatabaseConnection, operator: &Operator, accoun
     Ok(ids)
 }
 
-/// The tenants: every top-level account, oldest first.
-pub async fn accounts(db: &DatabaseConnection) -> ApiResult<Vec<account::Model>> {
-    Ok(account::Entity::find().filter(account::Column::ParentId.is_null()).order_by_asc(account::Column::CreatedAt).all(db).await?)
-}
-
-async fn record(db: &impl ConnectionTrait, operator: &Operator, action: &str, object_type: &str, object_id: Uuid, after: serde_json::Value) -> ApiResult<()> {
+pub(crate) async fn record(
+    db: &impl ConnectionTrait,
+    operator: &Operator,
+    action: &str,
+    object_type: &str,
+    object_id: Uuid,
+    after: serde_json::Value,
+) -> ApiResult<()> {
     platform_event::Model {
         id: Uuid::now_v7(),
         operator_key_id: operator.0.id,

@@ -4,6 +4,10 @@
 //! notifications, their settings); the admin travels along only in the token's `act` claim,
 //! which the audit log records as the real actor. Impersonation does not chain: only an admin
 //! acting as themselves can start one.
+//!
+//! The platform operator enters a tenant the same way ([`operator_log_in`]): as one of its
+//! users, recorded in the tenant's audit log with the operator's key as the actor and in the
+//! platform's own log.
 
 use chrono::{DateTime, Utc};
 use entity::user;
@@ -12,8 +16,9 @@ use uuid::Uuid;
 
 use crate::{
     audit::Change,
-    auth::{account_is_within, Caller, Principal},
+    auth::{account_is_within, Caller, Impersonator},
     error::{ApiError, ApiResult},
+    platform::Operator,
     state::AppState,
 };
 
@@ -40,7 +45,7 @@ pub async fn log_in_to_account(app: &AppState, caller: &Caller, account_id: Uuid
 
 pub async fn impersonate(app: &AppState, caller: &Caller, user_id: Uuid) -> ApiResult<Impersonation> {
     let admin_id = caller.require_company_admin_user()?;
-    if matches!(caller.principal, Principal::User { impersonator_id: Some(_), .. }) {
+    if caller.is_impersonated() {
         return Err(ApiError::forbidden("already logged in as another user; return to your own session first"));
     }
     if user_id == admin_id {
@@ -65,7 +70,40 @@ pub async fn impersonate(app: &AppState, caller: &Caller, user_id: Uuid) -> ApiR
     change.commit().await?;
     let ttl = app.config.token_ttl;
     Ok(Impersonation {
-        token: app.tokens.mint(target.id, Some(admin_id), ttl),
+        token: app.tokens.mint(target.id, Some(Impersonator::Admin(admin_id)), ttl),
+        expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+        user: target,
+    })
+}
+
+/// The operator logs in to an account (a tenant or a sub-account) as one of its users: the
+/// one named, or else the account's primary company admin. The user must be active; the
+/// token is theirs, with the operator's key as the actor, and dies with the key.
+pub async fn operator_log_in(app: &AppState, operator: &Operator, account_id: Uuid, user_id: Option<Uuid>) -> ApiResult<Impersonation> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let account = entity::account::Entity::find_by_id(account_id).one(&app.db).await?.ok_or(ApiError::NotFound("account"))?;
+    let target = match user_id {
+        Some(id) => user::Entity::find_by_id(id).filter(user::Column::AccountId.eq(account.id)).one(&app.db).await?.ok_or(ApiError::NotFound("user"))?,
+        None => crate::crm::accounts::primary_admin(&app.db, &account)
+            .await?
+            .ok_or_else(|| ApiError::bad_input("input.userId", "the account has no active company admin: name a user"))?,
+    };
+    if !target.active {
+        return Err(ApiError::bad_input("input.userId", "this user is deactivated"));
+    }
+    let acting = Caller {
+        account_id: target.account_id,
+        principal: crate::auth::Principal::User { user_id: target.id, role: target.role, impersonator: Some(Impersonator::Operator(operator.0.id)) },
+        expires_at: None,
+    };
+    let mut change = Change::begin(app, &acting).await?;
+    change.record(target.account_id, "session.logged_in_as", "User", target.id, None::<&()>, Some(&target)).await?;
+    let logged = serde_json::json!({ "account_id": account.id, "user_id": target.id });
+    crate::platform::record(change.db(), operator, "session.logged_in_as", "User", target.id, logged).await?;
+    change.commit().await?;
+    let ttl = app.config.token_ttl;
+    Ok(Impersonation {
+        token: app.tokens.mint(target.id, Some(Impersonator::Operator(operator.0.id)), ttl),
         expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
         user: target,
     })

@@ -14,6 +14,9 @@ pub struct Model {
     /// The user the actor was logged in as, when impersonating.
     pub impersonated_user_id: Option<Uuid>,
     pub api_key_id: Option<Uuid>,
+    /// The platform operator's key that really acted, when an operator was logged in as
+    /// `impersonated_user_id` (then `actor_user_id` is null).
+    pub operator_key_id: Option<Uuid>,
     /// Verb in the past tense, e.g. `user.updated`.
     pub action: String,
     pub object_type: String,

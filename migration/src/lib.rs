@@ -19,6 +19,7 @@ mod m20261205_000011_notification_content_once;
 mod m20261205_000012_outbox_claim;
 mod m20261205_000013_account_primary_admin;
 mod m20261205_000014_operators;
+mod m20261205_000015_operator_audit;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000012_outbox_claim::Migration),
             Box::new(m20261205_000013_account_primary_admin::Migration),
             Box::new(m20261205_000014_operators::Migration),
+            Box::new(m20261205_000015_operator_audit::Migration),
         ]
     }
 }

@@ -234,7 +234,13 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Forbidden,
         },
-        Case { field: "tenants", operation: "{ tenants { id name } }", foreign: Foreign::Denied(&["FORBIDDEN"]), as_user: Forbidden },
+        Case { field: "tenants", operation: "{ tenants { nodes { id name } } }", foreign: Foreign::Denied(&["FORBIDDEN"]), as_user: Forbidden },
+        Case {
+            field: "operatorLogIn",
+            operation: r#"mutation { operatorLogIn(input: {accountId: "{account}", userId: "{user}"}) { token } }"#,
+            foreign: Foreign::Denied(&["FORBIDDEN"]),
+            as_user: Forbidden,
+        },
         Case {
             field: "deleteAccount",
             operation: r#"mutation { deleteAccount(input: {accountId: "{account}", cascade: true}) { deletedAccountIds } }"#,
@@ -612,13 +618,25 @@ async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
     assert_eq!(error_code(&across), Some("NOT_FOUND"));
 
     // The operator lists the tenants, and reads nothing of any account.
-    let tenants = app.gql(Some(&operator), "{ tenants { name } }", json!({})).await;
-    assert_eq!(tenants["data"]["tenants"], json!([{"name": "Acme"}, {"name": "Initech"}]));
+    let tenants = app.gql(Some(&operator), "{ tenants { nodes { name } } }", json!({})).await;
+    assert_eq!(tenants["data"]["tenants"]["nodes"], json!([{"name": "Acme"}, {"name": "Initech"}]));
+    // A page at a time.
+    let page = app.gql(Some(&operator), "{ tenants(first: 1) { nodes { name } pageInfo { hasNextPage endCursor } } }", json!({})).await;
+    assert_eq!(page["data"]["tenants"]["nodes"], json!([{"name": "Acme"}]), "{page:#}");
+    assert_eq!(page["data"]["tenants"]["pageInfo"]["hasNextPage"], true);
+    let next = app
+        .gql(
+            Some(&operator),
+            "query($a: String) { tenants(first: 1, after: $a) { nodes { name } } }",
+            json!({"a": page["data"]["tenants"]["pageInfo"]["endCursor"]}),
+        )
+        .await;
+    assert_eq!(next["data"]["tenants"]["nodes"], json!([{"name": "Initech"}]));
     for inside in ["{ viewer { user { id } } }", "{ users { nodes { id } } }", "{ contacts { nodes { id } } }", "{ auditLog { nodes { id } } }"] {
         let body = app.gql(Some(&operator), inside, json!({})).await;
         assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{inside}: {body}");
     }
-    let bad = app.gql(Some(&format!("{operator}0")), "{ tenants { name } }", json!({})).await;
+    let bad = app.gql(Some(&format!("{operator}0")), "{ tenants { nodes { name } } }", json!({})).await;
     assert_eq!(error_code(&bad), Some("UNAUTHENTICATED"), "a wrong operator key is refused: {bad}");
     let invalid = app.gql(Some(&operator), CREATE, json!({"i": {"name": "X", "timeZone": "Mars/Base", "adminName": "Y", "adminEmail": "y@x.example"}})).await;
     assert_eq!(invalid["errors"][0]["extensions"]["field"], "input.timeZone");
@@ -636,6 +654,73 @@ async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
     // Audited on the platform's own log: created, paused, resumed.
     use sea_orm::{EntityTrait, PaginatorTrait};
     assert_eq!(entity::platform_event::Entity::find().count(&app.state.db).await.unwrap(), 3);
+}
+
+/// An operator enters a tenant only by logging in as one of its users: the tenant's audit
+/// log names the operator's key as the actor, and the token dies with the key.
+#[tokio::test]
+async fn an_operator_logs_in_to_a_tenant_as_a_user_audited_as_the_operator() {
+    let app = spawn_app().await;
+    let (key, operator) = api::platform::mint_key(&app.state.db, "support desk").await.unwrap();
+    let created = app
+        .gql(
+            Some(&operator),
+            "mutation { createAccount(input: {name: \"Initech\", adminName: \"Ina\", adminEmail: \"ina@initech.example\"}) { tenant { id } adminId } }",
+            json!({}),
+        )
+        .await;
+    let tenant = created["data"]["createAccount"]["tenant"]["id"].as_str().unwrap().to_string();
+    let ina = created["data"]["createAccount"]["adminId"].as_str().unwrap().to_string();
+
+    // Without a user named, the operator is the account's primary company admin.
+    const LOG_IN: &str = "mutation($i: OperatorLogInInput!) { operatorLogIn(input: $i) { token accountId userId userName expiresAt } }";
+    let entered = app.gql(Some(&operator), LOG_IN, json!({"i": {"accountId": tenant}})).await;
+    let payload = &entered["data"]["operatorLogIn"];
+    assert_eq!(
+        (payload["userId"].as_str(), payload["userName"].as_str(), payload["accountId"].as_str()),
+        (Some(ina.as_str()), Some("Ina"), Some(tenant.as_str())),
+        "{entered:#}"
+    );
+    let token = payload["token"].as_str().unwrap().to_string();
+    let viewer = app.gql(Some(&token), "{ viewer { user { name } account { name } impersonator { id } operatorName } }", json!({})).await;
+    assert_eq!(
+        viewer["data"]["viewer"],
+        json!({"user": {"name": "Ina"}, "account": {"name": "Initech"}, "impersonator": null, "operatorName": "support desk"})
+    );
+
+    // What it does there is the tenant's, recorded with the operator as the actor.
+    let contact = app.gql(Some(&token), "mutation { createContact(input: {kind: LEAD, name: \"Lead\"}) { contact { id } } }", json!({})).await;
+    assert!(contact.get("errors").is_none(), "{contact:#}");
+    let own = app.token_for(&ina);
+    let log = app.gql(Some(&own), "{ auditLog { nodes { action actor { id } impersonatedUser { id } operatorKeyId } } }", json!({})).await;
+    let by_operator: Vec<&str> = log["data"]["auditLog"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{log:#}"))
+        .iter()
+        .filter(|e| e["operatorKeyId"] == key.id.to_string())
+        .inspect(|e| assert_eq!((&e["actor"], &e["impersonatedUser"]["id"]), (&Value::Null, &json!(ina)), "{e}"))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_operator, ["contact.created", "session.logged_in_as"], "{log:#}");
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let platform_log =
+        entity::platform_event::Entity::find().filter(entity::platform_event::Column::Action.eq("session.logged_in_as")).count(&app.state.db).await.unwrap();
+    assert_eq!(platform_log, 1);
+
+    // It does not chain into another login, and names only the account's own users.
+    let chained = app.gql(Some(&token), "mutation($i: ImpersonateInput!) { impersonate(input: $i) { token } }", json!({"i": {"userId": app.admin_id}})).await;
+    assert_eq!(error_code(&chained), Some("FORBIDDEN"), "{chained}");
+    let elsewhere = app.gql(Some(&operator), LOG_IN, json!({"i": {"accountId": tenant, "userId": app.admin_id}})).await;
+    assert_eq!(error_code(&elsewhere), Some("NOT_FOUND"), "Acme's admin is not Initech's: {elsewhere}");
+    let named = app.gql(Some(&operator), LOG_IN, json!({"i": {"accountId": app.account_id, "userId": app.admin_id}})).await;
+    assert_eq!(named["data"]["operatorLogIn"]["userId"], json!(app.admin_id), "{named:#}");
+
+    // Revoking the operator key ends its sessions inside tenants at once.
+    api::platform::revoke_key(&app.state.db, key.id).await.unwrap();
+    let response = app.http.post(app.url()).bearer_auth(&token).json(&json!({"query": "{ viewer { user { id } } }"})).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let refused = app.gql(Some(&operator), "{ tenants { nodes { name } } }", json!({})).await;
+    assert_eq!(error_code(&refused), Some("UNAUTHENTICATED"));
 }
 
 /// An operator deletes a tenant with everything it owns, its sub-accounts only when asked to
@@ -709,8 +794,8 @@ async fn deleting_a_tenant_takes_all_its_rows_and_nothing_else() {
     assert_eq!(response.status(), 401);
     // The other tenant keeps everything; the platform's log keeps the record.
     assert_eq!(snapshot(&app).await, before);
-    let tenants = app.gql(Some(&operator), "{ tenants { name } }", json!({})).await;
-    assert_eq!(tenants["data"]["tenants"], json!([{"name": "Acme"}]));
+    let tenants = app.gql(Some(&operator), "{ tenants { nodes { name } } }", json!({})).await;
+    assert_eq!(tenants["data"]["tenants"]["nodes"], json!([{"name": "Acme"}]));
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let logged = entity::platform_event::Entity::find().filter(entity::platform_event::Column::Action.eq("account.deleted")).count(db).await.unwrap();
     assert_eq!(logged, 1);

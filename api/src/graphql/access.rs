@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     api_keys,
-    auth::{ApiKeyScope, Caller, Principal},
+    auth::{ApiKeyScope, Caller, Impersonator, Principal},
     crm::accounts,
     error::ApiError,
     session,
@@ -36,8 +36,14 @@ impl Viewer {
     }
     /// The admin who is logged in as `user`, if any.
     async fn impersonator(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let Principal::User { impersonator_id: Some(id), .. } = self.0.principal else { return Ok(None) };
+        let Principal::User { impersonator: Some(Impersonator::Admin(id)), .. } = self.0.principal else { return Ok(None) };
         Ok(loaders(ctx)?.load_one(loaders::UserId(id)).await.map_err(ApiError::from)?.map(User))
+    }
+    /// The name of the platform operator's key, when the operator is logged in as `user`.
+    async fn operator_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let Principal::User { impersonator: Some(Impersonator::Operator(id)), .. } = self.0.principal else { return Ok(None) };
+        let key = entity::operator_key::Entity::find_by_id(id).one(&app(ctx)?.db).await.map_err(ApiError::from)?;
+        Ok(key.map(|k| k.name))
     }
     /// Scopes of the API key, when the caller is one.
     async fn api_key_scopes(&self) -> Option<Vec<ApiKeyScope>> {

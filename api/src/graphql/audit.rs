@@ -45,6 +45,11 @@ impl AuditEvent {
     async fn api_key_id(&self) -> Option<ID> {
         self.0.api_key_id.map(|id| ID(id.to_string()))
     }
+    /// The platform operator's key that really acted, when the operator was logged in as
+    /// `impersonatedUser` (then `actor` is null).
+    async fn operator_key_id(&self) -> Option<ID> {
+        self.0.operator_key_id.map(|id| ID(id.to_string()))
+    }
     /// The object before the change (null on creation). Secrets never appear here, nor
     /// references the caller may not follow (see `after`).
     async fn before(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {

@@ -5,11 +5,18 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::account;
 
-use super::{app, Session};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{
+    app,
+    connection::{paginate, IdConnection, Order, PageArgs},
+    Session,
+};
 use crate::{
     bootstrap::FirstAdmin,
     error::{ApiError, ApiResult},
     platform::{self, Operator},
+    session,
 };
 
 /// The operator behind the request, if it presented an operator key.
@@ -46,10 +53,19 @@ pub struct PlatformQuery;
 
 #[Object]
 impl PlatformQuery {
-    /// Every tenant (top-level account), oldest first. Operators only.
-    async fn tenants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Tenant>> {
+    /// Every tenant (top-level account), oldest first, a page at a time. Operators only.
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<IdConnection<Tenant>> {
         operator(ctx)?;
-        Ok(platform::accounts(&app(ctx)?.db).await?.into_iter().map(Tenant::from).collect())
+        let select = account::Entity::find().filter(account::Column::ParentId.is_null());
+        let args = PageArgs::new(first, after, last, before);
+        Ok(paginate(&app(ctx)?.db, select, account::Column::Id, |a| a.id, Order::OldestFirst, args, Tenant::from).await?)
     }
 }
 
@@ -92,6 +108,25 @@ pub struct DeleteAccountPayload {
     pub deleted_account_ids: Vec<ID>,
 }
 
+#[derive(InputObject)]
+pub struct OperatorLogInInput {
+    /// A tenant or a sub-account.
+    pub account_id: ID,
+    /// The user to act as; by default the account's primary company admin.
+    pub user_id: Option<ID>,
+}
+
+/// A user's token for the operator, who acts as that user until it expires or the operator
+/// key is revoked. Only the user's id and name: the operator reads the rest with the token.
+#[derive(SimpleObject)]
+pub struct OperatorLogInPayload {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub account_id: ID,
+    pub user_id: ID,
+    pub user_name: String,
+}
+
 #[derive(Default)]
 pub struct PlatformMutation;
 
@@ -112,6 +147,23 @@ impl PlatformMutation {
         let id = super::parse_id(&input.account_id, "input.accountId")?;
         let deleted = platform::delete_account(&app(ctx)?.db, operator, id, input.cascade).await?;
         Ok(DeleteAccountPayload { deleted_account_ids: deleted.into_iter().map(|id| ID(id.to_string())).collect() })
+    }
+
+    /// Logs the operator in to an account as one of its users (by default its primary company
+    /// admin): the only way an operator reads or changes anything inside a tenant. Audited in
+    /// the account's log (the operator's key as the actor) and in the platform's.
+    async fn operator_log_in(&self, ctx: &Context<'_>, input: OperatorLogInInput) -> async_graphql::Result<OperatorLogInPayload> {
+        let operator = operator(ctx)?;
+        let account_id = super::parse_id(&input.account_id, "input.accountId")?;
+        let user_id = input.user_id.as_ref().map(|id| super::parse_id(id, "input.userId")).transpose()?;
+        let done = session::operator_log_in(app(ctx)?, operator, account_id, user_id).await?;
+        Ok(OperatorLogInPayload {
+            token: done.token,
+            expires_at: done.expires_at,
+            account_id: ID(done.user.account_id.to_string()),
+            user_id: ID(done.user.id.to_string()),
+            user_name: done.user.name,
+        })
     }
 
     /// Pauses or resumes a tenant, with what that sets off (Account Paused; held mail

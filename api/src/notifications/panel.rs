@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::fanout::channel;
 use crate::{
     audit::Change,
-    auth::{Caller, Principal},
+    auth::Caller,
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -193,7 +193,7 @@ pub fn owner(caller: &Caller) -> ApiResult<Uuid> {
 /// the actor). Looking at someone's panel is not them seeing or reading it.
 pub async fn change_state(app: &AppState, caller: &Caller, selection: Selection, change: StateChange, on_behalf: bool) -> ApiResult<(u64, NotificationCounts)> {
     let user_id = owner(caller)?;
-    let impersonating = matches!(caller.principal, Principal::User { impersonator_id: Some(_), .. });
+    let impersonating = caller.is_impersonated();
     if impersonating && !on_behalf {
         return Ok((0, counts(&app.db, user_id).await?));
     }
