@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the suites talk to when it is missing (Debian
-# packages: Dovecot for the IMAP tests, aiosmtpd for the SMTP tests, Postfix's tools for the
-# delivery benchmark's peers), then runs `cargo test --workspace` with any arguments given.
+# packages: Dovecot for the IMAP tests, aiosmtpd for the SMTP tests, Chromium for the GraphiQL
+# page's test, Postfix's tools for the delivery benchmark's peers), then runs `cargo test --workspace` with any arguments given.
 #
 # Without HERALD_TEST_DATABASE_URL and HERALD_TEST_REDIS_URL the suites run on SQLite and the
 # in-process bus; .ci/run sets both (PostgreSQL and Redis) and calls this script.
@@ -15,6 +15,8 @@ need=()
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 # The outage tests start redis-server processes of their own.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The GraphiQL page is tested in headless Chromium.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # The delivery benchmark's peers: Postfix's smtp-sink and smtp-source.
 [ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 

@@ -27,6 +27,7 @@ pub mod crm;
 pub mod crypto;
 pub mod db;
 pub mod error;
+mod graphiql;
 pub mod graphql;
 pub mod imap;
 pub mod mailboxes;

@@ -16,13 +16,13 @@
 
 use std::{future::Future, net::SocketAddr, sync::OnceLock, time::Instant};
 
-use async_graphql::{http::GraphiQLSource, parser::types::OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::{
     body::Bytes,
     extract::{rejection::QueryRejection, MatchedPath, Query, Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
                 .post(|state, headers, body| detached(graphql_post(state, headers, body))),
         )
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/graphiql/{file}", get(crate::graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -320,17 +321,11 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-fn graphiql() -> Response {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    Html(PAGE.get_or_init(|| GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Herald").finish()).clone())
-        .into_response()
-}
-
 async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Result<Query<GetParams>, QueryRejection>) -> Response {
     let params = params.ok().map(|Query(p)| p);
     let Some(query) = params.as_ref().and_then(|p| p.query.clone()) else {
         if wants_html(&headers) {
-            return graphiql();
+            return crate::graphiql::page();
         }
         let media = negotiate(&headers).unwrap_or(MediaType::Json);
         return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", "query parameter missing");

@@ -23,16 +23,6 @@ async fn get_runs_queries_but_refuses_mutations_with_405() {
 }
 
 #[tokio::test]
-async fn a_browser_gets_graphiql() {
-    let app = spawn_app().await;
-    let response = app.http.get(app.url()).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let page = response.text().await.unwrap();
-    assert!(page.contains("graphiql"), "GraphiQL page expected");
-    assert!(page.contains("/graphql/ws"));
-}
-
-#[tokio::test]
 async fn a_post_that_is_not_json_is_refused_with_415() {
     let app = spawn_app().await;
     for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {

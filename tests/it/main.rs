@@ -5,6 +5,7 @@ mod auth;
 mod crm;
 mod delivery;
 mod embedded;
+mod graphiql;
 mod helpers;
 mod http;
 mod mailboxes;
