@@ -12,14 +12,11 @@
 //! reminder whose due time has passed is dropped (its message is FAILED, saying so).
 
 use chrono::{DateTime, Utc};
-use entity::{account, event, outbox_message};
+use entity::{account, event, outbox_message, outbox_message::Status};
 use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-
-/// The status of a held message.
-pub const HELD: &str = "HELD";
 
 /// Releases the held messages of `account_id` if nothing holds them any more (the account is
 /// not paused; the worker holds them again at once if their settings still lack something).
@@ -29,8 +26,11 @@ pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: Date
     if paused {
         return Ok(0);
     }
-    let held =
-        outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(account_id)).filter(outbox_message::Column::Status.eq(HELD)).all(db).await?;
+    let held = outbox_message::Entity::find()
+        .filter(outbox_message::Column::AccountId.eq(account_id))
+        .filter(outbox_message::Column::Status.eq(Status::Held))
+        .all(db)
+        .await?;
     if held.is_empty() {
         return Ok(0);
     }
@@ -40,22 +40,22 @@ pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: Date
     let (dropped, released): (Vec<_>, Vec<_>) = held.iter().partition(|m| passed.contains(&m.event_id));
     if !dropped.is_empty() {
         outbox_message::Entity::update_many()
-            .col_expr(outbox_message::Column::Status, Expr::value("FAILED"))
+            .col_expr(outbox_message::Column::Status, Expr::value(Status::Failed))
             .col_expr(
                 outbox_message::Column::LastError,
                 Expr::value("not sent: the activity was due before the message could go out (a reminder whose due time has passed is dropped)"),
             )
             .filter(crate::db::id_in(backend, outbox_message::Column::Id, dropped.iter().map(|m| m.id)))
-            .filter(outbox_message::Column::Status.eq(HELD))
+            .filter(outbox_message::Column::Status.eq(Status::Held))
             .exec(db)
             .await?;
     }
     let result = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value("PENDING"))
+        .col_expr(outbox_message::Column::Status, Expr::value(Status::Pending))
         .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(now))
         .col_expr(outbox_message::Column::LastError, Expr::value(Option::<String>::None))
         .filter(crate::db::id_in(backend, outbox_message::Column::Id, released.iter().map(|m| m.id)))
-        .filter(outbox_message::Column::Status.eq(HELD))
+        .filter(outbox_message::Column::Status.eq(Status::Held))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

@@ -4,6 +4,41 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// How a message reaches its recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "OutboundChannel"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum Channel {
+    #[sea_orm(string_value = "EMAIL")]
+    Email,
+    #[sea_orm(string_value = "TEXT")]
+    Text,
+}
+
+/// Where a message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "OutboundStatus"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum Status {
+    /// Waiting for its next attempt.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// Waiting for its account: paused, or without a sender address or SMTP server (an SMS
+    /// gateway, for a text). It goes out when that changes, without using an attempt.
+    #[sea_orm(string_value = "HELD")]
+    Held,
+    /// Taken by a worker right now.
+    #[sea_orm(string_value = "SENDING")]
+    Sending,
+    #[sea_orm(string_value = "SENT")]
+    Sent,
+    /// Given up: a permanent refusal, or too many attempts.
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "outbox_message")]
 pub struct Model {
@@ -12,11 +47,10 @@ pub struct Model {
     pub account_id: Uuid,
     pub event_id: Uuid,
     pub user_id: Uuid,
-    /// `EMAIL` or `TEXT`.
-    pub channel: String,
-    /// `PENDING` (waiting for `next_attempt_at`), `SENDING` (claimed by a worker until
-    /// `leased_until`), `HELD` (waiting for its account: `api::outbox`), `SENT`, `FAILED`.
-    pub status: String,
+    pub channel: Channel,
+    /// `Pending` waits for `next_attempt_at`, `Sending` is claimed by a worker until
+    /// `leased_until`, `Held` waits for its account (`api::outbox`).
+    pub status: Status,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

@@ -41,7 +41,11 @@ use api::{
     smtp, AppState,
 };
 use chrono::{DateTime, Utc};
-use entity::{account, contact, event, outbox_message, user};
+use entity::{
+    account, contact, event, outbox_message,
+    outbox_message::{Channel, Status},
+    user,
+};
 use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use rand::Rng;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value};
@@ -219,7 +223,7 @@ impl Handoff {
         let lease = micros(Utc::now() + self.lease);
         let claim = Uuid::now_v7();
         for m in rows.iter_mut() {
-            m.status = "SENDING".into();
+            m.status = Status::Sending;
             m.leased_until = Some(lease);
             m.claim_id = Some(claim);
             m.attempts = 1;
@@ -466,7 +470,7 @@ impl Courier {
         let contacts = contact::Entity::find().filter(contact::Column::Id.is_in(contact_ids)).all(db).await?.into_iter().map(|c| (c.id, c)).collect();
         let mut settings_by_account = HashMap::new();
         let mut gateways = HashMap::new();
-        let texting: HashSet<Uuid> = claimed.iter().filter(|m| m.channel == "TEXT").map(|m| m.account_id).collect();
+        let texting: HashSet<Uuid> = claimed.iter().filter(|m| m.channel == Channel::Text).map(|m| m.account_id).collect();
         for account_id in account_ids {
             settings_by_account.insert(account_id, settings::load(db, account_id).await?);
             if texting.contains(&account_id) {
@@ -494,9 +498,9 @@ impl Courier {
         let owner = ActivityData::of(event).and_then(|a| ctx.users.get(&a.owner_id));
         let contact = event.contact_id.and_then(|c| ctx.contacts.get(&c));
         let facts = Facts { event, recipient, account, contact, owner };
-        match m.channel.as_str() {
-            "TEXT" => self.text(m, &facts, ctx).await,
-            _ => self.email(m, &facts, ctx).await,
+        match m.channel {
+            Channel::Text => self.text(m, &facts, ctx).await,
+            Channel::Email => self.email(m, &facts, ctx).await,
         }
     }
 
@@ -585,7 +589,7 @@ impl Courier {
         let db = &self.outbox_db;
         match outcome {
             Outcome::Sent => {
-                self.settler.settle(m, "SENT", None, now, Some(now)).await?;
+                self.settler.settle(m, Status::Sent, None, now, Some(now)).await?;
             }
             Outcome::Held { reason, notice } => {
                 tracing::info!(message = %m.id, reason = %reason, "message held for its account");
@@ -600,7 +604,7 @@ impl Courier {
             Outcome::Retry(error) if m.attempts < self.app.config.worker.max_attempts => {
                 let next = now + backoff(self.app.config.worker.retry_base, m.attempts);
                 tracing::info!(message = %m.id, attempts = m.attempts, error = %error, "delivery will be retried");
-                self.settler.settle(m, "PENDING", Some(error.clone()), next, None).await?;
+                self.settler.settle(m, Status::Pending, Some(error.clone()), next, None).await?;
             }
             Outcome::Retry(error) | Outcome::Failed(error) => {
                 let error = match outcome {
@@ -609,7 +613,7 @@ impl Courier {
                 };
                 tracing::warn!(message = %m.id, error = %error, "delivery failed");
                 let txn = api::db::begin_write(db).await?;
-                if update_claimed(&txn, m, "FAILED", Some(&error), now, None).await? && m.channel == "EMAIL" {
+                if update_claimed(&txn, m, Status::Failed, Some(&error), now, None).await? && m.channel == Channel::Email {
                     let recorded = fanout::record_addressed(&txn, vec![failure_event(m, &error, ctx)]).await?;
                     txn.commit().await?;
                     fanout::announce(&self.app, &recorded.notifications).await;
@@ -633,7 +637,7 @@ fn held(m: &outbox_message::Model, settings: &settings::ActivitySettings, what: 
 async fn hold(db: &sea_orm::DatabaseConnection, m: &outbox_message::Model, reason: &str) -> anyhow::Result<bool> {
     use sea_orm::sea_query::Expr;
     let result = give_back(m)
-        .col_expr(outbox_message::Column::Status, Expr::value(api::outbox::HELD))
+        .col_expr(outbox_message::Column::Status, Expr::value(Status::Held))
         .col_expr(outbox_message::Column::Attempts, Expr::col(outbox_message::Column::Attempts).sub(1))
         .col_expr(outbox_message::Column::LastError, Expr::value(format!("held: {reason}")))
         .exec(db)
@@ -649,7 +653,7 @@ fn give_back(m: &outbox_message::Model) -> sea_orm::UpdateMany<outbox_message::E
         .col_expr(outbox_message::Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(outbox_message::Column::ClaimId, Expr::value(Option::<Uuid>::None))
         .filter(outbox_message::Column::Id.eq(m.id))
-        .filter(outbox_message::Column::Status.eq("SENDING"))
+        .filter(outbox_message::Column::Status.eq(Status::Sending))
         .filter(outbox_message::Column::ClaimId.eq(m.claim_id))
 }
 
@@ -778,7 +782,7 @@ const SETTLE_BATCH: usize = 128;
 struct Settle {
     id: Uuid,
     claim: Option<Uuid>,
-    status: &'static str,
+    status: Status,
     error: Option<String>,
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
@@ -817,7 +821,7 @@ impl Settler {
     async fn settle(
         &self,
         m: &outbox_message::Model,
-        status: &'static str,
+        status: Status,
         error: Option<String>,
         next_attempt_at: DateTime<Utc>,
         sent_at: Option<DateTime<Utc>>,
@@ -905,7 +909,7 @@ fn settles_values(backend: DbBackend, batch: &[Settle]) -> Statement {
 async fn update_claimed(
     db: &impl ConnectionTrait,
     m: &outbox_message::Model,
-    status: &str,
+    status: Status,
     error: Option<&str>,
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,

@@ -7,6 +7,7 @@
 //! a sample stays cheap however much history the tables hold.
 
 use chrono::{DateTime, Utc};
+use entity::outbox_message::Status;
 use sea_orm::{ConnectionTrait, Statement};
 
 use api::AppState;
@@ -24,8 +25,8 @@ pub async fn sample(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
     let (mut pending, mut sending, mut oldest_due) = (0i64, 0i64, None::<DateTime<Utc>>);
     for row in depth {
         let n: i64 = row.try_get("", "n")?;
-        match row.try_get::<String>("", "status")?.as_str() {
-            "PENDING" => {
+        match row.try_get::<Status>("", "status")? {
+            Status::Pending => {
                 pending = n;
                 oldest_due = row.try_get("", "oldest")?;
             }

@@ -355,46 +355,7 @@ pub struct SmsGatewayPayload {
 
 // --- the outbox -----------------------------------------------------------------------------------
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutboundStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    /// Waiting for its account: paused, or without a sender address or SMTP server (an SMS
-    /// gateway, for a text). It goes out when that changes, without using an attempt.
-    Held,
-    /// Taken by a worker right now.
-    Sending,
-    Sent,
-    /// Given up: a permanent refusal, or too many attempts.
-    Failed,
-}
-
-impl OutboundStatus {
-    fn code(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Held => "HELD",
-            Self::Sending => "SENDING",
-            Self::Sent => "SENT",
-            Self::Failed => "FAILED",
-        }
-    }
-    fn parse(code: &str) -> Self {
-        match code {
-            "SENDING" => Self::Sending,
-            "HELD" => Self::Held,
-            "SENT" => Self::Sent,
-            "FAILED" => Self::Failed,
-            _ => Self::Pending,
-        }
-    }
-}
-
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutboundChannel {
-    Email,
-    Text,
-}
+pub use entity::outbox_message::{Channel as OutboundChannel, Status as OutboundStatus};
 
 pub struct OutboundMessage(pub outbox_message::Model);
 
@@ -404,14 +365,10 @@ impl OutboundMessage {
         ID(self.0.id.to_string())
     }
     async fn channel(&self) -> OutboundChannel {
-        if self.0.channel == "TEXT" {
-            OutboundChannel::Text
-        } else {
-            OutboundChannel::Email
-        }
+        self.0.channel
     }
     async fn status(&self) -> OutboundStatus {
-        OutboundStatus::parse(&self.0.status)
+        self.0.status
     }
     async fn attempts(&self) -> i32 {
         self.0.attempts
@@ -429,13 +386,13 @@ impl OutboundMessage {
     }
     /// The Message-ID header of the email (the same on every attempt).
     async fn message_id(&self) -> Option<String> {
-        (self.0.channel == "EMAIL").then(|| crate::smtp::message_id(self.0.id))
+        (self.0.channel == OutboundChannel::Email).then(|| crate::smtp::message_id(self.0.id))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        (self.0.status == "PENDING").then_some(self.0.next_attempt_at)
+        (self.0.status == OutboundStatus::Pending).then_some(self.0.next_attempt_at)
     }
     async fn sent_at(&self) -> Option<DateTime<Utc>> {
         self.0.sent_at
@@ -527,10 +484,10 @@ impl ActivityQuery {
         let filter = filter.unwrap_or_default();
         let mut select = outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(caller.account_id));
         if let Some(status) = filter.status {
-            select = select.filter(outbox_message::Column::Status.eq(status.code()));
+            select = select.filter(outbox_message::Column::Status.eq(status));
         }
         if let Some(channel) = filter.channel {
-            select = select.filter(outbox_message::Column::Channel.eq(if channel == OutboundChannel::Text { "TEXT" } else { "EMAIL" }));
+            select = select.filter(outbox_message::Column::Channel.eq(channel));
         }
         if let Some(recipient) = &filter.recipient_id {
             select = select.filter(outbox_message::Column::UserId.eq(parse_id(recipient, "filter.recipientId")?));

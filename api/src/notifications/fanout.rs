@@ -22,7 +22,11 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{account, event, notification, notification_roll_up, outbox_message, user};
+use entity::{
+    account, event, notification, notification_roll_up, outbox_message,
+    outbox_message::{Channel, Status},
+    user,
+};
 use sea_orm::{
     sea_query::{LockType, OnConflict},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -364,10 +368,10 @@ async fn fan_out(
                 }
                 if is_assigned {
                     if layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
-                        messages.push(outbox_row(event, user.id, "TEXT"));
+                        messages.push(outbox_row(event, user.id, Channel::Text));
                     }
                     if layers.enabled(user.id, type_info, Switch::EmailAu) {
-                        messages.push(outbox_row(event, user.id, "EMAIL"));
+                        messages.push(outbox_row(event, user.id, Channel::Email));
                     }
                 }
             }
@@ -449,14 +453,14 @@ impl RollUps {
     }
 }
 
-fn outbox_row(event: &event::Model, user_id: Uuid, channel: &str) -> outbox_message::Model {
+fn outbox_row(event: &event::Model, user_id: Uuid, channel: Channel) -> outbox_message::Model {
     outbox_message::Model {
         id: Uuid::now_v7(),
         account_id: event.account_id,
         event_id: event.id,
         user_id,
-        channel: channel.into(),
-        status: "PENDING".into(),
+        channel,
+        status: Status::Pending,
         attempts: 0,
         last_error: None,
         created_at: event.created_at,
@@ -844,7 +848,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
                 notifications.push(panel_row(&event, user_id, Uuid::now_v7()));
             }
             if layers.enabled(user_id, type_info, Switch::TextAu) && user.phone.is_some() {
-                outbox.push(outbox_row(&event, user_id, "TEXT"));
+                outbox.push(outbox_row(&event, user_id, Channel::Text));
             }
         }
         events.push(event);
@@ -857,7 +861,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
 
 /// An email to `user_id` about `event`, for callers that decide emails themselves.
 pub fn email_row(event: &event::Model, user_id: Uuid) -> outbox_message::Model {
-    outbox_row(event, user_id, "EMAIL")
+    outbox_row(event, user_id, Channel::Email)
 }
 
 pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Model]) -> ApiResult<()> {
