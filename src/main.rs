@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "herald",
     version,
-    after_help = "Configuration is read from HERALD_* environment variables (see the README); on a new \
+    after_help = "Configuration is read from HERALD_* environment variables (docs/operations.md); on a new \
                   embedded database the first account and its admin's token are printed."
 )]
 struct Args {}

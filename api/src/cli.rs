@@ -10,7 +10,12 @@ use uuid::Uuid;
 use crate::{bootstrap, config::Config, crypto::Keyring, graphql, secrets, state::AppState};
 
 #[derive(Parser)]
-#[command(name = "api", version, about = "Herald's GraphQL API", after_help = "Configuration is read from HERALD_* environment variables (see the README).")]
+#[command(
+    name = "api",
+    version,
+    about = "Herald's GraphQL API",
+    after_help = "Configuration is read from HERALD_* environment variables (docs/operations.md)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

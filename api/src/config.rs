@@ -1,7 +1,7 @@
 //! Configuration: one typed struct read from `HERALD_*` environment variables, shared by the
 //! api, the worker and the all-in-one binary.
 //!
-//! Every variable has a documented default (README, "Configuration"); a value that cannot be
+//! Every variable has a documented default (docs/operations.md, "Configuration"); a value that cannot be
 //! used stops start-up with a [`ConfigError`] naming the variable. Secrets are wrapped in
 //! [`SecretString`] so that `{:?}` of a config never prints them.
 

@@ -102,13 +102,7 @@ impl Connection {
     }
 
     fn of(row: &mailbox::Model) -> Self {
-        Self {
-            email_address: row.email_address.clone(),
-            username: row.username.clone(),
-            host: row.host.clone(),
-            port: row.port,
-            security: Security::parse(&row.security),
-        }
+        Self { email_address: row.email_address.clone(), username: row.username.clone(), host: row.host.clone(), port: row.port, security: row.security }
     }
 
     fn checked(mut self) -> ApiResult<Self> {
@@ -250,13 +244,13 @@ pub async fn create(app: &AppState, caller: &Caller, input: NewMailbox) -> ApiRe
         password: None,
         host: connection.host.clone(),
         port: connection.port,
-        security: connection.security.code().into(),
+        security: connection.security,
         scan_active: input.options.scan_active,
         sync_clients: input.options.sync_clients,
         sync_leads: input.options.sync_leads,
         directories: serde_json::json!(directories),
         main: input.options.main,
-        state: if tested { "CONNECTED".into() } else { "NEW".into() },
+        state: if tested { mailbox::State::Connected } else { mailbox::State::New },
         last_scan_at: None,
         last_error: None,
         owner_notified_of_auth_failure: false,
@@ -354,7 +348,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: MailboxPat
     row.username = connection.username;
     row.host = connection.host;
     row.port = connection.port;
-    row.security = connection.security.code().into();
+    row.security = connection.security;
     if let Some(p) = &patch.password {
         row.password = Some(app.keyring.seal(slot(&row), p));
     }
@@ -375,7 +369,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: MailboxPat
     }
     if reconnects {
         // New settings deserve a new try, and a new notice if they fail too.
-        row.state = if tested { "CONNECTED".into() } else { "NEW".into() };
+        row.state = if tested { mailbox::State::Connected } else { mailbox::State::New };
         row.last_error = None;
         row.owner_notified_of_auth_failure = false;
     }

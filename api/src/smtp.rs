@@ -50,38 +50,14 @@ const TRUST_IDLE: Duration = Duration::from_secs(2);
 /// A pooled connection idle longer than this is closed rather than reused.
 const MAX_IDLE: Duration = Duration::from_secs(50);
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Security {
-    /// Plain connection upgraded with STARTTLS (required); default port 587.
-    Starttls,
-    /// TLS from the first byte ("SMTPS"); default port 465.
-    Tls,
-    /// No encryption; default port 25. Only for servers on a trusted network.
-    None,
-}
+pub use entity::mail_security::Security;
 
-impl Security {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Starttls => "STARTTLS",
-            Self::Tls => "TLS",
-            Self::None => "NONE",
-        }
-    }
-    pub fn parse(code: &str) -> Self {
-        match code {
-            "TLS" => Self::Tls,
-            "NONE" => Self::None,
-            _ => Self::Starttls,
-        }
-    }
-    pub fn default_port(self) -> u16 {
-        match self {
-            Self::Starttls => 587,
-            Self::Tls => 465,
-            Self::None => 25,
-        }
+/// The SMTP port a security implies when none is given.
+pub fn default_port(security: Security) -> u16 {
+    match security {
+        Security::Starttls => 587,
+        Security::Tls => 465,
+        Security::None => 25,
     }
 }
 
@@ -109,7 +85,7 @@ impl std::fmt::Debug for SmtpServer {
 
 impl SmtpServer {
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(self.security.default_port())
+        self.port.unwrap_or(default_port(self.security))
     }
 }
 

@@ -1,7 +1,10 @@
 //! Herald's data model as sea-orm entities.
 //!
-//! One module per table. These are plain database rows: GraphQL types live in `api`
-//! (habit 7), so the same entities serve the api, the worker and the migration tests.
+//! One module per table. These are plain database rows: GraphQL objects live in `api`
+//! (habit 7), so the same entities serve the api, the worker and the migration tests. The
+//! enum-like columns are enums here (`DeriveActiveEnum`, stored as their names): a value the
+//! code does not know is an error when read, never a silent default. With the `graphql`
+//! feature (api turns it on) they are GraphQL enums as they are.
 //!
 //! Every tenant-owned row carries `account_id`, even where it could be reached through a
 //! parent (a contact person through its contact), so that every query can be scoped to the
@@ -24,6 +27,7 @@ pub mod email_location;
 pub mod email_settings;
 pub mod email_tombstone;
 pub mod event;
+pub mod mail_security;
 pub mod mailbox;
 pub mod mailbox_folder;
 pub mod notification;

@@ -2,6 +2,32 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mail_security::Security;
+
+/// Where a mailbox's scans stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "MailboxState"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum State {
+    /// Saved without a successful connection test, and not scanned yet.
+    #[sea_orm(string_value = "NEW")]
+    New,
+    /// The last scan (or connection test) succeeded.
+    #[sea_orm(string_value = "CONNECTED")]
+    Connected,
+    /// The server refused the credentials: not scanned again until they change.
+    #[sea_orm(string_value = "AUTH_FAILED")]
+    AuthFailed,
+    /// The last scan failed otherwise (network, server); retried at the next period.
+    #[sea_orm(string_value = "ERROR")]
+    Error,
+    /// Scans stopped by the worker (a folder's UIDVALIDITY kept changing); `lastError` says
+    /// why.
+    #[sea_orm(string_value = "PAUSED")]
+    Paused,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "mailbox")]
 pub struct Model {
@@ -18,8 +44,7 @@ pub struct Model {
     pub password: Option<String>,
     pub host: String,
     pub port: Option<i32>,
-    /// `TLS` (implicit), `STARTTLS` or `NONE`.
-    pub security: String,
+    pub security: Security,
     pub scan_active: bool,
     pub sync_clients: bool,
     pub sync_leads: bool,
@@ -27,8 +52,7 @@ pub struct Model {
     pub directories: Json,
     /// The one mailbox shown in the Email module (at most one per user).
     pub main: bool,
-    /// `NEW`, `CONNECTED`, `AUTH_FAILED`, `ERROR`, `PAUSED`.
-    pub state: String,
+    pub state: State,
     pub last_scan_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub owner_notified_of_auth_failure: bool,

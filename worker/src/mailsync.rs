@@ -461,14 +461,14 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
         Ok(Scanned { archived, failed_folders, pause: None }) => {
             metrics::counter!("herald_mailbox_scans_total", "outcome" => "ok").increment(1);
             metrics::counter!("herald_mailbox_folder_failures_total").increment(failed_folders as u64);
-            row.state = sea_orm::Set("CONNECTED".into());
+            row.state = sea_orm::Set(mailbox::State::Connected);
             row.last_error = sea_orm::Set(None);
             row.next_scan_at = sea_orm::Set(Some(next));
             Report { archived, failed_folders }
         }
         Ok(Scanned { archived, failed_folders, pause: Some(why) }) => {
             metrics::counter!("herald_mailbox_scans_total", "outcome" => "paused").increment(1);
-            row.state = sea_orm::Set("PAUSED".into());
+            row.state = sea_orm::Set(mailbox::State::Paused);
             row.last_error = sea_orm::Set(Some(why));
             row.next_scan_at = sea_orm::Set(None);
             Report { archived, failed_folders }
@@ -480,13 +480,13 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             row.last_error = sea_orm::Set(Some(failure.message.clone()));
             if failure.reason == api::smtp::FailureReason::Authentication {
                 // No retries until the settings change (which resets the state).
-                row.state = sea_orm::Set("AUTH_FAILED".into());
+                row.state = sea_orm::Set(mailbox::State::AuthFailed);
                 row.next_scan_at = sea_orm::Set(None);
                 notify_auth_failure = !mailbox.owner_notified_of_auth_failure;
                 auth_message = Some(failure.message.clone());
                 row.owner_notified_of_auth_failure = sea_orm::Set(true);
             } else {
-                row.state = sea_orm::Set("ERROR".into());
+                row.state = sea_orm::Set(mailbox::State::Error);
                 row.next_scan_at = sea_orm::Set(Some(next));
             }
             Report { archived: Archived::default(), failed_folders: 0 }

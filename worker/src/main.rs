@@ -5,7 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Herald's worker: reminders and escalations, delivery of the outbox, mailbox sync.
 #[derive(clap::Parser)]
-#[command(name = "worker", version, after_help = "Configuration is read from HERALD_* environment variables (see the README).")]
+#[command(name = "worker", version, after_help = "Configuration is read from HERALD_* environment variables (docs/operations.md).")]
 struct Args {}
 
 fn main() -> anyhow::Result<()> {

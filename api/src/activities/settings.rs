@@ -38,23 +38,7 @@ pub const MAX_DEFAULT_PERSONS: usize = 50;
 pub const TABLE: &str = "activity_settings";
 pub const PASSWORD_COLUMN: &str = "smtp_password";
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AlertSender {
-    /// The account's system sender address.
-    SystemAccount,
-    /// The activity owner's own address (see `worker::compose`), else the system address.
-    UserAccount,
-}
-
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum LateSender {
-    /// The account's system sender address.
-    SystemAccount,
-    /// The address given in `senderEmail`.
-    Email,
-}
+pub use entity::activity_settings::{AlertSender, LateSender};
 
 /// The page as the account has it: saved values, or the defaults.
 #[derive(Clone, Debug)]
@@ -75,16 +59,10 @@ impl ActivitySettings {
         self.row.as_ref().map_or(DEFAULT_LATE_HOURS, |r| r.late_interval_hours)
     }
     pub fn alert_sender(&self) -> AlertSender {
-        match self.row.as_ref().map(|r| r.alert_sender.as_str()) {
-            Some("USER_ACCOUNT") => AlertSender::UserAccount,
-            _ => AlertSender::SystemAccount,
-        }
+        self.row.as_ref().map_or(AlertSender::SystemAccount, |r| r.alert_sender)
     }
     pub fn late_sender(&self) -> LateSender {
-        match self.row.as_ref().map(|r| r.late_sender.as_str()) {
-            Some("EMAIL") => LateSender::Email,
-            _ => LateSender::SystemAccount,
-        }
+        self.row.as_ref().map_or(LateSender::SystemAccount, |r| r.late_sender)
     }
     pub fn late_sender_email(&self) -> Option<&str> {
         self.row.as_ref().and_then(|r| r.late_sender_email.as_deref())
@@ -113,7 +91,7 @@ impl ActivitySettings {
         Ok(Some(SmtpServer {
             host: host.clone(),
             port: row.smtp_port.map(|p| p as u16),
-            security: Security::parse(&row.smtp_security),
+            security: row.smtp_security,
             username: row.smtp_username.clone(),
             password: password.map(|p| p.expose().to_string()),
         }))
@@ -252,15 +230,15 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
         account_id: caller.account_id,
         smtp_host: None,
         smtp_port: None,
-        smtp_security: Security::Starttls.code().into(),
+        smtp_security: Security::Starttls,
         smtp_username: None,
         smtp_password: None,
         sender_address: None,
         sender_name: None,
         alert_interval_hours: DEFAULT_ALERT_HOURS,
-        alert_sender: "SYSTEM_ACCOUNT".into(),
+        alert_sender: AlertSender::SystemAccount,
         late_interval_hours: DEFAULT_LATE_HOURS,
-        late_sender: "SYSTEM_ACCOUNT".into(),
+        late_sender: LateSender::SystemAccount,
         late_sender_email: None,
         version: 0,
         updated_at: now,
@@ -270,7 +248,7 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
         (Some(s), Some((host, username))) => {
             row.smtp_host = Some(host);
             row.smtp_port = s.port;
-            row.smtp_security = s.security.code().into();
+            row.smtp_security = s.security;
             row.smtp_username = username;
             match &s.password {
                 None => {}
@@ -288,9 +266,9 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
     row.sender_address = sender_address;
     row.sender_name = sender_name;
     row.alert_interval_hours = alert_hours;
-    row.alert_sender = code_of(&input.alert_sender);
+    row.alert_sender = input.alert_sender;
     row.late_interval_hours = late_hours;
-    row.late_sender = code_of(&input.late_sender);
+    row.late_sender = input.late_sender;
     row.late_sender_email = late_sender_email;
     let after = save(change.db(), row, before.row.is_some(), caller.user_id(), &input.default_person_ids).await?;
     plan::replan_account(change.db(), caller.account_id, after.intervals(), now).await?;
@@ -320,14 +298,14 @@ pub async fn reset(app: &AppState, caller: &Caller, expected_version: i32, inclu
         None => before.clone(),
         Some(mut row) => {
             row.alert_interval_hours = DEFAULT_ALERT_HOURS;
-            row.alert_sender = "SYSTEM_ACCOUNT".into();
+            row.alert_sender = AlertSender::SystemAccount;
             row.late_interval_hours = DEFAULT_LATE_HOURS;
-            row.late_sender = "SYSTEM_ACCOUNT".into();
+            row.late_sender = LateSender::SystemAccount;
             row.late_sender_email = None;
             if include_smtp {
                 row.smtp_host = None;
                 row.smtp_port = None;
-                row.smtp_security = Security::Starttls.code().into();
+                row.smtp_security = Security::Starttls;
                 row.smtp_username = None;
                 row.smtp_password = None;
                 row.sender_address = None;
@@ -342,10 +320,6 @@ pub async fn reset(app: &AppState, caller: &Caller, expected_version: i32, inclu
         .await?;
     change.commit().await?;
     Ok(after)
-}
-
-fn code_of(value: &impl Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 async fn save(txn: &DatabaseTransaction, mut row: activity_settings::Model, exists: bool, by: Option<Uuid>, persons: &[Uuid]) -> ApiResult<ActivitySettings> {

@@ -80,10 +80,10 @@ impl ActivitySettings {
     /// Null until an SMTP server is set: emails then wait in the outbox.
     async fn smtp(&self) -> Option<SmtpSettings> {
         let row: &activity_settings::Model = self.0.row.as_ref()?;
-        let security = Security::parse(&row.smtp_security);
+        let security = row.smtp_security;
         Some(SmtpSettings {
             host: row.smtp_host.clone()?,
-            port: row.smtp_port.unwrap_or(security.default_port().into()),
+            port: row.smtp_port.unwrap_or(crate::smtp::default_port(security).into()),
             security,
             username: row.smtp_username.clone(),
             password_set: row.smtp_password.is_some(),
@@ -540,7 +540,7 @@ impl ActivityMutation {
         Ok(ActivitySettingsPayload { activity_settings: ActivitySettings(saved) })
     }
 
-    /// "Reset": restores the documented defaults (see the README).
+    /// "Reset": restores the documented defaults (docs/activities.md).
     async fn reset_activity_settings(&self, ctx: &Context<'_>, input: ResetActivitySettingsInput) -> async_graphql::Result<ActivitySettingsPayload> {
         let saved = service::reset(app(ctx)?, caller(ctx)?, input.expected_version, input.include_smtp).await?;
         Ok(ActivitySettingsPayload { activity_settings: ActivitySettings(saved) })

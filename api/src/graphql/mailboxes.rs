@@ -40,10 +40,10 @@ impl Mailbox {
         &self.0.host
     }
     async fn port(&self) -> i32 {
-        self.0.port.unwrap_or(imap::default_port(Security::parse(&self.0.security)).into())
+        self.0.port.unwrap_or(imap::default_port(self.0.security).into())
     }
     async fn security(&self) -> Security {
-        Security::parse(&self.0.security)
+        self.0.security
     }
     async fn scan_active(&self) -> bool {
         self.0.scan_active
@@ -62,9 +62,8 @@ impl Mailbox {
     async fn main(&self) -> bool {
         self.0.main
     }
-    /// NEW, CONNECTED, AUTH_FAILED, ERROR or PAUSED.
-    async fn state(&self) -> &str {
-        &self.0.state
+    async fn state(&self) -> entity::mailbox::State {
+        self.0.state
     }
     async fn last_scan_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_scan_at
@@ -332,7 +331,7 @@ impl MailboxMutation {
                 let base = stored.as_ref();
                 let email_address = input.email_address.or(base.map(|m| m.email_address.clone()));
                 let host = input.host.or(base.map(|m| m.host.clone()));
-                let security = input.security.or(base.map(|m| Security::parse(&m.security)));
+                let security = input.security.or(base.map(|m| m.security));
                 match (email_address, host, security) {
                     (Some(email_address), Some(host), Some(security)) => Some(Connection {
                         email_address,
