@@ -278,7 +278,7 @@ async fn seed(state: &AppState, account_id: Uuid, n: usize, port: u16) -> anyhow
             id: Uuid::now_v7(),
             account_id,
             external_id: None,
-            kind: "CALL".into(),
+            kind: entity::activity::Kind::Call,
             title: format!("Call customer #{i}"),
             owner_id: owners[i % OWNERS].id,
             contact_id: None,

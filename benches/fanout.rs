@@ -23,7 +23,7 @@ use api::{
     crypto::Keyring,
     notifications::{
         catalog::NotificationType,
-        control::{type_code, Switch},
+        control::Switch,
         fanout::{self, NewEvent, Publisher},
     },
     AppState, Config,
@@ -169,8 +169,8 @@ async fn seed(state: &AppState, account_id: Uuid, broad: bool) -> anyhow::Result
         .await?;
         let set = |switch: Switch| notification_override::ActiveModel {
             user_id: Set(u.id),
-            notification_type: Set(type_code(KIND)),
-            switch: Set(switch.code().into()),
+            notification_type: Set(KIND),
+            switch: Set(switch),
             account_id: Set(account_id),
             enabled: Set(true),
         };

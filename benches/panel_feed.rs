@@ -47,10 +47,7 @@ use api::{
     bootstrap,
     config::SecretString,
     crypto::Keyring,
-    notifications::{
-        catalog::NotificationType,
-        control::{type_code, Switch},
-    },
+    notifications::{catalog::NotificationType, control::Switch},
     AppState, Config,
 };
 use entity::{account, contact, contact::ContactKind, contact_assignee, notification_override, user};
@@ -276,8 +273,7 @@ async fn seed_latency(db: &DatabaseConnection, account_id: Uuid) -> anyhow::Resu
             .map(|(u, c)| contact_assignee::Model { contact_id: c.id, user_id: u.id, account_id, position: 0, assigned_at: now }.into_active_model());
         contact_assignee::Entity::insert_many(assignees).exec(db).await?;
         let switches = users.iter().map(|u| {
-            notification_override::Model { user_id: u.id, notification_type: type_code(AU_KIND), switch: Switch::Au.code().into(), account_id, enabled: true }
-                .into_active_model()
+            notification_override::Model { user_id: u.id, notification_type: AU_KIND, switch: Switch::Au, account_id, enabled: true }.into_active_model()
         });
         notification_override::Entity::insert_many(switches).exec(db).await?;
     }
@@ -339,7 +335,7 @@ async fn latency(
     let (mut missing, mut stray, mut dropped) = (0usize, 0usize, Vec::new());
     for i in 0..WARMUP_EVENTS + settings.events {
         let who = order[i % n];
-        let input = json!({"type": type_code(AU_KIND), "contactId": contacts[who], "title": format!("New lead {i}"), "idempotencyKey": format!("latency-{i}")});
+        let input = json!({"type": AU_KIND, "contactId": contacts[who], "title": format!("New lead {i}"), "idempotencyKey": format!("latency-{i}")});
         let sent = Instant::now();
         let notified = publish(http, &b.graphql_url(), admin_token, input).await?;
         let took = sent.elapsed();

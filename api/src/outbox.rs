@@ -63,7 +63,6 @@ pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: Date
 
 /// Whether `event` is an activity reminder whose activity was due by `now`.
 fn reminder_due_before(event: &event::Model, now: DateTime<Utc>) -> bool {
-    use crate::notifications::{catalog::NotificationType, control::type_code};
-    event.notification_type == type_code(NotificationType::ActivityReminder)
+    event.notification_type == entity::event::NotificationType::ActivityReminder
         && crate::activities::records::ActivityData::of(event).is_some_and(|activity| activity.due_at <= now)
 }

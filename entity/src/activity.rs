@@ -7,6 +7,34 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// What kind of activity it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "ActivityKind"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Kind {
+    Call,
+    Meeting,
+    Task,
+    Email,
+    Appointment,
+    Other,
+}
+
+impl Kind {
+    /// How emails and the panel name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Call => "Call",
+            Self::Meeting => "Meeting",
+            Self::Task => "Task",
+            Self::Email => "Email",
+            Self::Appointment => "Appointment",
+            Self::Other => "Activity",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "activity")]
 pub struct Model {
@@ -15,8 +43,7 @@ pub struct Model {
     pub account_id: Uuid,
     /// The CRM's own id, unique per account, for idempotent upserts.
     pub external_id: Option<String>,
-    /// `CALL`, `MEETING`, `TASK`, `EMAIL`, `APPOINTMENT`, `OTHER`.
-    pub kind: String,
+    pub kind: Kind,
     pub title: String,
     pub owner_id: Uuid,
     pub contact_id: Option<Uuid>,

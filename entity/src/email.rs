@@ -3,6 +3,30 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// Which rule linked an email to its customer or lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LinkedBy {
+    /// A customer's main address.
+    CustomerMainEmail,
+    /// The address of one of a customer's contact persons.
+    CustomerContactEmail,
+    /// A lead's main address.
+    LeadMainEmail,
+    /// The address of one of a lead's contact persons.
+    LeadContactEmail,
+    /// The domain of a customer's addresses.
+    CustomerDomain,
+    /// A reply in a thread already linked.
+    Thread,
+    /// Assigned by a user.
+    Manual,
+    /// Not linked (kept because the mailbox archives everything).
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "email")]
 pub struct Model {
@@ -33,10 +57,7 @@ pub struct Model {
     pub references: Json,
     pub contact_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
-    /// How the link was made: a rule (`CUSTOMER_MAIN_EMAIL`, `CUSTOMER_CONTACT_EMAIL`,
-    /// `LEAD_MAIN_EMAIL`, `LEAD_CONTACT_EMAIL`, `CUSTOMER_DOMAIN`), `THREAD`, `MANUAL`, or
-    /// `NONE`.
-    pub linked_by: String,
+    pub linked_by: LinkedBy,
     pub created_at: DateTimeUtc,
 }
 

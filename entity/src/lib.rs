@@ -35,6 +35,7 @@ pub mod notification_default;
 pub mod notification_override;
 pub mod notification_roll_up;
 pub mod notification_setting;
+pub mod notification_type;
 pub mod operator_key;
 pub mod outbox_message;
 pub mod platform_event;

@@ -6,6 +6,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::notification_type::NotificationType;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "notification")]
 pub struct Model {
@@ -17,7 +19,7 @@ pub struct Model {
     pub account_id: Uuid,
     /// The latest event folded into this row.
     pub event_id: Uuid,
-    pub notification_type: String,
+    pub notification_type: NotificationType,
     pub contact_id: Option<Uuid>,
     /// The content (title, body, data, action URL) is `event_id`'s event's and is not stored
     /// with the row: an event shown in ten thousand panels keeps one copy. Rows read from the

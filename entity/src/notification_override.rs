@@ -3,15 +3,17 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::notification_default::{NotificationType, Switch};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "notification_override")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub notification_type: String,
+    pub notification_type: NotificationType,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub switch: String,
+    pub switch: Switch,
     pub account_id: Uuid,
     pub enabled: bool,
 }

@@ -446,7 +446,7 @@ async fn seed(app: &TestApp) -> Owner {
             references: json!([]),
             contact_id: Some(contact.parse().unwrap()),
             project_id: None,
-            linked_by: "CUSTOMER_MAIN_EMAIL".into(),
+            linked_by: entity::email::LinkedBy::CustomerMainEmail,
             created_at: chrono::Utc::now(),
         };
         model.into_active_model().insert(&app.state.db).await.unwrap().id.to_string()

@@ -12,13 +12,10 @@
 //! notifications with sender EMAIL are From that address.
 
 pub use api::activities::records::ActivityData;
-use api::activities::{
-    records::ActivityKind,
-    settings::{ActivitySettings, AlertSender, LateSender},
-};
+use api::activities::settings::{ActivitySettings, AlertSender, LateSender};
 use api::smtp;
 use chrono::{DateTime, Utc};
-use entity::{account, contact, event, user};
+use entity::{account, contact, event, event::NotificationType, user};
 use lettre::message::{header, Mailbox, MultiPart};
 use minijinja::{context, Environment, Value};
 
@@ -103,17 +100,17 @@ impl Templates {
 fn context_of(facts: &Facts<'_>) -> (&'static str, Value) {
     let tz: chrono_tz::Tz = facts.account.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %-d %b %Y, %H:%M %Z").to_string();
-    let kind = api::notifications::catalog::info_by_code(&facts.event.notification_type);
+    let kind = api::notifications::catalog::info(facts.event.notification_type);
     let activity = ActivityData::of(facts.event);
-    let family = match (facts.event.notification_type.as_str(), &activity) {
-        ("ACTIVITY_REMINDER", Some(_)) => "activity_reminder",
-        ("LATE_ACTIVITY", Some(_)) => "late_activity",
+    let family = match (facts.event.notification_type, &activity) {
+        (NotificationType::ActivityReminder, Some(_)) => "activity_reminder",
+        (NotificationType::LateActivity, Some(_)) => "late_activity",
         _ => "notification",
     };
     let activity_ctx = activity.as_ref().map(|a| {
         context! {
             title => a.title,
-            kind_label => ActivityKind::parse(&a.kind).label(),
+            kind_label => a.kind.label(),
             due_local => local(a.due_at),
         }
     });
@@ -127,7 +124,7 @@ fn context_of(facts: &Facts<'_>) -> (&'static str, Value) {
         owner => facts.owner.map(|o| context! { name => o.name }),
         contact => facts.contact.map(|c| context! { name => c.name, email => c.main_email }),
         event => context! { title => facts.event.title, body => facts.event.body },
-        type_label => kind.map(|k| k.label).unwrap_or("Notification"),
+        type_label => kind.label,
         action_url => facts.event.action_url,
         activity => activity_ctx,
         due_in => due_in,
@@ -184,17 +181,19 @@ pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Result<Option<(
         return Ok(None);
     };
     let system = mailbox("system sender", settings.sender_name(), address)?;
-    let chosen = match facts.event.notification_type.as_str() {
-        "ACTIVITY_REMINDER" if settings.alert_sender() == AlertSender::UserAccount => {
+    let chosen = match facts.event.notification_type {
+        NotificationType::ActivityReminder if settings.alert_sender() == AlertSender::UserAccount => {
             match facts.owner.filter(|o| o.email.parse::<lettre::Address>().is_ok()) {
                 Some(owner) => (mailbox("activity owner", Some(&owner.name), &owner.email)?, Some(system)),
                 None => (system, None),
             }
         }
-        "LATE_ACTIVITY" if settings.late_sender() == LateSender::Email => match settings.late_sender_email().filter(|a| a.parse::<lettre::Address>().is_ok()) {
-            Some(address) => (mailbox("late-response sender", settings.sender_name(), address)?, None),
-            None => (system, None),
-        },
+        NotificationType::LateActivity if settings.late_sender() == LateSender::Email => {
+            match settings.late_sender_email().filter(|a| a.parse::<lettre::Address>().is_ok()) {
+                Some(address) => (mailbox("late-response sender", settings.sender_name(), address)?, None),
+                None => (system, None),
+            }
+        }
         _ => (system, None),
     };
     Ok(Some(chosen))
@@ -294,12 +293,18 @@ mod tests {
         }
     }
 
-    fn activity_event(kind: &str, fired: DateTime<Utc>, due: DateTime<Utc>, owner: &user::Model) -> event::Model {
-        let data = ActivityData { activity_id: Uuid::nil(), kind: "CALL".into(), title: "Call about the roof quote".into(), due_at: due, owner_id: owner.id };
+    fn activity_event(kind: NotificationType, fired: DateTime<Utc>, due: DateTime<Utc>, owner: &user::Model) -> event::Model {
+        let data = ActivityData {
+            activity_id: Uuid::nil(),
+            kind: entity::activity::Kind::Call,
+            title: "Call about the roof quote".into(),
+            due_at: due,
+            owner_id: owner.id,
+        };
         event::Model {
             id: Uuid::nil(),
             account_id: Uuid::nil(),
-            notification_type: kind.into(),
+            notification_type: kind,
             contact_id: Some(Uuid::nil()),
             title: "Call due soon: Call about the roof quote".into(),
             body: None,
@@ -316,7 +321,7 @@ mod tests {
     #[test]
     fn reminder_as_the_owner_sees_it() {
         let owner = person("Ann Owner", "ann@acme.example");
-        let event = activity_event("ACTIVITY_REMINDER", at(2026, 11, 23, 13, 0), at(2026, 11, 24, 13, 0), &owner);
+        let event = activity_event(NotificationType::ActivityReminder, at(2026, 11, 23, 13, 0), at(2026, 11, 24, 13, 0), &owner);
         let (account, contact) = (account(), customer());
         let facts = Facts { event: &event, recipient: &owner, account: &account, contact: Some(&contact), owner: Some(&owner) };
         let email = Templates::new().email(&facts).unwrap();
@@ -329,7 +334,7 @@ mod tests {
     fn escalation_as_a_default_person_sees_it() {
         let owner = person("Ann Owner", "ann@acme.example");
         let boss = person("Bob Manager", "bob@acme.example");
-        let event = activity_event("LATE_ACTIVITY", at(2026, 11, 24, 15, 30), at(2026, 11, 24, 13, 0), &owner);
+        let event = activity_event(NotificationType::LateActivity, at(2026, 11, 24, 15, 30), at(2026, 11, 24, 13, 0), &owner);
         let (account, contact) = (account(), customer());
         let facts = Facts { event: &event, recipient: &boss, account: &account, contact: Some(&contact), owner: Some(&owner) };
         let email = Templates::new().email(&facts).unwrap();
@@ -341,7 +346,7 @@ mod tests {
     #[test]
     fn any_event_by_email_and_text() {
         let user = person("Ann Owner", "ann@acme.example");
-        let mut event = activity_event("NEW_LEAD", at(2026, 11, 23, 9, 5), at(2026, 11, 23, 9, 5), &user);
+        let mut event = activity_event(NotificationType::NewLead, at(2026, 11, 23, 9, 5), at(2026, 11, 23, 9, 5), &user);
         event.title = "New lead: Globex".into();
         event.body = Some("Asked for a quote <today>.".into());
         event.data = None;

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use api::{
-    activities::{records::ActivityKind, settings},
+    activities::settings,
     notifications::{
         catalog::NotificationType,
         fanout::{self, AddressedEvent},
@@ -94,8 +94,8 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Optio
         }
         let tz: chrono_tz::Tz = account.time_zone.parse().unwrap_or(chrono_tz::UTC);
         let due_local = a.due_at.with_timezone(&tz).format("%a %-d %b %Y, %H:%M %Z");
-        let label = ActivityKind::parse(&a.kind).label();
-        let data = ActivityData { activity_id: a.id, kind: a.kind.clone(), title: a.title.clone(), due_at: a.due_at, owner_id: a.owner_id };
+        let label = a.kind.label();
+        let data = ActivityData { activity_id: a.id, kind: a.kind, title: a.title.clone(), due_at: a.due_at, owner_id: a.owner_id };
         let (notification, title, body, recipients, mailed) = match kind {
             Kind::Reminder => {
                 (NotificationType::ActivityReminder, format!("{label} due soon: {}", a.title), format!("Due {due_local}"), vec![a.owner_id], vec![a.owner_id])

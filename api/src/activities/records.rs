@@ -21,7 +21,7 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct ActivityData {
     pub activity_id: Uuid,
-    pub kind: String,
+    pub kind: ActivityKind,
     pub title: String,
     pub due_at: DateTime<Utc>,
     pub owner_id: Uuid,
@@ -33,49 +33,7 @@ impl ActivityData {
     }
 }
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ActivityKind {
-    Call,
-    Meeting,
-    Task,
-    Email,
-    Appointment,
-    Other,
-}
-
-impl ActivityKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Call => "CALL",
-            Self::Meeting => "MEETING",
-            Self::Task => "TASK",
-            Self::Email => "EMAIL",
-            Self::Appointment => "APPOINTMENT",
-            Self::Other => "OTHER",
-        }
-    }
-    pub fn parse(code: &str) -> Self {
-        match code {
-            "CALL" => Self::Call,
-            "MEETING" => Self::Meeting,
-            "TASK" => Self::Task,
-            "EMAIL" => Self::Email,
-            "APPOINTMENT" => Self::Appointment,
-            _ => Self::Other,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Call => "Call",
-            Self::Meeting => "Meeting",
-            Self::Task => "Task",
-            Self::Email => "Email",
-            Self::Appointment => "Appointment",
-            Self::Other => "Activity",
-        }
-    }
-}
+pub use entity::activity::Kind as ActivityKind;
 
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<activity::Model> {
     caller.require_read()?;
@@ -157,7 +115,7 @@ pub async fn create(app: &AppState, caller: &Caller, input: NewActivity) -> ApiR
         id: Uuid::now_v7(),
         account_id: caller.account_id,
         external_id,
-        kind: input.kind.code().into(),
+        kind: input.kind,
         title,
         owner_id: input.owner_id,
         contact_id: input.contact_id,
@@ -203,7 +161,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: ActivityPa
     }
     let mut row = before.clone();
     if let Some(kind) = patch.kind {
-        row.kind = kind.code().into();
+        row.kind = kind;
     }
     if let Some(t) = new_title {
         row.title = t;

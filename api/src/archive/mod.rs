@@ -71,33 +71,7 @@ pub const PUBLIC_DOMAINS: &[&str] = &[
     "btinternet.com",
 ];
 
-/// Which rule linked an email.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkedBy {
-    CustomerMainEmail,
-    CustomerContactEmail,
-    LeadMainEmail,
-    LeadContactEmail,
-    CustomerDomain,
-    Thread,
-    Manual,
-    None,
-}
-
-impl LinkedBy {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::CustomerMainEmail => "CUSTOMER_MAIN_EMAIL",
-            Self::CustomerContactEmail => "CUSTOMER_CONTACT_EMAIL",
-            Self::LeadMainEmail => "LEAD_MAIN_EMAIL",
-            Self::LeadContactEmail => "LEAD_CONTACT_EMAIL",
-            Self::CustomerDomain => "CUSTOMER_DOMAIN",
-            Self::Thread => "THREAD",
-            Self::Manual => "MANUAL",
-            Self::None => "NONE",
-        }
-    }
-}
+pub use entity::email::LinkedBy;
 
 /// The account's customers and leads by address and domain, loaded once per scan.
 #[derive(Debug, Default)]
@@ -423,7 +397,7 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
                     references: json!(p.references),
                     contact_id,
                     project_id,
-                    linked_by: linked_by.code().into(),
+                    linked_by,
                     created_at: now,
                 });
                 seen_in_batch.insert(p.key.clone(), id);

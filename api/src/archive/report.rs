@@ -118,7 +118,7 @@ async fn require_manage(db: &impl ConnectionTrait, caller: &Caller, email_id: Uu
 struct LinkSnapshot {
     contact_id: Option<Uuid>,
     project_id: Option<Uuid>,
-    linked_by: String,
+    linked_by: LinkedBy,
 }
 
 /// Assigns an email to a contact (customer or lead) and/or a project, or removes its link
@@ -144,9 +144,9 @@ pub async fn assign(app: &AppState, caller: &Caller, email_id: Uuid, contact_id:
     let mut row = before.clone().into_active_model();
     row.contact_id = sea_orm::Set(contact_id);
     row.project_id = sea_orm::Set(project_id);
-    row.linked_by = sea_orm::Set(LinkedBy::Manual.code().into());
+    row.linked_by = sea_orm::Set(LinkedBy::Manual);
     let after = row.update(change.db()).await?;
-    let snap = |e: &email::Model| LinkSnapshot { contact_id: e.contact_id, project_id: e.project_id, linked_by: e.linked_by.clone() };
+    let snap = |e: &email::Model| LinkSnapshot { contact_id: e.contact_id, project_id: e.project_id, linked_by: e.linked_by };
     change.record(caller.account_id, "email.assigned", "Email", email_id, Some(&snap(&before)), Some(&snap(&after))).await?;
     change.commit().await?;
     Ok(after)

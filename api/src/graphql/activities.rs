@@ -201,7 +201,7 @@ impl Activity {
         self.0.external_id.as_deref()
     }
     async fn kind(&self) -> ActivityKind {
-        ActivityKind::parse(&self.0.kind)
+        self.0.kind
     }
     async fn title(&self) -> &str {
         &self.0.title

@@ -76,10 +76,9 @@ impl ArchivedEmail {
     async fn size(&self) -> i64 {
         self.0.size
     }
-    /// How the link was made: CUSTOMER_MAIN_EMAIL, CUSTOMER_CONTACT_EMAIL, LEAD_MAIN_EMAIL,
-    /// LEAD_CONTACT_EMAIL, CUSTOMER_DOMAIN, THREAD, MANUAL or NONE.
-    async fn linked_by(&self) -> &str {
-        &self.0.linked_by
+    /// How the link was made.
+    async fn linked_by(&self) -> entity::email::LinkedBy {
+        self.0.linked_by
     }
     /// The customer or lead it is linked to.
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {

@@ -170,7 +170,7 @@ async fn load_control(ctx: &Context<'_>, user_id: Option<uuid::Uuid>) -> async_g
     let (app, caller) = (app(ctx)?, caller(ctx)?);
     let user = control::target_user(&app.db, caller, user_id).await?;
     let layers = Layers::load(&app.db, user.account_id, Some(user.id)).await?;
-    let header = Header(control::header(&app.db, user.id, control::CONTROL).await?);
+    let header = Header(control::header(&app.db, user.id, control::Scope::Control).await?);
     Ok(NotificationControl { user, header, layers })
 }
 
@@ -178,7 +178,7 @@ async fn load_defaults(ctx: &Context<'_>) -> async_graphql::Result<AccountNotifi
     let (app, caller) = (app(ctx)?, caller(ctx)?);
     caller.require_read()?;
     let layers = Layers::load(&app.db, caller.account_id, None).await?;
-    let header = Header(control::header(&app.db, caller.account_id, control::ACCOUNT_DEFAULTS).await?);
+    let header = Header(control::header(&app.db, caller.account_id, control::Scope::AccountDefaults).await?);
     Ok(AccountNotificationDefaults { header, layers })
 }
 
@@ -339,7 +339,7 @@ async fn load_roll_up(ctx: &Context<'_>, user_id: Option<uuid::Uuid>) -> async_g
     let (user, account) = roll_up::target(&app.db, caller, user_id).await?;
     let candidates = crate::crm::accounts::descendants(&app.db, account.id).await?;
     let selected = roll_up::selected(&app.db, user.id, &candidates).await?;
-    let header = Header(control::header(&app.db, user.id, control::ROLL_UP).await?);
+    let header = Header(control::header(&app.db, user.id, control::Scope::RollUp).await?);
     Ok(NotificationRollUp { user, header, candidates, selected })
 }
 

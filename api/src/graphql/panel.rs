@@ -22,7 +22,6 @@ use crate::{
     notifications,
     notifications::{
         catalog::NotificationType,
-        control::type_code,
         fanout::{self, NewEvent},
         feed::{FeedItem, Resume},
         panel::{self, NotificationCounts, Selection, StateChange},
@@ -38,8 +37,8 @@ impl Event {
         ID(self.0.id.to_string())
     }
     #[graphql(name = "type")]
-    async fn kind(&self) -> Option<NotificationType> {
-        serde_json::from_value(serde_json::Value::String(self.0.notification_type.clone())).ok()
+    async fn kind(&self) -> NotificationType {
+        self.0.notification_type
     }
     async fn title(&self) -> &str {
         &self.0.title
@@ -64,8 +63,8 @@ impl Notification {
         ID(self.0.id.to_string())
     }
     #[graphql(name = "type")]
-    async fn kind(&self) -> Option<NotificationType> {
-        serde_json::from_value(serde_json::Value::String(self.0.notification_type.clone())).ok()
+    async fn kind(&self) -> NotificationType {
+        self.0.notification_type
     }
     async fn title(&self) -> &str {
         &self.0.title
@@ -159,7 +158,7 @@ impl PanelQuery {
             select = select.filter(if unseen { notification::Column::SeenAt.is_null() } else { notification::Column::SeenAt.is_not_null() });
         }
         if let Some(types) = filter.types {
-            select = select.filter(notification::Column::NotificationType.is_in(types.into_iter().map(type_code)));
+            select = select.filter(notification::Column::NotificationType.is_in(types));
         }
         if let Some(ids) = filter.account_ids {
             select = select.filter(notification::Column::AccountId.is_in(parse_ids(&ids, "filter.accountIds")?));

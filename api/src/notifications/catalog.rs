@@ -7,60 +7,9 @@
 //! "strongly encouraged": their System switch is on by default. Decisions for the types the
 //! document does not cover are written next to them.
 
-use serde::{Deserialize, Serialize};
-
 use crate::crm::accounts::AddOn;
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum NotificationType {
-    AccountPaused,
-    ActionPlanSteps,
-    AssignedUser,
-    ClientExport,
-    ClientImport,
-    ClientUpdate,
-    ContactMoved,
-    DownloadReport,
-    EmailFailedError,
-    DuplicateClient,
-    FranchiseeStatisticsReport,
-    TestInboxRead,
-    EmailReceived,
-    NewLead,
-    ManualAppointment,
-    ManualCallSchedule,
-    ManualContactReminder,
-    ManualEmailSent,
-    ManualTextSent,
-    BulkReassigned,
-    BulkReleased,
-    Warnings,
-    ParserCreated,
-    ParserUpdated,
-    PassThrough,
-    ProposalOpen,
-    ProposalSign,
-    ProposalSentToDispatch,
-    SingleReassigned,
-    SingleReleased,
-    SystemInformation,
-    SystemErrorInformation,
-    TextReceived,
-    TextStopped,
-    #[graphql(name = "THUMBTACK")]
-    #[serde(rename = "THUMBTACK")]
-    ThumbTack,
-    Voicemails,
-    ActivityReminder,
-    LateActivity,
-    IntegrationReauthenticationRequired,
-    ContactMappingError,
-    DataSyncSummary,
-    IntegrationEnabled,
-    IntegrationDisabled,
-    AutomatedCommunicationNeedsAttention,
-}
+pub use entity::notification_type::NotificationType;
 
 /// What the settings page shows about a type.
 #[derive(Debug)]
@@ -176,12 +125,6 @@ pub static CATALOG: &[TypeInfo] = &[
 
 pub fn info(kind: NotificationType) -> &'static TypeInfo {
     CATALOG.iter().find(|i| i.kind == kind).expect("every notification type is in the catalog")
-}
-
-/// The type stored as `code` (e.g. `ACTIVITY_REMINDER`), if there is one.
-pub fn info_by_code(code: &str) -> Option<&'static TypeInfo> {
-    let kind: NotificationType = serde_json::from_value(serde_json::Value::String(code.to_string())).ok()?;
-    Some(info(kind))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use entity::{notification_default, notification_override, notification_setting};
+use sea_orm::ActiveEnum;
 use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -28,38 +29,11 @@ use crate::{
     state::AppState,
 };
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Switch {
-    /// Shown in the user's panel.
-    System,
-    /// Shown in the panel only when the user is an assigned user of the event's contact.
-    Au,
-    /// A text message to the assigned user.
-    TextAu,
-    /// An email to the assigned user.
-    EmailAu,
-}
+pub use entity::notification_default::Switch;
 
-impl Switch {
-    pub const ALL: [Switch; 4] = [Switch::System, Switch::Au, Switch::TextAu, Switch::EmailAu];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Switch::System => "SYSTEM",
-            Switch::Au => "AU",
-            Switch::TextAu => "TEXT_AU",
-            Switch::EmailAu => "EMAIL_AU",
-        }
-    }
-
-    fn parse(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
-
-    pub fn applies_to(self, info: &TypeInfo) -> bool {
-        self == Switch::System || info.concerns_contact
-    }
+/// Whether a switch means anything for a type: the AU switches only for types about a contact.
+pub fn applies(switch: Switch, info: &TypeInfo) -> bool {
+    switch == Switch::System || info.concerns_contact
 }
 
 /// Where a switch's effective value comes from, so a UI can say why a box is ticked.
@@ -81,17 +55,6 @@ pub struct SwitchState {
     pub applicable: bool,
 }
 
-pub fn type_code(kind: NotificationType) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(code)) => code,
-        _ => unreachable!("notification types serialize as strings"),
-    }
-}
-
-pub(crate) fn parse_type(code: &str) -> Option<NotificationType> {
-    serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
-}
-
 /// The stored layers for one account and, optionally, one of its users.
 #[derive(Debug, Default, Clone)]
 pub struct Layers {
@@ -103,15 +66,11 @@ impl Layers {
     pub async fn load(db: &impl ConnectionTrait, account_id: Uuid, user_id: Option<Uuid>) -> ApiResult<Self> {
         let mut layers = Layers::default();
         for row in notification_default::Entity::find().filter(notification_default::Column::AccountId.eq(account_id)).all(db).await? {
-            if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
-                layers.account.insert((kind, switch), (row.enabled, row.locked));
-            }
+            layers.account.insert((row.notification_type, row.switch), (row.enabled, row.locked));
         }
         if let Some(user_id) = user_id {
             for row in notification_override::Entity::find().filter(notification_override::Column::UserId.eq(user_id)).all(db).await? {
-                if let (Some(kind), Some(switch)) = (parse_type(&row.notification_type), Switch::parse(&row.switch)) {
-                    layers.user.insert((kind, switch), row.enabled);
-                }
+                layers.user.insert((row.notification_type, row.switch), row.enabled);
             }
         }
         Ok(layers)
@@ -160,11 +119,12 @@ impl AccountLayers {
         }
         let defaults = notification_default::Entity::find()
             .filter(notification_default::Column::AccountId.is_in(account_ids.iter().copied()))
-            .filter(notification_default::Column::NotificationType.is_in(types.iter().map(|t| type_code(*t))))
+            .filter(notification_default::Column::NotificationType.is_in(types.iter().copied()))
             .all(db)
             .await?;
         for row in defaults {
-            if let (Some(kind), Some(switch), Some(l)) = (parse_type(&row.notification_type), Switch::parse(&row.switch), layers.get_mut(&row.account_id)) {
+            if let Some(l) = layers.get_mut(&row.account_id) {
+                let (kind, switch) = (row.notification_type, row.switch);
                 l.account.insert((kind, switch), (row.enabled, row.locked));
             }
         }
@@ -185,7 +145,7 @@ impl AccountLayers {
         if types.is_empty() {
             return Ok(());
         }
-        let codes: Vec<String> = types.iter().map(|t| type_code(*t)).collect();
+        let codes: Vec<NotificationType> = types.to_vec();
         let mut rows = Vec::new();
         if !everyone.is_empty() {
             rows.extend(
@@ -198,8 +158,7 @@ impl AccountLayers {
         }
         if !some.is_empty() {
             let listed: Vec<Uuid> = some.values().flatten().copied().collect();
-            let system_on =
-                Condition::all().add(notification_override::Column::Switch.eq(Switch::System.code())).add(notification_override::Column::Enabled.eq(true));
+            let system_on = Condition::all().add(notification_override::Column::Switch.eq(Switch::System)).add(notification_override::Column::Enabled.eq(true));
             rows.extend(
                 notification_override::Entity::find()
                     .filter(notification_override::Column::AccountId.is_in(some.keys().copied()))
@@ -210,7 +169,8 @@ impl AccountLayers {
             );
         }
         for row in rows {
-            if let (Some(kind), Some(switch), Some(l)) = (parse_type(&row.notification_type), Switch::parse(&row.switch), layers.get_mut(&row.account_id)) {
+            if let Some(l) = layers.get_mut(&row.account_id) {
+                let (kind, switch) = (row.notification_type, row.switch);
                 l.users.entry(row.user_id).or_default().insert((kind, switch), row.enabled);
             }
         }
@@ -234,7 +194,7 @@ impl AccountLayers {
 }
 
 fn resolve(account: &AccountLayer, user: Option<&UserLayer>, info: &TypeInfo, switch: Switch) -> SwitchState {
-    if !switch.applies_to(info) {
+    if !applies(switch, info) {
         return SwitchState { enabled: false, source: SettingSource::Default, locked: false, applicable: false };
     }
     let mut state =
@@ -268,10 +228,10 @@ fn check_changes(changes: &[SwitchChange], account_level: bool) -> ApiResult<()>
     let mut seen = HashSet::new();
     for (i, change) in changes.iter().enumerate() {
         let field = format!("input.changes[{i}]");
-        if !change.switch.applies_to(info(change.kind)) {
+        if !applies(change.switch, info(change.kind)) {
             return Err(ApiError::bad_input(
                 format!("{field}.switch"),
-                format!("{} does not concern a contact, so {} does not apply", info(change.kind).label, change.switch.code()),
+                format!("{} does not concern a contact, so {} does not apply", info(change.kind).label, change.switch.to_value()),
             ));
         }
         if !seen.insert((change.kind, change.switch)) {
@@ -291,7 +251,7 @@ pub(crate) async fn bump_version(
     change: &Change<'_>,
     owner_id: Uuid,
     account_id: Uuid,
-    scope: &str,
+    scope: Scope,
     expected: Option<i32>,
 ) -> ApiResult<notification_setting::Model> {
     let db = change.db();
@@ -306,7 +266,7 @@ pub(crate) async fn bump_version(
     let actor = change.caller().user_id();
     match current {
         None => {
-            let header = notification_setting::Model { owner_id, scope: scope.into(), account_id, version: 1, updated_at: now, updated_by: actor };
+            let header = notification_setting::Model { owner_id, scope, account_id, version: 1, updated_at: now, updated_by: actor };
             // A concurrent first save inserts the same key: one of them fails, as CONFLICT.
             header.into_active_model().reset_all().insert(db).await.map_err(|e| match e.sql_err() {
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
@@ -333,13 +293,10 @@ pub(crate) async fn bump_version(
     }
 }
 
-/// Scopes of settings objects (`notification_setting.scope`).
-pub const CONTROL: &str = "CONTROL";
-pub const ACCOUNT_DEFAULTS: &str = "ACCOUNT_DEFAULTS";
-pub const ROLL_UP: &str = "ROLL_UP";
+pub use entity::notification_setting::Scope;
 
-pub async fn header(db: &impl ConnectionTrait, owner_id: Uuid, scope: &str) -> ApiResult<Option<notification_setting::Model>> {
-    Ok(notification_setting::Entity::find_by_id((owner_id, scope.to_string())).one(db).await?)
+pub async fn header(db: &impl ConnectionTrait, owner_id: Uuid, scope: Scope) -> ApiResult<Option<notification_setting::Model>> {
+    Ok(notification_setting::Entity::find_by_id((owner_id, scope)).one(db).await?)
 }
 
 /// The user whose Control settings the caller may read or change: themselves (the user they
@@ -357,11 +314,11 @@ pub async fn target_user(db: &impl ConnectionTrait, caller: &Caller, user_id: Op
 #[derive(Serialize)]
 struct Snapshot {
     version: i32,
-    values: Vec<(String, &'static str, bool)>,
+    values: Vec<(String, String, bool)>,
 }
 
 fn snapshot(version: i32, values: &HashMap<(NotificationType, Switch), bool>) -> Snapshot {
-    let mut values: Vec<_> = values.iter().map(|(&(kind, switch), &on)| (type_code(kind), switch.code(), on)).collect();
+    let mut values: Vec<_> = values.iter().map(|(&(kind, switch), &on)| (kind.to_value(), switch.to_value(), on)).collect();
     values.sort();
     Snapshot { version, values }
 }
@@ -374,22 +331,22 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
     let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
     for (i, c) in changes.iter().enumerate() {
         if before.locked(c.kind, c.switch) {
-            return Err(ApiError::Forbidden(format!("input.changes[{i}]: {} / {} is locked by the account's admins", info(c.kind).label, c.switch.code())));
+            return Err(ApiError::Forbidden(format!("input.changes[{i}]: {} / {} is locked by the account's admins", info(c.kind).label, c.switch.to_value())));
         }
     }
-    let old_version = header(change.db(), user.id, CONTROL).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), user.id, Scope::Control).await?.map_or(0, |h| h.version);
     for c in changes {
         notification_override::Entity::delete_many()
             .filter(notification_override::Column::UserId.eq(user.id))
-            .filter(notification_override::Column::NotificationType.eq(type_code(c.kind)))
-            .filter(notification_override::Column::Switch.eq(c.switch.code()))
+            .filter(notification_override::Column::NotificationType.eq(c.kind))
+            .filter(notification_override::Column::Switch.eq(c.switch))
             .exec(change.db())
             .await?;
         if let Some(enabled) = c.enabled {
             notification_override::ActiveModel {
                 user_id: Set(user.id),
-                notification_type: Set(type_code(c.kind)),
-                switch: Set(c.switch.code().into()),
+                notification_type: Set(c.kind),
+                switch: Set(c.switch),
                 account_id: Set(user.account_id),
                 enabled: Set(enabled),
             }
@@ -397,7 +354,7 @@ pub async fn update_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>,
             .await?;
         }
     }
-    let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
+    let header = bump_version(&change, user.id, user.account_id, Scope::Control, expected).await?;
     let after = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
     change
         .record(
@@ -418,9 +375,9 @@ pub async fn reset_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, 
     let mut change = Change::begin(app, caller).await?;
     let user = target_user(change.db(), caller, user_id).await?;
     let before = Layers::load(change.db(), user.account_id, Some(user.id)).await?;
-    let old_version = header(change.db(), user.id, CONTROL).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), user.id, Scope::Control).await?.map_or(0, |h| h.version);
     notification_override::Entity::delete_many().filter(notification_override::Column::UserId.eq(user.id)).exec(change.db()).await?;
-    let header = bump_version(&change, user.id, user.account_id, CONTROL, expected).await?;
+    let header = bump_version(&change, user.id, user.account_id, Scope::Control, expected).await?;
     change
         .record(
             user.account_id,
@@ -438,11 +395,11 @@ pub async fn reset_user(app: &AppState, caller: &Caller, user_id: Option<Uuid>, 
 #[derive(Serialize)]
 struct AccountSnapshot {
     version: i32,
-    values: Vec<(String, &'static str, bool, bool)>,
+    values: Vec<(String, String, bool, bool)>,
 }
 
 fn account_snapshot(version: i32, layers: &Layers) -> AccountSnapshot {
-    let mut values: Vec<_> = layers.account.iter().map(|(&(kind, switch), &(on, locked))| (type_code(kind), switch.code(), on, locked)).collect();
+    let mut values: Vec<_> = layers.account.iter().map(|(&(kind, switch), &(on, locked))| (kind.to_value(), switch.to_value(), on, locked)).collect();
     values.sort();
     AccountSnapshot { version, values }
 }
@@ -454,19 +411,19 @@ pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i3
     let mut change = Change::begin(app, caller).await?;
     let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
     let before = Layers::load(change.db(), account.id, None).await?;
-    let old_version = header(change.db(), account.id, ACCOUNT_DEFAULTS).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), account.id, Scope::AccountDefaults).await?.map_or(0, |h| h.version);
     for c in changes {
         notification_default::Entity::delete_many()
             .filter(notification_default::Column::AccountId.eq(account.id))
-            .filter(notification_default::Column::NotificationType.eq(type_code(c.kind)))
-            .filter(notification_default::Column::Switch.eq(c.switch.code()))
+            .filter(notification_default::Column::NotificationType.eq(c.kind))
+            .filter(notification_default::Column::Switch.eq(c.switch))
             .exec(change.db())
             .await?;
         if let Some(enabled) = c.enabled {
             notification_default::ActiveModel {
                 account_id: Set(account.id),
-                notification_type: Set(type_code(c.kind)),
-                switch: Set(c.switch.code().into()),
+                notification_type: Set(c.kind),
+                switch: Set(c.switch),
                 enabled: Set(enabled),
                 locked: Set(c.locked.unwrap_or(false)),
             }
@@ -474,7 +431,7 @@ pub async fn update_account(app: &AppState, caller: &Caller, expected: Option<i3
             .await?;
         }
     }
-    let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
+    let header = bump_version(&change, account.id, account.id, Scope::AccountDefaults, expected).await?;
     let after = Layers::load(change.db(), account.id, None).await?;
     change
         .record(
@@ -497,9 +454,9 @@ pub async fn reset_account(app: &AppState, caller: &Caller, expected: Option<i32
     let mut change = Change::begin(app, caller).await?;
     let account = accounts::find_visible(change.db(), caller, caller.account_id).await?;
     let before = Layers::load(change.db(), account.id, None).await?;
-    let old_version = header(change.db(), account.id, ACCOUNT_DEFAULTS).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), account.id, Scope::AccountDefaults).await?.map_or(0, |h| h.version);
     notification_default::Entity::delete_many().filter(notification_default::Column::AccountId.eq(account.id)).exec(change.db()).await?;
-    let header = bump_version(&change, account.id, account.id, ACCOUNT_DEFAULTS, expected).await?;
+    let header = bump_version(&change, account.id, account.id, Scope::AccountDefaults, expected).await?;
     change
         .record(
             account.id,
@@ -538,10 +495,13 @@ mod tests {
     }
 
     #[test]
-    fn type_codes_round_trip() {
+    fn stored_type_names_are_the_api_names() {
+        use sea_orm::ActiveEnum;
         for info in super::super::catalog::CATALOG {
-            assert_eq!(parse_type(&type_code(info.kind)), Some(info.kind));
+            let stored = info.kind.to_value();
+            assert_eq!(serde_json::to_value(info.kind).unwrap(), serde_json::Value::String(stored.clone()));
+            assert_eq!(NotificationType::try_from_value(&stored).unwrap(), info.kind);
         }
-        assert_eq!(type_code(ThumbTack), "THUMBTACK");
+        assert_eq!(ThumbTack.to_value(), "THUMBTACK");
     }
 }

@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::{
     catalog::{info, NotificationType, TypeInfo},
-    control::{type_code, AccountLayers, Switch},
+    control::{AccountLayers, Switch},
     panel::Announcement,
 };
 use crate::{
@@ -171,7 +171,7 @@ pub(crate) async fn write_batch(db: &DatabaseConnection, collapse_window: Durati
     let contact_ids: Vec<Uuid> = unique(batch.iter().filter_map(|p| p.input.contact_id));
     let fold_keys: Vec<i32> = match collapse_window.is_zero() {
         true => Vec::new(),
-        false => batch.iter().filter_map(|p| p.input.contact_id.map(|c| fold_lock_key(p.account.id, &type_code(p.input.kind), c))).collect(),
+        false => batch.iter().filter_map(|p| p.input.contact_id.map(|c| fold_lock_key(p.account.id, p.input.kind, c))).collect(),
     };
     let (contact_account, assignees) = contacts_locking_folds(&txn, &contact_ids, fold_keys).await?;
 
@@ -280,7 +280,7 @@ fn new_event(p: &Pending, key: String, now: DateTime<Utc>) -> event::Model {
     event::Model {
         id: Uuid::now_v7(),
         account_id: p.account.id,
-        notification_type: type_code(input.kind),
+        notification_type: input.kind,
         contact_id: input.contact_id,
         title: input.title.trim().to_string(),
         body: input.body.clone(),
@@ -309,7 +309,7 @@ async fn fan_out(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let kinds: Vec<NotificationType> = unique(events.iter().filter_map(kind_of));
+    let kinds: Vec<NotificationType> = unique(events.iter().map(|e| e.notification_type));
     let accounts: Vec<Uuid> = unique(events.iter().map(|e| e.account_id));
     let mut layers = AccountLayers::load_defaults(txn, &accounts, &kinds).await?;
     // Who can receive: where one of the batch's types is in every panel by default, every
@@ -317,15 +317,12 @@ async fn fan_out(
     // who turned the type on. An event about one lead in an account of thousands then reads
     // a handful of users and overrides instead of all of them (publishEvent's two costliest
     // statements, 1.0 and 0.6 ms with 1,000 users).
-    let everyone: Vec<Uuid> =
-        unique(events.iter().filter(|e| kind_of(e).map(info).is_some_and(|t| layers[&e.account_id].system_by_default(t))).map(|e| e.account_id));
+    let everyone: Vec<Uuid> = unique(events.iter().filter(|e| layers[&e.account_id].system_by_default(info(e.notification_type))).map(|e| e.account_id));
     let mut some: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for event in events.iter().filter(|e| !everyone.contains(&e.account_id)) {
         let listed = some.entry(event.account_id).or_default();
-        if let (Some(contact_id), Some(t)) = (event.contact_id, kind_of(event).map(info)) {
-            if t.concerns_contact {
-                listed.extend(assignees.get(&contact_id).into_iter().flatten().copied());
-            }
+        if let Some(contact_id) = event.contact_id.filter(|_| info(event.notification_type).concerns_contact) {
+            listed.extend(assignees.get(&contact_id).into_iter().flatten().copied());
         }
     }
     AccountLayers::load_overrides(txn, &mut layers, &kinds, &everyone, &some).await?;
@@ -353,30 +350,29 @@ async fn fan_out(
     let mut outbox: Vec<Vec<outbox_message::Model>> = Vec::with_capacity(events.len());
     for event in events {
         let (mut panel, mut messages) = (Vec::new(), Vec::new());
-        if let Some(type_info) = kind_of(event).map(info) {
-            let layers = &layers[&event.account_id];
-            let assigned: HashSet<Uuid> = match event.contact_id {
-                Some(contact_id) if type_info.concerns_contact => assignees.get(&contact_id).into_iter().flatten().copied().collect(),
-                _ => HashSet::new(),
-            };
-            for user in users.get(&event.account_id).into_iter().flatten() {
-                let is_assigned = assigned.contains(&user.id);
-                let system = layers.enabled(user.id, type_info, Switch::System);
-                let au = is_assigned && layers.enabled(user.id, type_info, Switch::Au);
-                if system || au {
-                    panel.push(user.id);
+        let type_info = info(event.notification_type);
+        let layers = &layers[&event.account_id];
+        let assigned: HashSet<Uuid> = match event.contact_id {
+            Some(contact_id) if type_info.concerns_contact => assignees.get(&contact_id).into_iter().flatten().copied().collect(),
+            _ => HashSet::new(),
+        };
+        for user in users.get(&event.account_id).into_iter().flatten() {
+            let is_assigned = assigned.contains(&user.id);
+            let system = layers.enabled(user.id, type_info, Switch::System);
+            let au = is_assigned && layers.enabled(user.id, type_info, Switch::Au);
+            if system || au {
+                panel.push(user.id);
+            }
+            if is_assigned {
+                if layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
+                    messages.push(outbox_row(event, user.id, Channel::Text));
                 }
-                if is_assigned {
-                    if layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
-                        messages.push(outbox_row(event, user.id, Channel::Text));
-                    }
-                    if layers.enabled(user.id, type_info, Switch::EmailAu) {
-                        messages.push(outbox_row(event, user.id, Channel::Email));
-                    }
+                if layers.enabled(user.id, type_info, Switch::EmailAu) {
+                    messages.push(outbox_row(event, user.id, Channel::Email));
                 }
             }
-            panel.extend(roll_ups.recipients(event.account_id, type_info));
         }
+        panel.extend(roll_ups.recipients(event.account_id, type_info));
         panels.push(unique(panel.into_iter()));
         outbox.push(messages);
     }
@@ -396,10 +392,6 @@ async fn recipients(txn: &DatabaseTransaction, users: sea_orm::Select<user::Enti
         users = users.lock(LockType::KeyShare);
     }
     Ok(users.all(txn).await?)
-}
-
-fn kind_of(event: &event::Model) -> Option<NotificationType> {
-    super::control::parse_type(&event.notification_type)
 }
 
 /// Who rolls up the batch's accounts: users of ancestor accounts who picked them, are
@@ -479,7 +471,7 @@ fn panel_row(event: &event::Model, user_id: Uuid, position: Uuid) -> notificatio
         user_id,
         account_id: event.account_id,
         event_id: event.id,
-        notification_type: event.notification_type.clone(),
+        notification_type: event.notification_type,
         contact_id: event.contact_id,
         title: event.title.clone(),
         body: event.body.clone(),
@@ -515,8 +507,12 @@ const FOLD_LOCK_SPACE: i32 = 0x4845_5244; // "HERD"
 /// so that writers queue rather than deadlock; batches about other contacts are not held up.
 /// Hash collisions only make two unrelated batches wait for each other. SQLite has one writer
 /// at a time.
-fn fold_lock_key(account_id: Uuid, notification_type: &str, contact_id: Uuid) -> i32 {
-    let digest = Sha256::new().chain_update(account_id.as_bytes()).chain_update(notification_type.as_bytes()).chain_update(contact_id.as_bytes()).finalize();
+fn fold_lock_key(account_id: Uuid, notification_type: NotificationType, contact_id: Uuid) -> i32 {
+    let digest = Sha256::new()
+        .chain_update(account_id.as_bytes())
+        .chain_update(sea_orm::ActiveEnum::to_value(&notification_type).as_bytes())
+        .chain_update(contact_id.as_bytes())
+        .finalize();
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
@@ -594,13 +590,13 @@ async fn write_panels(
 ) -> ApiResult<Vec<Vec<notification::Model>>> {
     let window = chrono::Duration::from_std(collapse_window).unwrap_or(chrono::Duration::zero());
     let folding = !collapse_window.is_zero();
-    type Key = (Uuid, String, Uuid);
+    type Key = (Uuid, NotificationType, Uuid);
     let mut open: HashMap<Key, Open> = HashMap::new();
     let foldable: Vec<usize> = (0..events.len()).filter(|&i| folding && events[i].contact_id.is_some() && !panels[i].is_empty()).collect();
     if !foldable.is_empty() {
         // The batch holds the fold locks of these events (`contacts_locking_folds`).
         let users: Vec<Uuid> = unique(foldable.iter().flat_map(|&i| panels[i].iter().copied()));
-        let kinds: Vec<String> = unique(foldable.iter().map(|&i| events[i].notification_type.clone()));
+        let kinds: Vec<NotificationType> = unique(foldable.iter().map(|&i| events[i].notification_type));
         let contacts: Vec<Uuid> = unique(foldable.iter().filter_map(|&i| events[i].contact_id));
         let cutoff = foldable.iter().map(|&i| events[i].occurred_at).min().expect("not empty") - window;
         // Bounded statements: SQLite allows 32,766 parameters per statement.
@@ -616,7 +612,7 @@ async fn write_panels(
                 .all(txn)
                 .await?;
             for row in rows {
-                let key = (row.user_id, row.notification_type.clone(), row.contact_id.expect("filtered on contact"));
+                let key = (row.user_id, row.notification_type, row.contact_id.expect("filtered on contact"));
                 open.insert(key, Open { row, stored: true, bumps: 0 }); // the latest row per key wins
             }
         }
@@ -637,7 +633,7 @@ async fn write_panels(
                 closed.push(Open { row, stored: false, bumps: 0 });
                 continue;
             };
-            let key = (user_id, event.notification_type.clone(), contact_id);
+            let key = (user_id, event.notification_type, contact_id);
             match open.get_mut(&key) {
                 Some(o) if o.row.occurred_at >= event.occurred_at - window => {
                     let row = &mut o.row;
@@ -709,7 +705,7 @@ fn rows_of_events(events: &[event::Model], index: &HashMap<Uuid, usize>, rows: &
         array(T::BigInt, rows.iter().map(|r| (index[&r.event_id] as i64 + 1).into())),
         array(T::Uuid, events.iter().map(|e| e.account_id.into())),
         array(T::Uuid, events.iter().map(|e| e.id.into())),
-        array(T::String, events.iter().map(|e| e.notification_type.clone().into())),
+        array(T::String, events.iter().map(|e| e.notification_type.into())),
         array(T::Uuid, events.iter().map(|e| e.contact_id.unwrap_or_default().into())),
         array(T::Bool, events.iter().map(|e| e.contact_id.is_none().into())),
         array(T::ChronoDateTimeUtc, events.iter().map(|e| e.created_at.into())),
@@ -827,7 +823,7 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
         let event = event::Model {
             id: Uuid::now_v7(),
             account_id: input.account_id,
-            notification_type: type_code(input.kind),
+            notification_type: input.kind,
             contact_id: input.contact_id,
             title: input.title,
             body: input.body,

@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::control::{bump_version, header, target_user, ROLL_UP};
+use super::control::{bump_version, header, target_user, Scope};
 use crate::{
     audit::Change,
     auth::Caller,
@@ -58,7 +58,7 @@ pub async fn update(app: &AppState, caller: &Caller, user_id: Option<Uuid>, expe
         return Err(ApiError::bad_input(format!("input.subAccountIds[{position}]"), "not a sub-account of the user's account"));
     }
     let before: Vec<Uuid> = selected(change.db(), user.id, &candidates).await?.iter().map(|a| a.id).collect();
-    let old_version = header(change.db(), user.id, ROLL_UP).await?.map_or(0, |h| h.version);
+    let old_version = header(change.db(), user.id, Scope::RollUp).await?.map_or(0, |h| h.version);
     notification_roll_up::Entity::delete_many().filter(notification_roll_up::Column::UserId.eq(user.id)).exec(change.db()).await?;
     let mut after: Vec<Uuid> = Vec::new();
     for id in sub_account_ids {
@@ -68,7 +68,7 @@ pub async fn update(app: &AppState, caller: &Caller, user_id: Option<Uuid>, expe
         notification_roll_up::ActiveModel { user_id: Set(user.id), sub_account_id: Set(*id), account_id: Set(account.id) }.insert(change.db()).await?;
         after.push(*id);
     }
-    let header = bump_version(&change, user.id, account.id, ROLL_UP, expected).await?;
+    let header = bump_version(&change, user.id, account.id, Scope::RollUp, expected).await?;
     change
         .record(
             account.id,
