@@ -49,8 +49,8 @@ async fn main() -> anyhow::Result<()> {
     println!("smtp-sink on 127.0.0.1:{}; {n} messages per run; {concurrency} in flight per worker", sink.port);
 
     // Rounds, each the peer then Herald with one worker and with two, so that the machine's
-    // drift between runs (smtp-source alone swings from 3,500 to 6,000 msg/s here) falls on
-    // all three alike; the table gives each one's median.
+    // drift between runs (large even for smtp-source alone) falls on all three alike; the
+    // table gives each one's median.
     let rounds: usize = std::env::var("HERALD_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let mut source = Vec::new();
     let mut herald: [Vec<f64>; 2] = [Vec::new(), Vec::new()];

@@ -8,11 +8,10 @@
 //!
 //! A process hands what it publishes to its own subscribers directly, and to the others
 //! through Redis: each message on Redis is prefixed with its sender's origin (a random id per
-//! bus), and the listener drops the ones it sent itself. One account-wide event announced to
-//! ten thousand open panels of the publishing process made that round trip ten thousand
-//! times, on the same two cores as the panels: the last panel had it after 549–572 ms through
-//! Redis, 416–494 ms directly (benches/panel_feed.rs). Order is kept per publisher; across
-//! processes, as before, there is none to keep.
+//! bus), and the listener drops the ones it sent itself. Local subscribers must not wait for
+//! Redis: one account-wide event announced to ten thousand open panels of the publishing
+//! process would otherwise make that round trip ten thousand times, on the same cores as the
+//! panels. Order is kept per publisher; across processes there is none to keep.
 //!
 //! A value published in this process reaches its own subscribers as the value itself
 //! ([`Message::value`]); only the other processes get its JSON, written after the local
@@ -49,7 +48,7 @@ use tokio::sync::{broadcast, mpsc};
 /// Messages a slow subscriber may fall behind before it starts losing them (it is told, and
 /// the panel feed then catches up from the database: a lag costs a read, never a
 /// notification). Each channel allocates its slots up front, 40 bytes each, and every open
-/// panel has a channel: 8 rather than 16 saved 0.3 KiB of each idle panel.
+/// panel has a channel, so the capacity is kept small: every slot is paid by each idle panel.
 const CHANNEL_CAPACITY: usize = 8;
 
 /// Delivered to every local subscriber after the Redis subscription was re-established:

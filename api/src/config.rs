@@ -145,11 +145,9 @@ pub struct WorkerConfig {
     /// `HERALD_WORKER_THREADS`: runtime threads of a worker process (`cargo run -p worker`;
     /// the all-in-one server keeps tokio's default). One by default: a worker's work is
     /// waiting on its database and mail servers, and on a small machine, where PostgreSQL
-    /// runs beside it, a second thread mostly adds wake-ups between the two threads. The
-    /// delivery benchmark, one worker, medians of six rounds each: 2.32 s with two threads,
-    /// 2.27 with one (and 2.95 → 2.53 s over ten when the worker shared the bench's own
-    /// runtime). Scale out with more worker processes; they share the work through the
-    /// database.
+    /// runs beside it, a second thread mostly adds wake-ups between the two threads and sends
+    /// no faster (see docs/benchmarks.md, "Delivery"). Scale out with more worker processes;
+    /// they share the work through the database.
     pub threads: usize,
     /// `HERALD_WORKER_METRICS_BIND`: where a worker process serves `/metrics` and `/healthz`
     /// (`off`: nowhere). The all-in-one server's are the API's.

@@ -48,7 +48,7 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 
 /// The worker's pool for the outbox's own bookkeeping (claims and outcomes), with
 /// `synchronous_commit` off on PostgreSQL: those commits do not wait for the WAL to reach the
-/// disk, which more than doubles a worker's sends per second. What it risks is safe: a
+/// disk, a wait that would otherwise dominate a worker's sending. What it risks is safe: a
 /// database crash can forget the last few hundred milliseconds of outcomes, so those messages
 /// are sent again (same Message-ID) — never lost. Everything else, and every SQLite write,
 /// commits durably. Answers `None` on SQLite (one pool is all a single writer needs).
@@ -56,13 +56,12 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// Its planner also never chooses a sequential scan where an index serves
 /// (`enable_seqscan = off`, on this pool only). A claim or a batch of outcomes is a few
 /// primary-key lookups, but a statement's generic plan is made once, for the table as it is
-/// then: cached while the outbox was small (a new deployment, or a quiet hour before a burst),
-/// it hash-joined the batch against a scan of the whole table, which cost 1.7 ms per batch of
-/// outcomes with 10,000 queued in the delivery benchmark and grew with the table. Planning
-/// every execution afresh (`plan_cache_mode = force_custom_plan`, as before) avoided that for
-/// 0.12 ms per statement, 147 ms of PostgreSQL's time for 1,273 batches of outcomes
-/// (`track_planning`); without the scan on the table the generic plan is the index lookup
-/// at any size, so it is made once per connection.
+/// then: cached while the outbox is small (a new deployment, or a quiet hour before a burst),
+/// it would hash-join the batch against a scan of the whole table, a cost that grows with the
+/// table. Without the scan the generic plan is the index lookup at any size, so it is made
+/// once per connection; planning every execution afresh
+/// (`plan_cache_mode = force_custom_plan`) would also avoid the scan, but pays for planning
+/// on every statement.
 pub async fn connect_outbox(config: &Config, max_connections: u32) -> Result<Option<DatabaseConnection>, DbErr> {
     if !config.effective_database_url().starts_with("postgres") {
         return Ok(None);
@@ -157,8 +156,8 @@ pub fn pg_array(t: ArrayType, items: impl IntoIterator<Item = Value>) -> Value {
 
 /// `column IN (ids)`; on PostgreSQL `column = ANY($1)` with the ids as one array parameter.
 /// An `IN` list is a statement of its own for every length (parsed and planned again, with
-/// as many parameters as ids): reading a batch of 500 events by id that way cost 7–11 µs per
-/// row of PostgreSQL's time in the delivery benchmark.
+/// as many parameters as ids), so every batch read by id would be parsed and planned anew, at
+/// a cost per row; the array is one parameter and one prepared statement at any length.
 pub fn id_in<C: ColumnTrait>(backend: DbBackend, column: C, ids: impl IntoIterator<Item = Uuid>) -> SimpleExpr {
     match backend {
         DbBackend::Postgres => {
@@ -174,12 +173,12 @@ pub fn id_in<C: ColumnTrait>(backend: DbBackend, column: C, ids: impl IntoIterat
 /// On PostgreSQL the rows travel column by column, as one typed array per column, into
 /// `INSERT … SELECT … FROM unnest(…)`: a statement of a few dozen parameters however many
 /// rows it carries, instead of a `VALUES` list of one parameter per field. An account-wide
-/// event writes ten thousand panel rows; as `VALUES` lists of a thousand rows that was ten
-/// statements whose parse and bind cost as much as the inserts (380 ms against 105 ms for the
-/// same rows through `unnest`). A nullable column travels with a second, boolean array that
-/// says which of its elements are NULL, since an array parameter cannot hold NULLs through
-/// sea-query. SQLite, and any column type this does not map, take `insert_many` in chunks that
-/// stay under SQLite's 32,766 parameters.
+/// event writes ten thousand panel rows; as `VALUES` lists of a thousand rows that would be
+/// ten statements whose parse and bind cost more than the inserts themselves. A nullable
+/// column travels with a second, boolean array that says which of its elements are NULL,
+/// since an array parameter cannot hold NULLs through sea-query. SQLite, and any column type
+/// this does not map, take `insert_many` in chunks that stay under SQLite's 32,766
+/// parameters.
 pub async fn insert_all<E>(db: &impl ConnectionTrait, rows: &[E::Model]) -> Result<(), DbErr>
 where
     E: EntityTrait,

@@ -80,9 +80,29 @@ impl Server {
     }
 }
 
+/// What the routes share: the services, and the schemas built over them once.
+#[derive(Clone)]
+struct Api {
+    app: AppState,
+    schemas: graphql::Schemas,
+}
+
+impl axum::extract::FromRef<Api> for AppState {
+    fn from_ref(api: &Api) -> Self {
+        api.app.clone()
+    }
+}
+
+impl axum::extract::FromRef<Api> for graphql::Schemas {
+    fn from_ref(api: &Api) -> Self {
+        api.schemas.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let cors = cors_layer(&state.config);
+    let state = Api { schemas: graphql::Schemas::new(&state), app: state };
     let mut router = Router::new()
         .route(
             "/graphql",
@@ -220,11 +240,11 @@ async fn caller_of(app: &AppState, headers: &HeaderMap, media: MediaType) -> Res
     }
 }
 
-async fn execute(app: &AppState, request: async_graphql::Request, credentials: Credentials, media: MediaType) -> Response {
+async fn execute(schemas: &graphql::Schemas, request: async_graphql::Request, credentials: Credentials, media: MediaType) -> Response {
     let response = match credentials {
-        Credentials::Operator(operator) => graphql::execute_as_operator(app, request, operator).await,
-        Credentials::Account(Some(auth::Authenticated { caller, user })) => graphql::execute(app, request, Some(caller), user).await,
-        Credentials::Account(None) => graphql::execute(app, request, None, None).await,
+        Credentials::Operator(operator) => graphql::execute_as_operator(schemas, request, operator).await,
+        Credentials::Account(Some(auth::Authenticated { caller, user })) => graphql::execute(schemas, request, Some(caller), user).await,
+        Credentials::Account(None) => graphql::execute(schemas, request, None, None).await,
     };
     // A request error (parse, validation, variables) has no `data` at all; field errors
     // carry a path.
@@ -279,7 +299,7 @@ async fn detached(handler: impl std::future::Future<Output = Response> + Send + 
     }
 }
 
-async fn graphql_post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(State(schemas): State<graphql::Schemas>, headers: HeaderMap, body: Bytes) -> Response {
     let media = match negotiate(&headers) {
         Ok(media) => media,
         Err(response) => return response,
@@ -301,11 +321,11 @@ async fn graphql_post(State(app): State<AppState>, headers: HeaderMap, body: Byt
         Ok(request) => request,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, media, "BAD_USER_INPUT", &format!("not a GraphQL request: {e}")),
     };
-    let caller = match caller_of(&app, &headers, media).await {
+    let caller = match caller_of(schemas.app(), &headers, media).await {
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    execute(&app, request, caller, media).await
+    execute(&schemas, request, caller, media).await
 }
 
 #[derive(Deserialize)]
@@ -321,7 +341,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Result<Query<GetParams>, QueryRejection>) -> Response {
+async fn graphql_get(State(schemas): State<graphql::Schemas>, headers: HeaderMap, params: Result<Query<GetParams>, QueryRejection>) -> Response {
     let params = params.ok().map(|Query(p)| p);
     let Some(query) = params.as_ref().and_then(|p| p.query.clone()) else {
         if wants_html(&headers) {
@@ -362,11 +382,11 @@ async fn graphql_get(State(app): State<AppState>, headers: HeaderMap, params: Re
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let caller = match caller_of(&app, &headers, media).await {
+    let caller = match caller_of(schemas.app(), &headers, media).await {
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    execute(&app, request, caller, media).await
+    execute(&schemas, request, caller, media).await
 }
 
 /// The type of the operation a document would run; `None` when it does not parse or the

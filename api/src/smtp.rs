@@ -4,9 +4,9 @@
 //!
 //! lettre speaks SMTP; [`Mailer`] owns the sockets. lettre's own pooled transport opens its
 //! sockets without `TCP_NODELAY`, and writes a message's body and its final `.` separately:
-//! Nagle's algorithm then holds the final `.` until the server's delayed ACK, 40 ms per
-//! message on Linux, which capped a worker at ~460 messages/s. [`Mailer`] connects itself
-//! (`TCP_NODELAY`, implicit TLS through rustls), hands the socket to lettre's
+//! Nagle's algorithm then holds the final `.` until the server's delayed-ACK timer fires,
+//! so every message waits for that timer and it caps a worker's rate. [`Mailer`] connects
+//! itself (`TCP_NODELAY`, implicit TLS through rustls), hands the socket to lettre's
 //! `AsyncSmtpConnection` for EHLO, STARTTLS, AUTH and the transaction, and pools the open
 //! connections.
 //!
@@ -14,8 +14,8 @@
 //! `DATA` go out together when the server offers PIPELINING (RFC 2920, which every common MTA
 //! offers), and the socket holds what lettre writes until it turns to read the reply
 //! ([`Corked`]), so the message's data and its final `.` leave as one segment. On loopback
-//! each round trip is a wake-up of both processes, and those wake-ups were most of the
-//! worker's and the server's time in the delivery benchmark.
+//! each round trip is a wake-up of both processes, and those wake-ups are most of what a
+//! send costs the worker and the server.
 //!
 //! Failures are sorted into what a person can act on ([`FailureReason`]) and into transient
 //! or permanent for the worker's retries: SMTP 4xx replies, time-outs and lost connections

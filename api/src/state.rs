@@ -1,4 +1,6 @@
-//! Everything a request needs, built once per process and cloned cheaply into each request.
+//! The services every process shares (database, bus, keyring, token issuer, configuration,
+//! event writer, counts reader), built once per process and cloned cheaply. Nothing here knows
+//! GraphQL: the server builds its schemas over these ([`crate::graphql::Schemas`]).
 
 use std::sync::Arc;
 
@@ -10,7 +12,6 @@ use crate::{
     config::Config,
     crypto::{read_or_create_secret_file, Keyring},
     db,
-    graphql::{self, HeraldSchema},
     notifications::writer::EventWriter,
 };
 
@@ -20,13 +21,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub bus: Bus,
     /// Behind `Arc`s, like everything here: a state is cloned into every request and every
-    /// open subscription, and the issuer's validation sets and the keyring's ciphers were
-    /// 12 KiB of hash tables copied per open panel.
+    /// open subscription, and the issuer's validation sets and the keyring's ciphers are hash
+    /// tables that would otherwise be copied into every open panel.
     pub tokens: Arc<TokenIssuer>,
     pub keyring: Arc<Keyring>,
-    pub schema: HeraldSchema,
-    /// The schema introspection runs on ([`graphql::build_introspection_schema`]).
-    pub introspection_schema: HeraldSchema,
     /// Writes published events and their fan-out, batching concurrent publishes.
     pub events: EventWriter,
     /// Reads the live feeds' panel counts, batching concurrent reads.
@@ -68,22 +66,10 @@ impl AppState {
             Some(spec) => Keyring::parse(spec.expose())?,
             None => Keyring::load_or_create_file(&config.data_dir.join("herald.key"))?,
         };
-        let schema = graphql::build_schema(&config.limits);
-        let introspection_schema = graphql::build_introspection_schema(&config.limits);
         // SQLite has one writer at a time: a second writing transaction would only fail busy.
         let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
         let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
         let counts = crate::notifications::panel::CountsReader::start(db.clone());
-        Ok(Self {
-            tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())),
-            config: Arc::new(config),
-            db,
-            bus,
-            keyring: Arc::new(keyring),
-            schema,
-            introspection_schema,
-            events,
-            counts,
-        })
+        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), events, counts })
     }
 }

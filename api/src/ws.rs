@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::time::{sleep, Instant};
 use tokio_stream::StreamMap;
 
-use crate::{auth, graphql, state::AppState};
+use crate::{auth, graphql};
 
 /// Read buffer of each socket.
 const SOCKET_BUFFER: usize = 1024;
@@ -52,7 +52,8 @@ enum Protocol {
     Legacy,
 }
 
-pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(schemas): State<graphql::Schemas>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let app = schemas.app();
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         if !origin_allowed(&app.config.cors_origins, origin.to_str().unwrap_or(""), host) {
@@ -61,20 +62,21 @@ pub async fn upgrade(State(app): State<AppState>, headers: HeaderMap, ws: WebSoc
     }
     ws.protocols([TRANSPORT_WS, LEGACY_WS])
         // Most sockets are idle panels: small buffers (128 KiB each by default) let one
-        // process hold tens of thousands (1 KiB instead of 4 saved 3 KiB a socket). Larger
-        // messages still pass: a message is read across as many reads as it takes.
+        // process hold tens of thousands, since every byte of read buffer is allocated for
+        // each socket up front. Larger messages still pass: a message is read across as many
+        // reads as it takes.
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(WRITE_BATCH)
         // What a client sends is a GraphQL operation, never megabytes.
         .max_message_size(app.config.max_body_bytes)
         // The connection's future itself, not an `async` block around it: a block would keep
-        // its own copy of the state and the socket beside the connection's (0.5 KiB a socket).
+        // its own copy of the state and the socket beside the connection's, for every socket.
         .on_upgrade(move |socket| {
             let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
                 Some(LEGACY_WS) => Protocol::Legacy,
                 _ => Protocol::Transport,
             };
-            Connection::new(app, socket, protocol).serve()
+            Connection::new(schemas, socket, protocol).serve()
         })
 }
 
@@ -109,7 +111,8 @@ enum Flow {
 type OperationStream = BoxStream<'static, (usize, Option<Box<async_graphql::Response>>)>;
 
 struct Connection {
-    app: AppState,
+    /// The schemas operations run on, and through them the services.
+    schemas: graphql::Schemas,
     socket: WebSocket,
     protocol: Protocol,
     caller: Option<auth::Caller>,
@@ -122,9 +125,9 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(app: AppState, socket: WebSocket, protocol: Protocol) -> Self {
+    fn new(schemas: graphql::Schemas, socket: WebSocket, protocol: Protocol) -> Self {
         Self {
-            app,
+            schemas,
             socket,
             protocol,
             caller: None,
@@ -141,12 +144,12 @@ impl Connection {
     async fn serve(mut self) {
         // One timer for both deadlines, which never overlap: `connection_init` must arrive in
         // time, then the token's expiry (if it has one) ends the authenticated socket.
-        let deadline = sleep(self.app.config.ws_init_timeout);
+        let deadline = sleep(self.schemas.app().config.ws_init_timeout);
         tokio::pin!(deadline);
         let mut deadline_armed = true;
         // One timer for the pings and the peer's silence: it wakes for the next ping or when
         // the peer will have been silent for two periods, whichever comes first.
-        let period = self.app.config.ws_ping_interval;
+        let period = self.schemas.app().config.ws_ping_interval;
         let mut next_ping = Instant::now() + period;
         let wake = sleep(period);
         tokio::pin!(wake);
@@ -274,7 +277,7 @@ impl Connection {
         let token = payload.as_ref().and_then(token_from_payload);
         let caller = match token {
             None => None,
-            Some(token) => auth::authenticate(&self.app.db, &self.app.tokens, Some(&token)).await.ok().flatten(),
+            Some(token) => auth::authenticate(&self.schemas.app().db, &self.schemas.app().tokens, Some(&token)).await.ok().flatten(),
         };
         match caller {
             Some(caller) => {
@@ -313,7 +316,7 @@ impl Connection {
             return self.close(4400, "Invalid subscribe payload").await;
         };
         let running = crate::telemetry::Held::new("herald_ws_operations");
-        let stream = graphql::execute_stream(&self.app, request, Some(caller))
+        let stream = graphql::execute_stream(&self.schemas, request, Some(caller))
             .map(move |response| {
                 let _counted = &running; // as long as the operation runs
                 Some(Box::new(response))
@@ -326,9 +329,8 @@ impl Connection {
     }
 
     /// Writes a result, and every other result that is ready by then, with one flush: a
-    /// panel's new row and the counts after it leave in one `sendto`: 10,072 of them for one
-    /// event reaching ten thousand panels (benches/panel_feed.rs), where each result was
-    /// flushed on its own before.
+    /// panel's new row and the counts after it leave in one `sendto`, so one event reaching
+    /// ten thousand panels costs about one system call per panel, not one per result.
     async fn on_results(&mut self, id: String, first: bool, item: Option<Box<async_graphql::Response>>) -> Flow {
         if let Flow::Stop = self.on_result(id, first, item).await {
             return Flow::Stop;

@@ -1,15 +1,15 @@
 //! The panel rows' write path, which an account-wide event takes ten thousand times at once.
 //!
 //! - On PostgreSQL the panel rows lose their foreign keys to `user` and `account`. Each key
-//!   cost a lookup and a row lock per inserted row — half of the insert's time (230 ms against
-//!   120 ms for ten thousand rows). Fan-out takes the same lock once per statement instead: it
-//!   reads its recipients `FOR KEY SHARE`, so a user cannot be deleted between being chosen
-//!   and getting the row, and deleting a user deletes their rows (`crm::users::delete`). The
-//!   account needs no key: every row's event already has one to the row's account (roll-up rows
-//!   name the event's own sub-account). SQLite keeps
-//!   the keys: its `ALTER TABLE` cannot drop them, and its single writer does not race.
-//! - The collapse index (now `ix_notification_fold`) covers only rows about a contact, the
-//!   only rows an event can fold into, so rows about no contact (account-wide news) no longer
+//!   costs a lookup and a row lock per inserted row, as much work again as the insert itself.
+//!   Fan-out takes the same lock once per statement instead: it reads its recipients
+//!   `FOR KEY SHARE`, so a user cannot be deleted between being chosen and getting the row,
+//!   and deleting a user deletes their rows (`crm::users::delete`). The account needs no key:
+//!   every row's event already has one to the row's account (roll-up rows name the event's
+//!   own sub-account). SQLite keeps the keys: its `ALTER TABLE` cannot drop them, and its
+//!   single writer does not race.
+//! - The collapse index (`ix_notification_fold`) covers only rows about a contact, the only
+//!   rows an event can fold into, so rows about no contact (account-wide news) do not
 //!   maintain it.
 use sea_orm_migration::prelude::*;
 

@@ -1,13 +1,13 @@
 //! Each claim of outbox messages carries a token of its own (`claim_id`), so that its lease can
 //! be renewed while the worker works and kept short.
 //!
-//! A claim's lease time was also what said who held a message (each claim wrote a lease of
-//! its own, and every outcome was written only where the lease was still that one). A lease
-//! that said both could not be renewed without racing the outcomes written meanwhile, so it
-//! was long (two minutes), and a worker that died left up to four batches waiting that long.
-//! Now the token says who holds a message and the lease only until when: a worker renews the
+//! The token says who holds a message and the lease only until when: a worker renews the
 //! leases of its claims every third of a lease, and outcomes are written where the token is
-//! still the worker's.
+//! still the worker's. The lease time must not also say who holds a message (each claim
+//! writing a lease of its own, outcomes written only where the lease is still that one): a
+//! lease that says both cannot be renewed without racing the outcomes written meanwhile, so
+//! it would have to be long, and a worker that died would leave up to four batches waiting
+//! that long.
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]

@@ -679,7 +679,8 @@ async fn a_paused_accounts_mail_waits_and_goes_out_when_it_is_resumed() {
     pause(&app, true).await;
     let worker = Worker::new(app.state.clone()).await.unwrap();
     assert_eq!(worker.tick().await.unwrap().delivered.held, 2);
-    // Hours later (the retries of old would have run out by now) they still wait, unspent.
+    // Hours later (past when retries would have run out) they still wait, unspent: holding a
+    // message spends none of its attempts.
     let report = worker.tick_at(Utc::now() + chrono::Duration::hours(4)).await.unwrap();
     assert_eq!(report.delivered, worker::delivery::Delivered::default(), "held messages are not claimed again");
     for m in outbox(&app).await {

@@ -1,5 +1,6 @@
-//! Herald's integration tests: one binary (linking one per file costs minutes on two cores),
-//! a module per area. Every test starts the real server on a random port.
+//! Herald's integration tests: one binary (each test binary links all of Herald, so one per
+//! file would link it once per file), a module per area. Every test starts the real server
+//! on a random port.
 
 mod auth;
 mod crm;

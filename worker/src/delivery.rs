@@ -91,8 +91,8 @@ pub struct Courier {
     /// Permits to let a message through to the end of its data (an email) or to its gateway
     /// (a text), each held until the outcome is written: at most this many messages are ever
     /// accepted but unsettled. The envelope of the next message then goes out while the last
-    /// outcome is written, instead of its connection waiting for the database (a fifth of a
-    /// send's time with one worker in the delivery benchmark).
+    /// outcome is written, instead of its connection idling for the database's part of every
+    /// send.
     gate: tokio::sync::Semaphore,
     /// The worker's scheduler's way in (see [`Handoff`]), and this end of it: one stream at a
     /// time takes what was handed over.
@@ -193,10 +193,10 @@ async fn renew(db: &sea_orm::DatabaseConnection, claims: &[Uuid], until: DateTim
 ///
 /// The scheduler inserts the emails of a step as `SENDING`, leased to this worker, in the
 /// transaction that records their events, and hands them over once it has committed: the
-/// courier sends them without claiming them again. A claim rewrites every row and its index
-/// entries a second time (28–31 µs of PostgreSQL's time per message in the delivery
-/// benchmark). From there on a handed message is a claimed one: if the worker dies, or the
-/// lease ends before its turn comes (the stream then skips it), whoever claims next takes it.
+/// courier sends them without claiming them again, since a claim would rewrite every row and
+/// its index entries a second time. From there on a handed message is a claimed one: if the
+/// worker dies, or the lease ends before its turn comes (the stream then skips it), whoever
+/// claims next takes it.
 ///
 /// Only while the courier holds fewer than `room` messages (four batches): beyond that the
 /// scheduler queues them `PENDING` for any worker, so that one slow SMTP server does not hold
@@ -728,10 +728,10 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 ///
 /// Each of the two is its own ordered walk of its partial index (`ix_outbox_leased`,
 /// `ix_outbox_due`) that stops at the batch's size, and the claimed rows are then updated by
-/// primary key. One `WHERE (pending and due) OR (leased and expired) ORDER BY next_attempt_at`
-/// read every due message and sorted them for each batch (and joined the whole table to find
-/// them again): a claim cost 31–41 µs per message in the delivery benchmark with 10,000
-/// queued, and grew with the backlog.
+/// primary key. A single `WHERE (pending and due) OR (leased and expired) ORDER BY
+/// next_attempt_at` would read every due message and sort them for each batch (and join the
+/// whole table to find them again), so a claim's cost would grow with the backlog; the walks
+/// keep it to the batch's size.
 async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> anyhow::Result<Vec<outbox_message::Model>> {
     let backend = db.get_database_backend();
     let lease = micros(now + chrono::Duration::from_std(app.config.worker.lease)?);
@@ -770,8 +770,8 @@ async fn claim(app: &AppState, db: &sea_orm::DatabaseConnection, now: DateTime<U
 /// for one writer task, which writes whatever is queued, up to [`SETTLE_BATCH`], in one
 /// statement. Each send waits for its own outcome to be written before its sender takes the
 /// next message, so a worker killed at any moment leaves unsettled only the messages then in
-/// flight, as when each outcome was its own statement. Those statements were 16 s of
-/// PostgreSQL's 22 s of execution in the delivery benchmark (pg_stat_statements).
+/// flight, as if each outcome were its own statement; but one statement per outcome would be
+/// most of PostgreSQL's work in a burst of deliveries.
 struct Settler {
     queue: tokio::sync::mpsc::Sender<Settle>,
 }
@@ -842,11 +842,10 @@ impl Settler {
 /// A row is this worker's while its claim token is the one this worker's claim wrote: only a
 /// claim sets one and every settle clears it, so the token alone says who holds the message
 /// (the lease only says until when, and is renewed meanwhile). The rows are found by primary
-/// key. Matching on `status = 'SENDING'` as well let PostgreSQL's
-/// planner, which had last seen the table all PENDING, scan every SENDING entry of the status
-/// index (in-flight rows and the dead versions of those already settled) and hash-join them,
-/// for each statement: 83 µs of execution per settled message, the most expensive statement
-/// of the delivery benchmark (pg_stat_statements).
+/// key only: matching on `status = 'SENDING'` too makes PostgreSQL's planner, when its
+/// statistics show the table all PENDING, scan every SENDING entry of the status index
+/// (in-flight rows and the dead versions of those already settled) and hash-join them for
+/// each statement, at a cost per settled message that grows with those entries.
 async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> anyhow::Result<HashSet<Uuid>> {
     let statement = match db.get_database_backend() {
         DbBackend::Postgres => settles_unnest(batch),

@@ -467,7 +467,7 @@ const REFRESH_AFTER: usize = 1000;
 /// The key look-ups of a scan are planned from the statistics. A first sync into a young
 /// archive outgrows them within seconds, long before autovacuum's next round, and the
 /// planner, still believing the table nearly empty, reads every email of the account to
-/// answer each look-up: a 10,000-message first sync slowed from 90 ms to 500 ms per batch.
+/// answer each look-up, so every batch of the sync gets slower as the archive grows.
 /// A load that has more than doubled the table (and added at least [`REFRESH_AFTER`]) runs
 /// ANALYZE once; from then on the planner scales the estimate with the table's size.
 #[derive(Debug)]

@@ -4,8 +4,9 @@
 //! `extensions.code`.
 //!
 //! This is deliberately not an async-graphql `Extension`: any registered extension wraps
-//! every field resolution in an extra future, which cost the settings-page benchmark a
-//! measurable share of its throughput. The document parsed here is the one execution uses.
+//! every field resolution in an extra future, a cost paid per field by every operation,
+//! where this guard runs once per operation. The document parsed here is the one execution
+//! uses.
 
 use async_graphql::{
     parser::types::{OperationType, Selection, SelectionSet},

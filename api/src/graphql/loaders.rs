@@ -61,12 +61,12 @@ pub fn loaders(db: DatabaseConnection) -> Loaders {
 
 /// The loaders of one operation, made when a resolver first needs them.
 ///
-/// Most operations, and every idle subscription, never load a relation: an open panel kept a
-/// loader of its own (its connection handle, a lock and, once its caches had been cleared
-/// after a result, an empty cache per key type — `DataLoader::clear` creates what it clears),
-/// about 1 KiB of each of ten thousand idle panels. A subscription [`forget`](Self::forget)s
-/// its loaders after each result instead, so that the next result shows current rows and
-/// nothing is kept while it waits.
+/// Most operations, and every idle subscription, never load a relation, so none is made until
+/// one is needed: a loader held by an open panel would keep its connection handle, a lock and,
+/// once its caches are cleared after a result, an empty cache per key type
+/// (`DataLoader::clear` creates what it clears) for as long as the panel stays open. A
+/// subscription [`forget`](Self::forget)s its loaders after each result instead, so that the
+/// next result shows current rows and nothing is kept while it waits.
 #[derive(Default)]
 pub struct OperationLoaders(std::sync::Mutex<Option<Arc<Loaders>>>);
 
@@ -90,9 +90,9 @@ impl OperationLoaders {
 /// Loads the relations of a whole page at once, before its items are resolved, when the
 /// selection asks for them (look-ahead). Each item's `load_one` then hits the cache: the
 /// same single statement as batching, but without the batch task, whose 1 ms delay runs on
-/// a shared timer thread. Under load those delays stretched far beyond 1 ms: prefetching a
-/// settings page's relations took it from 0.34 to 0.86 of the same-SQL peer's throughput
-/// (benches/settings_page.rs). The batching loader still covers every other path.
+/// a shared timer thread that, under load, stretches those delays far beyond 1 ms: a page's
+/// relations must not wait on it (see docs/benchmarks.md, "Settings page"). The batching
+/// loader still covers every other path.
 pub async fn prefetch<K>(loaders: Arc<Loaders>, keys: Vec<K>) -> Result<(), LoadError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,

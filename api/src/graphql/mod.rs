@@ -74,13 +74,17 @@ pub struct Subscription(audit::AuditSubscription, panel::PanelSubscription);
 
 pub type HeraldSchema = Schema<Query, Mutation, Subscription>;
 
+/// The schema with the usual limits, without services: enough for its SDL and validation.
 pub fn build_schema(limits: &QueryLimits) -> HeraldSchema {
+    builder(limits).finish()
+}
+
+fn builder(limits: &QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .limit_recursive_depth(limits.max_depth * 4)
-        .finish()
 }
 
 /// How deep an introspection query may go. graphql-js's standard introspection query
@@ -88,36 +92,56 @@ pub fn build_schema(limits: &QueryLimits) -> HeraldSchema {
 /// any operation on data needs; introspection runs on a schema of its own with this bound.
 const INTROSPECTION_MAX_DEPTH: usize = 24;
 
-/// The schema introspection runs on: the same types, nothing but introspection, and a depth
-/// bound that fits the standard introspection query.
-pub fn build_introspection_schema(limits: &QueryLimits) -> HeraldSchema {
+fn introspection_builder(limits: &QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(INTROSPECTION_MAX_DEPTH)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .limit_recursive_depth(INTROSPECTION_MAX_DEPTH * 4)
         .introspection_only()
-        .finish()
 }
 
-/// The schema `request` runs on: introspection on its own schema when the caller may
-/// introspect; anything else on the schema with the usual limits, where introspection is
-/// refused to those who may not.
-fn schema_for<'a>(app: &'a AppState, request: &mut async_graphql::Request, signed_in: bool) -> &'a HeraldSchema {
-    use crate::config::Introspection;
-    let allowed = match app.config.limits.introspection {
-        Introspection::Anyone => true,
-        Introspection::SignedIn => signed_in,
-        Introspection::Off => false,
-    };
-    if !allowed {
-        *request = std::mem::replace(request, async_graphql::Request::new("")).disable_introspection();
-        return &app.schema;
+/// The schemas a server runs operations on, built once when it starts, with the services as
+/// their data: the GraphQL layer depends on the services, never the reverse. Introspection
+/// runs on a schema of its own: the same types, nothing but introspection, and a depth bound
+/// that fits the standard introspection query.
+#[derive(Clone)]
+pub struct Schemas {
+    app: AppState,
+    data: HeraldSchema,
+    introspection: HeraldSchema,
+}
+
+impl Schemas {
+    pub fn new(app: &AppState) -> Self {
+        let limits = &app.config.limits;
+        Self { app: app.clone(), data: builder(limits).data(app.clone()).finish(), introspection: introspection_builder(limits).data(app.clone()).finish() }
     }
-    if guard::is_introspection(request) {
-        &app.introspection_schema
-    } else {
-        &app.schema
+
+    /// The services the schemas run over.
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    /// The schema `request` runs on: introspection on its own schema when the caller may
+    /// introspect; anything else on the schema with the usual limits, where introspection
+    /// is refused to those who may not.
+    fn for_request(&self, request: &mut async_graphql::Request, signed_in: bool) -> &HeraldSchema {
+        use crate::config::Introspection;
+        let allowed = match self.app.config.limits.introspection {
+            Introspection::Anyone => true,
+            Introspection::SignedIn => signed_in,
+            Introspection::Off => false,
+        };
+        if !allowed {
+            *request = std::mem::replace(request, async_graphql::Request::new("")).disable_introspection();
+            return &self.data;
+        }
+        if guard::is_introspection(request) {
+            &self.introspection
+        } else {
+            &self.data
+        }
     }
 }
 
@@ -157,31 +181,27 @@ pub(crate) fn parse_ids(ids: &[ID], field: &str) -> ApiResult<Vec<Uuid>> {
     ids.iter().map(|id| parse_id(id, field)).collect()
 }
 
-/// Adds what each request needs to a GraphQL request.
-fn prepare(
-    request: async_graphql::Request,
-    app: &AppState,
-    caller: Option<Caller>,
-    loaders: std::sync::Arc<loaders::OperationLoaders>,
-) -> async_graphql::Request {
-    request.data(app.clone()).data(Session(caller)).data(loaders)
+/// Adds what each request needs to a GraphQL request (the services are the schema's data).
+fn prepare(request: async_graphql::Request, caller: Option<Caller>, loaders: std::sync::Arc<loaders::OperationLoaders>) -> async_graphql::Request {
+    request.data(Session(caller)).data(loaders)
 }
 
 /// Runs one operation for an operator (see [`crate::platform`]): no caller, so only the
 /// platform's fields accept it.
-pub async fn execute_as_operator(app: &AppState, request: async_graphql::Request, operator: crate::platform::Operator) -> async_graphql::Response {
+pub async fn execute_as_operator(schemas: &Schemas, request: async_graphql::Request, operator: crate::platform::Operator) -> async_graphql::Response {
     let request = request.data(platform::OperatorSession(Some(operator)));
-    execute(app, request, None, None).await
+    execute(schemas, request, None, None).await
 }
 
 /// Runs one operation for `caller`. `signed_in` is the caller's user and account rows when
 /// the transport just read them (authentication does): they prime the loaders.
 pub async fn execute(
-    app: &AppState,
+    schemas: &Schemas,
     mut request: async_graphql::Request,
     caller: Option<Caller>,
     signed_in: Option<(entity::user::Model, entity::account::Model)>,
 ) -> async_graphql::Response {
+    let app = &schemas.app;
     if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
         return guard::with_codes(async_graphql::Response::from_errors(vec![error]));
     }
@@ -194,27 +214,27 @@ pub async fn execute(
         }
         None => loaders::OperationLoaders::default(),
     };
-    let schema = schema_for(app, &mut request, caller.is_some());
-    guard::with_codes(schema.execute(prepare(request, app, caller, std::sync::Arc::new(loaders))).await)
+    let schema = schemas.for_request(&mut request, caller.is_some());
+    guard::with_codes(schema.execute(prepare(request, caller, std::sync::Arc::new(loaders))).await)
 }
 
 /// Runs one operation as a stream of results (subscriptions, and any operation over
 /// WebSocket).
 pub fn execute_stream(
-    app: &AppState,
+    schemas: &Schemas,
     mut request: async_graphql::Request,
     caller: Option<Caller>,
 ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
     use futures_util::StreamExt;
-    if let Err(error) = guard::check_aliases(&mut request, app.config.limits.max_aliases) {
+    if let Err(error) = guard::check_aliases(&mut request, schemas.app.config.limits.max_aliases) {
         let response = guard::with_codes(async_graphql::Response::from_errors(vec![error]));
         return futures_util::stream::once(async move { response }).boxed();
     }
     // A subscription lives for hours: its loaders forget what they loaded after each result,
     // so that every item shows current names and the cache does not grow with the stream.
     let loaders = std::sync::Arc::new(loaders::OperationLoaders::default());
-    let schema = schema_for(app, &mut request, caller.is_some());
-    let request = prepare(request, app, caller, loaders.clone());
+    let schema = schemas.for_request(&mut request, caller.is_some());
+    let request = prepare(request, caller, loaders.clone());
     schema
         .execute_stream(request)
         .map(move |response| {

@@ -315,8 +315,8 @@ async fn fan_out(
     // Who can receive: where one of the batch's types is in every panel by default, every
     // user of the account; elsewhere only the assignees of the events' contacts and the users
     // who turned the type on. An event about one lead in an account of thousands then reads
-    // a handful of users and overrides instead of all of them (publishEvent's two costliest
-    // statements, 1.0 and 0.6 ms with 1,000 users).
+    // a handful of users and overrides instead of all of them: reading users and overrides
+    // are publishEvent's costliest statements, and their cost grows with the rows read.
     let everyone: Vec<Uuid> = unique(events.iter().filter(|e| layers[&e.account_id].system_by_default(info(e.notification_type))).map(|e| e.account_id));
     let mut some: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for event in events.iter().filter(|e| !everyone.contains(&e.account_id)) {
@@ -541,9 +541,8 @@ async fn contacts_locking_folds(
                  SELECT c.id AS contact_id, c.account_id, a.user_id FROM fold_lock CROSS JOIN contact c LEFT JOIN contact_assignee a ON a.contact_id = c.id";
             // One contact (every publish of an idle server) is compared as one value: the
             // statement then keeps its generic plan, two primary-key lookups. With an array
-            // PostgreSQL plans every execution again (0.27 ms, a tenth of a publish in the
-            // latency benchmark), since its generic plan, guessing ten contacts, would scan
-            // a small contact table.
+            // PostgreSQL plans every execution again, a cost every publish would pay, since
+            // its generic plan, guessing ten contacts, would scan a small contact table.
             match contact_ids {
                 [one] => sea_orm::Statement::from_sql_and_values(
                     backend,
@@ -726,9 +725,9 @@ fn rows_of_events(events: &[event::Model], index: &HashMap<Uuid, usize>, rows: &
 ///
 /// On PostgreSQL the values travel as one array per column into `UPDATE … FROM unnest(…)`, as
 /// [`crate::db::insert_all`]'s rows do: twelve parameters whatever the number of rows, one
-/// prepared statement. As `UPDATE … FROM (VALUES …)` (which SQLite ≥ 3.33 still gets) a
-/// thousand rows were nine thousand parameters and a statement of their own for every length,
-/// parsed and planned each time: 2.3 ms of planning per statement in the fan-out benchmark.
+/// prepared statement. As `UPDATE … FROM (VALUES …)` (which SQLite ≥ 3.33 gets) a thousand
+/// rows are nine thousand parameters and a statement of their own for every length, parsed
+/// and planned afresh each time.
 async fn fold_stored(txn: &DatabaseTransaction, rows: &[(&notification::Model, i32)]) -> ApiResult<()> {
     if rows.is_empty() {
         return Ok(());

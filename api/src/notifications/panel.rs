@@ -66,7 +66,7 @@ const COUNTS_BATCH: usize = 500;
 
 /// Reads panel counts for many users in one statement, for the live feeds. When one
 /// account-wide event reaches ten thousand open panels, each reads its counts; one statement
-/// each, those were ten thousand reads competing with the frames being sent. Requests that
+/// each would be ten thousand reads competing with the frames being sent. Requests that
 /// arrive while a read runs are answered together by the next one. A read starts after the
 /// requests it answers arrived, so it sees whatever was committed before each caller asked.
 #[derive(Clone)]
