@@ -1,7 +1,8 @@
 //! Configuration: one typed struct read from `HERALD_*` environment variables, shared by the
 //! api, the worker and the all-in-one binary.
 //!
-//! Every variable has a documented default (docs/operations.md, "Configuration"); a value that cannot be
+//! Every variable has one default, written in [`Config::embedded`] and [`WorkerConfig::default`]
+//! and documented in docs/operations.md ("Configuration", checked by a test); a value that cannot be
 //! used stops start-up with a [`ConfigError`] naming the variable. Secrets are wrapped in
 //! [`SecretString`] so that `{:?}` of a config never prints them.
 
@@ -267,9 +268,9 @@ impl Config {
                 _ => return Err(ConfigError::new("HERALD_INTROSPECTION", format!("anyone, signed-in or off, not {who:?}"))),
             };
         }
-        config.ws_init_timeout = Duration::from_secs(number(&var, "HERALD_WS_INIT_TIMEOUT_SECS", 5u64)?);
-        config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", 20u64)?);
-        config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", 3600u64)?);
+        config.ws_init_timeout = Duration::from_secs(number(&var, "HERALD_WS_INIT_TIMEOUT_SECS", config.ws_init_timeout.as_secs())?);
+        config.ws_ping_interval = Duration::from_secs(number(&var, "HERALD_WS_PING_INTERVAL_SECS", config.ws_ping_interval.as_secs())?);
+        config.token_ttl = Duration::from_secs(number(&var, "HERALD_TOKEN_TTL_SECS", config.token_ttl.as_secs())?);
         if let Some(raw) = var("HERALD_NOTIFICATION_COLLAPSE_SECS") {
             let secs: u64 =
                 raw.trim().parse().map_err(|e| ConfigError::new("HERALD_NOTIFICATION_COLLAPSE_SECS", format!("not a number of seconds ({e}): {raw:?}")))?;
@@ -280,7 +281,7 @@ impl Config {
             return Err(ConfigError::new("HERALD_EVENT_WRITERS", "must be at least 1"));
         }
         let w = &mut config.worker;
-        w.poll_interval = Duration::from_millis(number(&var, "HERALD_WORKER_POLL_MS", 1000u64)?);
+        w.poll_interval = Duration::from_millis(number(&var, "HERALD_WORKER_POLL_MS", w.poll_interval.as_millis() as u64)?);
         w.batch = number(&var, "HERALD_WORKER_BATCH", w.batch)?;
         w.concurrency = number(&var, "HERALD_DELIVERY_CONCURRENCY", w.concurrency)?;
         w.lease = Duration::from_secs(number(&var, "HERALD_DELIVERY_LEASE_SECS", w.lease.as_secs())?);
@@ -289,8 +290,8 @@ impl Config {
         }
         w.mailbox_lease = Duration::from_secs(number(&var, "HERALD_MAILBOX_LEASE_SECS", w.mailbox_lease.as_secs())?);
         w.max_attempts = number(&var, "HERALD_DELIVERY_MAX_ATTEMPTS", w.max_attempts)?;
-        w.retry_base = Duration::from_millis(number(&var, "HERALD_DELIVERY_RETRY_BASE_MS", 30_000u64)?);
-        w.mailbox_scan_interval = Duration::from_secs(number(&var, "HERALD_MAILBOX_SCAN_SECS", 300u64)?);
+        w.retry_base = Duration::from_millis(number(&var, "HERALD_DELIVERY_RETRY_BASE_MS", w.retry_base.as_millis() as u64)?);
+        w.mailbox_scan_interval = Duration::from_secs(number(&var, "HERALD_MAILBOX_SCAN_SECS", w.mailbox_scan_interval.as_secs())?);
         w.mailbox_body_limit = number(&var, "HERALD_MAILBOX_BODY_LIMIT_BYTES", w.mailbox_body_limit)?;
         w.threads = number(&var, "HERALD_WORKER_THREADS", w.threads)?;
         match var("HERALD_WORKER_METRICS_BIND") {
@@ -375,5 +376,40 @@ mod tests {
     fn secrets_never_print() {
         let config = read(&[("HERALD_JWT_SECRET", "a-very-long-secret-that-must-not-leak-0123")]).unwrap();
         assert!(!format!("{config:?}").contains("must-not-leak"));
+    }
+
+    /// docs/operations.md's configuration table names every variable the code reads, and each
+    /// default it writes in backticks is the code's: setting a variable to its documented
+    /// default changes nothing.
+    #[test]
+    fn the_documented_defaults_are_the_codes() {
+        let doc = include_str!("../../docs/operations.md");
+        let rows: Vec<(&str, &str)> = doc
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.strip_prefix("| `")?.splitn(3, '|');
+                let name = cells.next()?.trim().trim_end_matches('`');
+                Some((name, cells.next()?.trim()))
+            })
+            .filter(|(name, _)| name.starts_with("HERALD_"))
+            .collect();
+        let source = include_str!("config.rs");
+        let read_here: std::collections::BTreeSet<&str> =
+            source.split('"').filter(|s| s.len() > 7 && s.starts_with("HERALD_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')).collect();
+        for name in &read_here {
+            assert!(rows.iter().any(|(n, _)| n == name), "{name} is read but not in docs/operations.md");
+        }
+        let base = format!("{:?}", read(&[]).unwrap());
+        let mut checked = 0;
+        for (name, default) in rows {
+            let Some(value) = default.strip_prefix('`').and_then(|d| d.split('`').next()) else { continue };
+            if !read_here.contains(name) {
+                continue; // read elsewhere (HERALD_LOG, HERALD_LOG_FORMAT: telemetry)
+            }
+            let with = read(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+            assert_eq!(format!("{with:?}"), base, "{name}: the documented default `{value}` is not the code's");
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} defaults were checked");
     }
 }
