@@ -148,10 +148,99 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
 }
 
-/// One PostgreSQL array parameter of `items`, all of type `t` and none NULL (the driver
-/// cannot bind NULL elements: a nullable column travels with a boolean array beside it).
-pub fn pg_array(t: ArrayType, items: impl IntoIterator<Item = Value>) -> Value {
-    Value::Array(t, Some(Box::new(items.into_iter().collect())))
+/// Rows for a PostgreSQL statement, travelling as one typed array parameter per column:
+/// `unnest($1::uuid[], $2::text[], …) AS v (id, name, …)`. The statement's text is the same
+/// whatever the number of rows, so it is prepared once and bound with a few parameters, where
+/// a `VALUES` list would be a new statement of one parameter per field for every batch size.
+///
+/// The driver cannot bind a NULL array element, so a nullable column travels with a boolean
+/// array beside it that says which of its elements are NULL ([`Unnest::nullable`]); select it
+/// with [`Unnest::value`].
+#[derive(Debug, Default)]
+pub struct Unnest {
+    values: Vec<Value>,
+    arrays: Vec<String>,
+    names: Vec<String>,
+    /// Number of the statement's parameters before the arrays.
+    offset: usize,
+}
+
+impl Unnest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Arrays numbered after the statement's own `offset` parameters (`$offset+1`, …), or
+    /// after another `Unnest`'s in the same statement.
+    pub fn after(offset: usize) -> Self {
+        Self { offset, ..Self::default() }
+    }
+
+    /// How many parameters this and the parameters before it take.
+    pub fn parameters(&self) -> usize {
+        self.offset + self.values.len()
+    }
+
+    /// A column of non-NULL values of type `t`.
+    pub fn column(&mut self, name: &str, t: ArrayType, items: impl IntoIterator<Item = Value>) -> &mut Self {
+        self.push(name, t, items.into_iter().collect());
+        self
+    }
+
+    /// A column whose values may be NULL: its values (NULLs replaced by `stand_in`) and a
+    /// boolean array `{name}_null` beside them.
+    pub fn nullable(&mut self, name: &str, t: ArrayType, stand_in: Value, items: impl IntoIterator<Item = Option<Value>>) -> &mut Self {
+        let (values, nulls): (Vec<Value>, Vec<Value>) =
+            items.into_iter().map(|item| (item.clone().unwrap_or_else(|| stand_in.clone()), Value::Bool(Some(item.is_none())))).unzip();
+        self.push(name, t, values);
+        self.push(&format!("{name}_null"), ArrayType::Bool, nulls);
+        self
+    }
+
+    fn push(&mut self, name: &str, t: ArrayType, items: Vec<Value>) {
+        self.values.push(Value::Array(t.clone(), Some(Box::new(items))));
+        self.arrays.push(format!("${}::{}", self.parameters(), sql_array_type(&t)));
+        self.names.push(name.to_string());
+    }
+
+    /// `alias.name`, or for a nullable column the expression that puts its NULLs back.
+    pub fn value(&self, alias: &str, name: &str) -> String {
+        let mask = format!("{name}_null");
+        if self.names.contains(&mask) {
+            format!("CASE WHEN {alias}.{mask} THEN NULL ELSE {alias}.{name} END")
+        } else {
+            format!("{alias}.{name}")
+        }
+    }
+
+    /// `unnest(…) AS alias (names…)`, to use in a FROM clause.
+    pub fn source(&self, alias: &str) -> String {
+        format!("unnest({}) AS {alias} ({})", self.arrays.join(", "), self.names.join(", "))
+    }
+
+    /// `unnest(…) WITH ORDINALITY AS alias (names…, ordinal)`: each row numbered from 1.
+    pub fn source_numbered(&self, alias: &str, ordinal: &str) -> String {
+        format!("unnest({}) WITH ORDINALITY AS {alias} ({}, {ordinal})", self.arrays.join(", "), self.names.join(", "))
+    }
+
+    /// The array parameters, in order.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+}
+
+/// The PostgreSQL type of an array of `t`.
+fn sql_array_type(t: &ArrayType) -> &'static str {
+    match t {
+        ArrayType::Bool => "bool[]",
+        ArrayType::Int => "int4[]",
+        ArrayType::BigInt => "int8[]",
+        ArrayType::String => "text[]",
+        ArrayType::Uuid => "uuid[]",
+        ArrayType::Json => "jsonb[]",
+        ArrayType::ChronoDateTimeUtc => "timestamptz[]",
+        other => unimplemented!("no PostgreSQL array type is mapped for {other:?}"),
+    }
 }
 
 /// `column IN (ids)`; on PostgreSQL `column = ANY($1)` with the ids as one array parameter.
@@ -161,7 +250,7 @@ pub fn pg_array(t: ArrayType, items: impl IntoIterator<Item = Value>) -> Value {
 pub fn id_in<C: ColumnTrait>(backend: DbBackend, column: C, ids: impl IntoIterator<Item = Uuid>) -> SimpleExpr {
     match backend {
         DbBackend::Postgres => {
-            let array = Value::Array(ArrayType::Uuid, Some(Box::new(ids.into_iter().map(|id| Value::Uuid(Some(Box::new(id)))).collect())));
+            let array = Value::Array(ArrayType::Uuid, Some(Box::new(ids.into_iter().map(Value::from).collect())));
             Expr::col(column).eq(PgFunc::any(Expr::val(array)))
         }
         _ => column.is_in(ids),
@@ -203,15 +292,15 @@ where
 
 /// The PostgreSQL array type of a column's values and the value that stands in for a NULL
 /// (masked out again by the statement); `None` for types `insert_all` leaves to `insert_many`.
-fn array_of(value: &Value) -> Option<(ArrayType, &'static str, Value)> {
+fn array_of(value: &Value) -> Option<(ArrayType, Value)> {
     Some(match value {
-        Value::Bool(_) => (ArrayType::Bool, "bool[]", Value::Bool(Some(false))),
-        Value::Int(_) => (ArrayType::Int, "int4[]", Value::Int(Some(0))),
-        Value::BigInt(_) => (ArrayType::BigInt, "int8[]", Value::BigInt(Some(0))),
-        Value::String(_) => (ArrayType::String, "text[]", Value::String(Some(Box::default()))),
-        Value::Uuid(_) => (ArrayType::Uuid, "uuid[]", Value::Uuid(Some(Box::default()))),
-        Value::Json(_) => (ArrayType::Json, "jsonb[]", Value::Json(Some(Box::default()))),
-        Value::ChronoDateTimeUtc(_) => (ArrayType::ChronoDateTimeUtc, "timestamptz[]", Value::ChronoDateTimeUtc(Some(Box::default()))),
+        Value::Bool(_) => (ArrayType::Bool, Value::Bool(Some(false))),
+        Value::Int(_) => (ArrayType::Int, Value::Int(Some(0))),
+        Value::BigInt(_) => (ArrayType::BigInt, Value::BigInt(Some(0))),
+        Value::String(_) => (ArrayType::String, Value::String(Some(Box::default()))),
+        Value::Uuid(_) => (ArrayType::Uuid, Value::Uuid(Some(Box::default()))),
+        Value::Json(_) => (ArrayType::Json, Value::Json(Some(Box::default()))),
+        Value::ChronoDateTimeUtc(_) => (ArrayType::ChronoDateTimeUtc, Value::ChronoDateTimeUtc(Some(Box::default()))),
         _ => return None,
     })
 }
@@ -222,42 +311,21 @@ fn is_null(value: &Value) -> bool {
 
 fn unnest_insert<M: ModelTrait>(rows: &[M]) -> Option<Statement> {
     let columns: Vec<<M::Entity as EntityTrait>::Column> = <M::Entity as EntityTrait>::Column::iter().collect();
-    let mut names = Vec::with_capacity(columns.len());
-    let mut selected = Vec::with_capacity(columns.len());
-    let mut arrays = Vec::new();
-    let mut aliases = Vec::new();
-    let mut values = Vec::new();
+    let mut rows_in = Unnest::new();
+    let (mut names, mut selected) = (Vec::with_capacity(columns.len()), Vec::with_capacity(columns.len()));
     for (i, column) in columns.into_iter().enumerate() {
-        let mut items: Vec<Value> = rows.iter().map(|r| r.get(column)).collect();
-        let (array_type, sql_type, stand_in) = array_of(&items[0])?;
-        names.push(format!("\"{}\"", column.as_str()));
-        let nulls: Vec<bool> = items.iter().map(is_null).collect();
-        let nullable = column.def().is_null() || nulls.contains(&true);
-        if nullable {
-            for item in items.iter_mut().filter(|v| is_null(v)) {
-                *item = stand_in.clone();
-            }
-        }
-        values.push(Value::Array(array_type, Some(Box::new(items))));
-        arrays.push(format!("${}::{sql_type}", values.len()));
-        aliases.push(format!("c{i}"));
-        if nullable {
-            values.push(Value::Array(ArrayType::Bool, Some(Box::new(nulls.into_iter().map(|n| Value::Bool(Some(n))).collect()))));
-            arrays.push(format!("${}::bool[]", values.len()));
-            aliases.push(format!("n{i}"));
-            selected.push(format!("CASE WHEN n{i} THEN NULL ELSE c{i} END"));
+        let items: Vec<Value> = rows.iter().map(|r| r.get(column)).collect();
+        let (array_type, stand_in) = array_of(&items[0])?;
+        let alias = format!("c{i}");
+        if column.def().is_null() || items.iter().any(is_null) {
+            rows_in.nullable(&alias, array_type, stand_in, items.into_iter().map(|v| (!is_null(&v)).then_some(v)));
         } else {
-            selected.push(format!("c{i}"));
+            rows_in.column(&alias, array_type, items);
         }
+        names.push(format!("\"{}\"", column.as_str()));
+        selected.push(rows_in.value("v", &alias));
     }
     let table = <M::Entity as Default>::default();
-    let sql = format!(
-        "INSERT INTO \"{}\" ({}) SELECT {} FROM unnest({}) AS v({})",
-        table.table_name(),
-        names.join(", "),
-        selected.join(", "),
-        arrays.join(", "),
-        aliases.join(", ")
-    );
-    Some(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+    let sql = format!("INSERT INTO \"{}\" ({}) SELECT {} FROM {}", table.table_name(), names.join(", "), selected.join(", "), rows_in.source("v"));
+    Some(Statement::from_sql_and_values(DbBackend::Postgres, sql, rows_in.into_values()))
 }

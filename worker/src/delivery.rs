@@ -855,33 +855,28 @@ async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> an
     Ok(rows.iter().filter_map(|r| r.try_get::<Uuid>("", "id").ok()).collect())
 }
 
-/// PostgreSQL: the outcomes as one array per column (the same statement text whatever the
-/// batch's size, so one prepared plan: a nested loop over the primary key). Nullable columns
-/// travel with a mask, as in `api::db::insert_all`.
+/// PostgreSQL: the outcomes as one array per column ([`api::db::Unnest`]: the same statement
+/// text whatever the batch's size, so one prepared plan, a nested loop over the primary key).
 fn settles_unnest(batch: &[Settle]) -> Statement {
-    use sea_orm::sea_query::ArrayType;
-    fn array(kind: ArrayType, items: impl Iterator<Item = Value>) -> Value {
-        Value::Array(kind, Some(Box::new(items.collect())))
-    }
+    use sea_orm::sea_query::ArrayType as T;
+    let mut v = api::db::Unnest::new();
     // A message without a claim is no claim of this worker's; the nil token matches none.
-    let values = vec![
-        array(ArrayType::Uuid, batch.iter().map(|s| s.id.into())),
-        array(ArrayType::Uuid, batch.iter().map(|s| s.claim.unwrap_or_default().into())),
-        array(ArrayType::String, batch.iter().map(|s| s.status.into())),
-        array(ArrayType::String, batch.iter().map(|s| s.error.clone().unwrap_or_default().into())),
-        array(ArrayType::Bool, batch.iter().map(|s| s.error.is_none().into())),
-        array(ArrayType::ChronoDateTimeUtc, batch.iter().map(|s| s.next_attempt_at.into())),
-        array(ArrayType::ChronoDateTimeUtc, batch.iter().map(|s| s.sent_at.unwrap_or(DateTime::UNIX_EPOCH).into())),
-        array(ArrayType::Bool, batch.iter().map(|s| s.sent_at.is_none().into())),
-    ];
-    let sql = "UPDATE outbox_message SET status = v.status, \
-               last_error = CASE WHEN v.no_error THEN NULL ELSE v.last_error END, next_attempt_at = v.next_attempt_at, \
-               sent_at = CASE WHEN v.not_sent THEN NULL ELSE v.sent_at END, leased_until = NULL, claim_id = NULL \
-               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::timestamptz[], $8::bool[]) \
-                 AS v (mid, claim, status, last_error, no_error, next_attempt_at, sent_at, not_sent) \
-               WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
-               RETURNING outbox_message.id";
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    v.column("mid", T::Uuid, batch.iter().map(|s| s.id.into()))
+        .column("claim", T::Uuid, batch.iter().map(|s| s.claim.unwrap_or_default().into()))
+        .column("status", T::String, batch.iter().map(|s| s.status.into()))
+        .nullable("last_error", T::String, String::new().into(), batch.iter().map(|s| s.error.clone().map(Into::into)))
+        .column("next_attempt_at", T::ChronoDateTimeUtc, batch.iter().map(|s| s.next_attempt_at.into()))
+        .nullable("sent_at", T::ChronoDateTimeUtc, DateTime::UNIX_EPOCH.into(), batch.iter().map(|s| s.sent_at.map(Into::into)));
+    let sql = format!(
+        "UPDATE outbox_message SET status = v.status, last_error = {}, next_attempt_at = v.next_attempt_at, sent_at = {}, \
+         leased_until = NULL, claim_id = NULL \
+         FROM {} WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
+         RETURNING outbox_message.id",
+        v.value("v", "last_error"),
+        v.value("v", "sent_at"),
+        v.source("v"),
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, v.into_values())
 }
 
 /// SQLite: `UPDATE … FROM (VALUES …)` (SQLite ≥ 3.33).

@@ -696,27 +696,29 @@ async fn insert_new_rows(txn: &DatabaseTransaction, events: &[event::Model], row
 fn rows_of_events(events: &[event::Model], index: &HashMap<Uuid, usize>, rows: &[notification::Model]) -> sea_orm::Statement {
     use sea_orm::sea_query::ArrayType as T;
 
-    use crate::db::pg_array as array;
-    let values = vec![
-        array(T::Uuid, rows.iter().map(|r| r.id.into())),
-        array(T::Uuid, rows.iter().map(|r| r.position.into())),
-        array(T::Uuid, rows.iter().map(|r| r.user_id.into())),
-        array(T::BigInt, rows.iter().map(|r| (index[&r.event_id] as i64 + 1).into())),
-        array(T::Uuid, events.iter().map(|e| e.account_id.into())),
-        array(T::Uuid, events.iter().map(|e| e.id.into())),
-        array(T::String, events.iter().map(|e| e.notification_type.into())),
-        array(T::Uuid, events.iter().map(|e| e.contact_id.unwrap_or_default().into())),
-        array(T::Bool, events.iter().map(|e| e.contact_id.is_none().into())),
-        array(T::ChronoDateTimeUtc, events.iter().map(|e| e.created_at.into())),
-        array(T::ChronoDateTimeUtc, events.iter().map(|e| e.occurred_at.into())),
-    ];
-    let sql = "INSERT INTO notification (id, position, user_id, account_id, event_id, notification_type, contact_id, count, created_at, occurred_at) \
-               SELECT r.id, r.position, r.user_id, e.account_id, e.event_id, e.notification_type, CASE WHEN e.no_contact THEN NULL ELSE e.contact_id END, \
-               1, e.created_at, e.occurred_at \
-               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[]) AS r (id, position, user_id, n) \
-               JOIN unnest($5::uuid[], $6::uuid[], $7::text[], $8::uuid[], $9::bool[], $10::timestamptz[], $11::timestamptz[]) WITH ORDINALITY \
-               AS e (account_id, event_id, notification_type, contact_id, no_contact, created_at, occurred_at, n) \
-               ON e.n = r.n";
+    use crate::db::Unnest;
+    let mut r = Unnest::new();
+    r.column("id", T::Uuid, rows.iter().map(|r| r.id.into()))
+        .column("position", T::Uuid, rows.iter().map(|r| r.position.into()))
+        .column("user_id", T::Uuid, rows.iter().map(|r| r.user_id.into()))
+        .column("n", T::BigInt, rows.iter().map(|r| (index[&r.event_id] as i64 + 1).into()));
+    let mut e = Unnest::after(r.parameters());
+    e.column("account_id", T::Uuid, events.iter().map(|e| e.account_id.into()))
+        .column("event_id", T::Uuid, events.iter().map(|e| e.id.into()))
+        .column("notification_type", T::String, events.iter().map(|e| e.notification_type.into()))
+        .nullable("contact_id", T::Uuid, Uuid::nil().into(), events.iter().map(|e| e.contact_id.map(Into::into)))
+        .column("created_at", T::ChronoDateTimeUtc, events.iter().map(|e| e.created_at.into()))
+        .column("occurred_at", T::ChronoDateTimeUtc, events.iter().map(|e| e.occurred_at.into()));
+    let sql = format!(
+        "INSERT INTO notification (id, position, user_id, account_id, event_id, notification_type, contact_id, count, created_at, occurred_at) \
+         SELECT r.id, r.position, r.user_id, e.account_id, e.event_id, e.notification_type, {}, 1, e.created_at, e.occurred_at \
+         FROM {} JOIN {} ON e.n = r.n",
+        e.value("e", "contact_id"),
+        r.source("r"),
+        e.source_numbered("e", "n"),
+    );
+    let mut values = r.into_values();
+    values.extend(e.into_values());
     sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
 }
 
@@ -754,22 +756,21 @@ async fn fold_stored(txn: &DatabaseTransaction, rows: &[(&notification::Model, i
 /// [`fold_stored`]'s statement on PostgreSQL: one array per column. A bumped row takes its new
 /// event's content by pointing at it (`event_id`).
 fn fold_unnest(rows: &[(&notification::Model, i32)]) -> sea_orm::Statement {
-    use sea_orm::sea_query::ArrayType;
+    use sea_orm::sea_query::ArrayType as T;
 
-    use crate::db::pg_array as column;
-    let values = vec![
-        column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.id.into())),
-        column(ArrayType::Int, rows.iter().map(|(_, bumps)| (*bumps).into())),
-        column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.position.into())),
-        column(ArrayType::Uuid, rows.iter().map(|(r, _)| r.event_id.into())),
-        column(ArrayType::ChronoDateTimeUtc, rows.iter().map(|(r, _)| r.occurred_at.into())),
-    ];
-    let sql = "UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, \
-               occurred_at = v.occurred_at, seen_at = NULL \
-               FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
-               AS v (id, bumps, position, event_id, occurred_at) \
-               WHERE notification.id = v.id";
-    sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
+    let mut v = crate::db::Unnest::new();
+    v.column("id", T::Uuid, rows.iter().map(|(r, _)| r.id.into()))
+        .column("bumps", T::Int, rows.iter().map(|(_, bumps)| (*bumps).into()))
+        .column("position", T::Uuid, rows.iter().map(|(r, _)| r.position.into()))
+        .column("event_id", T::Uuid, rows.iter().map(|(r, _)| r.event_id.into()))
+        .column("occurred_at", T::ChronoDateTimeUtc, rows.iter().map(|(r, _)| r.occurred_at.into()));
+    let sql = format!(
+        "UPDATE notification SET count = notification.count + v.bumps, position = v.position, event_id = v.event_id, \
+         occurred_at = v.occurred_at, seen_at = NULL \
+         FROM {} WHERE notification.id = v.id",
+        v.source("v")
+    );
+    sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, v.into_values())
 }
 
 /// An event about specific people (an activity's owner, the escalation's default persons),
