@@ -126,8 +126,13 @@ pub trait Expand: Send + Sync {
     /// A message that cannot be read (from a process of another version) is an `Err` with
     /// the reason: every subscriber of this process is then told to resync ([`RESYNC`]), as
     /// after lost messages, since nobody can tell whose messages it held.
-    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, String>;
+    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, Unreadable>;
 }
+
+/// A topic message this process cannot read (one from a process of another version).
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable bus message: {0}")]
+pub struct Unreadable(#[from] pub serde_json::Error);
 
 #[derive(Clone)]
 pub struct Bus {
@@ -389,7 +394,7 @@ impl Inner {
                         }
                     }
                     Err(reason) => {
-                        tracing::warn!(topic = channel, reason, "unreadable bus message; every local subscriber resyncs");
+                        tracing::warn!(topic = channel, error = %reason, "unreadable bus message; every local subscriber resyncs");
                         self.deliver_all(Message::text(RESYNC));
                     }
                 }
@@ -446,9 +451,9 @@ mod tests {
     struct Split(Mutex<Vec<String>>);
 
     impl Expand for Split {
-        fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, String> {
+        fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Message)>, Unreadable> {
             if payload.is_empty() {
-                return Err("nothing to split".into());
+                return Err(serde_json::from_str::<()>("").unwrap_err().into());
             }
             let open: Vec<&str> = payload.split(',').filter(|c| open(c)).collect();
             self.0.lock().unwrap().extend(open.iter().map(|c| c.to_string()));

@@ -1,4 +1,5 @@
-//! The api crate's one error type and its one mapping to GraphQL errors.
+//! The api crate's one error type. Its one mapping to GraphQL errors is at the GraphQL
+//! boundary (`graphql::guard::ensure_code`).
 //!
 //! Policy: a client sees a stable `extensions.code` and a message written for it. Expected
 //! failures (bad input, missing rights, stale versions) carry their own message; anything
@@ -87,35 +88,4 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
             sea_orm::TransactionError::Transaction(api) => api,
         }
     }
-}
-
-/// The one mapping to GraphQL errors, applied to every response by the schema's guard
-/// extension. Resolvers simply `?` an [`ApiError`]: async-graphql keeps it as the error's
-/// source, and here it becomes `extensions.code` (and `extensions.field`). Errors raised by
-/// async-graphql itself (parse and validation errors, argument coercion) carry no source and
-/// no code; they are all the client's input, so they become `BAD_USER_INPUT`.
-pub fn ensure_code(mut err: async_graphql::ServerError) -> async_graphql::ServerError {
-    let (code, field) = match err.source::<ApiError>() {
-        Some(api) => {
-            match api {
-                ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
-                ApiError::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
-                _ => {}
-            }
-            let field = match api {
-                ApiError::BadUserInput { field, .. } => Some(field.clone()),
-                _ => None,
-            };
-            (api.code(), field)
-        }
-        None if err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some()) => return err,
-        None => ("BAD_USER_INPUT", None),
-    };
-    let mut ext = err.extensions.take().unwrap_or_default();
-    ext.set("code", code);
-    if let Some(field) = field {
-        ext.set("field", field);
-    }
-    err.extensions = Some(ext);
-    err
 }

@@ -16,7 +16,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A headless Chromium with one page, and what the page did so far (the protocol's events).
 struct Chromium {
-    child: tokio::process::Child,
+    _child: tokio::process::Child,
     page: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     events: Vec<Value>,
@@ -47,7 +47,7 @@ impl Chromium {
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
+            // Its helpers (renderer, GPU, zygote) end with it.
             .kill_on_drop(true)
             .spawn()
             .expect("start chromium");
@@ -72,7 +72,7 @@ impl Chromium {
             .expect("a page target")
             .to_string();
         let (page, _) = connect_async(page_url).await.expect("connect to the page's DevTools socket");
-        let mut browser = Self { child, page, next_id: 0, events: Vec::new(), _profile: profile };
+        let mut browser = Self { _child: child, page, next_id: 0, events: Vec::new(), _profile: profile };
         for domain in ["Network.enable", "Page.enable", "Runtime.enable", "Log.enable"] {
             browser.call(domain, json!({})).await;
         }
@@ -140,15 +140,6 @@ impl Chromium {
                 _ => None,
             })
             .collect()
-    }
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        // Chromium's helpers (renderer, GPU, zygote) share its process group.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
-        }
     }
 }
 

@@ -707,3 +707,36 @@ async fn sync_clients_off_leaves_customers_unlinked_and_an_inactive_mailbox_is_n
     assert!(emails.iter().all(|e| e["subject"] != "from a customer"), "customers' mail is not synced with syncClients off: {emails:#?}");
     assert_eq!(by_subject(&emails, "from a lead")["contact"]["id"], prospect.as_str());
 }
+
+/// A scan that cannot store what it read fails as Herald's storage, not as the mail server:
+/// the mailbox says the next scan tries again, and it does, archiving everything.
+#[tokio::test]
+async fn a_storage_failure_during_a_scan_is_reported_as_storage_and_retried() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    contact(&app, "CUSTOMER", "Globex", Some("buyer@globex.example")).await;
+    {
+        let mut s = imap.session(ANN.0, ANN.1).await;
+        s.append("INBOX", None, None, message(Some("m1@globex"), "buyer@globex.example", ANN.0, "kept", "", "Hello")).await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    let mailbox = add_mailbox(&app, &token, &imap, json!({"directories": ["INBOX"]})).await;
+    // The archive's table is away while the worker scans.
+    app.state.db.execute_unprepared("ALTER TABLE email_location RENAME TO email_location_away").await.unwrap();
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    worker.tick().await.unwrap();
+    let query = "query($id: ID!) { mailbox(id: $id) { state lastError } }";
+    let state = app.gql(Some(&token), query, json!({"id": mailbox["id"]})).await;
+    assert_eq!(state["data"]["mailbox"]["state"], "ERROR", "{state:#}");
+    let error = state["data"]["mailbox"]["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("could not store") && !error.contains("archiving"), "the mailbox is not blamed: {error}");
+
+    app.state.db.execute_unprepared("ALTER TABLE email_location_away RENAME TO email_location").await.unwrap();
+    let report = worker.tick_at(chrono::Utc::now() + chrono::Duration::minutes(10)).await.unwrap();
+    assert_eq!(report.synced.archived, 1, "the next scan archives the message");
+    let state = app.gql(Some(&token), query, json!({"id": mailbox["id"]})).await;
+    assert_eq!(state["data"]["mailbox"]["state"], "CONNECTED", "{state:#}");
+    imap.stop().await;
+}

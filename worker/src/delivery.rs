@@ -787,7 +787,7 @@ struct Settle {
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
     /// Whether this worker still held the message; an error message if the write failed.
-    written: tokio::sync::oneshot::Sender<Result<bool, String>>,
+    written: tokio::sync::oneshot::Sender<Result<bool, BatchFailed>>,
 }
 
 impl Settler {
@@ -805,9 +805,9 @@ impl Settler {
                         }
                     }
                     Err(e) => {
-                        let e = format!("{e:#}");
+                        let failed = BatchFailed(Arc::new(e));
                         for s in batch.drain(..) {
-                            let _ = s.written.send(Err(e.clone()));
+                            let _ = s.written.send(Err(failed.clone()));
                         }
                     }
                 }
@@ -829,13 +829,18 @@ impl Settler {
         let (written, answer) = tokio::sync::oneshot::channel();
         let settle = Settle { id: m.id, claim: m.claim_id, status, error, next_attempt_at, sent_at, written };
         self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
-        let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))?;
+        let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))??;
         if !kept {
             tracing::warn!(message = %m.id, "lease lost before the outcome was written: another worker took the message over");
         }
         Ok(kept)
     }
 }
+
+/// The outcome writer's failure, shared by every message of the batch it was writing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("writing a batch of outcomes")]
+struct BatchFailed(#[source] Arc<sea_orm::DbErr>);
 
 /// One statement for a batch of outcomes; answers the ids this worker still held.
 ///
@@ -846,7 +851,7 @@ impl Settler {
 /// statistics show the table all PENDING, scan every SENDING entry of the status index
 /// (in-flight rows and the dead versions of those already settled) and hash-join them for
 /// each statement, at a cost per settled message that grows with those entries.
-async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> anyhow::Result<HashSet<Uuid>> {
+async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
     let statement = match db.get_database_backend() {
         DbBackend::Postgres => settles_unnest(batch),
         backend => settles_values(backend, batch),

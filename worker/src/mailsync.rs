@@ -108,22 +108,18 @@ struct Scanned {
     pause: Option<String>,
 }
 
-async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapError> {
-    let server = mailboxes::server_of(app, mailbox).map_err(internal)?;
+async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ScanError> {
+    let server = mailboxes::server_of(app, mailbox)?;
     let mut session = imap::connect(&server).await?;
     let condstore = imap::has_condstore(&mut session).await?;
-    let directory = Arc::new(Directory::load(&app.db, mailbox.account_id).await.map_err(internal)?);
-    let policy = Policy {
-        customers: mailbox.sync_clients,
-        leads: mailbox.sync_leads,
-        scan_all: archive::scan_all(&app.db, mailbox.account_id).await.map_err(internal)?,
-    };
+    let directory = Arc::new(Directory::load(&app.db, mailbox.account_id).await?);
+    let policy = Policy { customers: mailbox.sync_clients, leads: mailbox.sync_leads, scan_all: archive::scan_all(&app.db, mailbox.account_id).await? };
     let mut folders: Vec<String> = serde_json::from_value(mailbox.directories.clone()).unwrap_or_default();
     if folders.is_empty() {
         folders.push("INBOX".into());
     }
     let mut report = Scanned { archived: Archived::default(), failed_folders: 0, pause: None };
-    let mut statistics = archive::Statistics::read(&app.db).await.map_err(internal)?;
+    let mut statistics = archive::Statistics::read(&app.db).await?;
     for folder in folders {
         let scan = FolderScan { app, mailbox, folder: &folder, directory: &directory, policy, condstore };
         match scan.run(&mut session, &mut statistics).await {
@@ -133,9 +129,10 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapE
                     Some(format!("the UIDVALIDITY of {folder:?} changed {MAX_UIDVALIDITY_CHANGES} scans in a row: paused to avoid resyncing forever"));
                 break;
             }
-            // A lost connection ends the scan; anything else skips the folder.
-            Err(e @ ImapError::Imap { source: async_imap::error::Error::ConnectionLost, .. }) | Err(e @ ImapError::Timeout(_)) => return Err(e),
-            Err(e) => {
+            // A lost connection or a storage failure ends the scan; an IMAP error skips the folder.
+            Err(e @ ScanError::Imap(ImapError::Imap { source: async_imap::error::Error::ConnectionLost, .. } | ImapError::Timeout(_))) => return Err(e),
+            Err(e @ (ScanError::Storage(_) | ScanError::Task(_))) => return Err(e),
+            Err(ScanError::Imap(e)) => {
                 tracing::warn!(mailbox = %mailbox.id, folder = %folder, error = %e, "folder scan failed; the others go on");
                 report.failed_folders += 1;
                 mailbox_folder::Entity::update_many()
@@ -143,8 +140,7 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapE
                     .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
                     .filter(mailbox_folder::Column::Path.eq(folder.clone()))
                     .exec(&app.db)
-                    .await
-                    .map_err(|e| internal(e.into()))?;
+                    .await?;
             }
         }
     }
@@ -152,16 +148,28 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ImapE
     Ok(report)
 }
 
-fn internal(e: api::error::ApiError) -> ImapError {
-    ImapError::Io { step: "archiving", source: std::io::Error::other(e.to_string()) }
+/// Why a scan failed: the mail server, whose failure is the mailbox's state, or Herald's own
+/// storage of what it read, which is no fault of the mailbox and is logged with its cause.
+#[derive(Debug, thiserror::Error)]
+enum ScanError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error("storing the archive: {0}")]
+    Storage(#[source] api::error::ApiError),
+    #[error("storing the archive: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-fn joined(e: tokio::task::JoinError) -> ImapError {
-    ImapError::Io { step: "archiving", source: std::io::Error::other(e) }
+impl From<api::error::ApiError> for ScanError {
+    fn from(e: api::error::ApiError) -> Self {
+        Self::Storage(e)
+    }
 }
 
-fn db_err(e: sea_orm::DbErr) -> ImapError {
-    internal(e.into())
+impl From<sea_orm::DbErr> for ScanError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Storage(e.into())
+    }
 }
 
 enum FolderOutcome {
@@ -185,9 +193,9 @@ struct FolderScan<'a> {
 }
 
 impl FolderScan<'_> {
-    async fn run(&self, session: &mut imap::Session, statistics: &mut archive::Statistics) -> Result<FolderOutcome, ImapError> {
+    async fn run(&self, session: &mut imap::Session, statistics: &mut archive::Statistics) -> Result<FolderOutcome, ScanError> {
         let (app, mailbox, folder) = (self.app, self.mailbox, self.folder);
-        let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await.map_err(db_err)?;
+        let stored = mailbox_folder::Entity::find_by_id((mailbox.id, folder.to_string())).one(&app.db).await?;
         // With CONDSTORE one STATUS tells whether anything in the folder changed since the
         // last complete scan (new mail raises HIGHESTMODSEQ): if not, the folder is not even
         // opened.
@@ -216,7 +224,7 @@ impl FolderScan<'_> {
             Some(mut s) if s.uidvalidity == uidvalidity => {
                 if s.uidvalidity_changes != 0 {
                     s.uidvalidity_changes = 0;
-                    s = s.into_active_model().reset_all().update(&app.db).await.map_err(db_err)?;
+                    s = s.into_active_model().reset_all().update(&app.db).await?;
                 }
                 s
             }
@@ -232,32 +240,33 @@ impl FolderScan<'_> {
                 s.last_uid = 0;
                 s.highest_modseq = None;
                 s.updated_at = now;
-                s.into_active_model().reset_all().update(&app.db).await.map_err(db_err)?
+                s.into_active_model().reset_all().update(&app.db).await?
             }
-            None => mailbox_folder::Model {
-                mailbox_id: mailbox.id,
-                path: folder.to_string(),
-                account_id: mailbox.account_id,
-                uidvalidity,
-                last_uid: 0,
-                uidvalidity_changes: 0,
-                highest_modseq: None,
-                last_error: None,
-                updated_at: now,
+            None => {
+                mailbox_folder::Model {
+                    mailbox_id: mailbox.id,
+                    path: folder.to_string(),
+                    account_id: mailbox.account_id,
+                    uidvalidity,
+                    last_uid: 0,
+                    uidvalidity_changes: 0,
+                    highest_modseq: None,
+                    last_error: None,
+                    updated_at: now,
+                }
+                .into_active_model()
+                .reset_all()
+                .insert(&app.db)
+                .await?
             }
-            .into_active_model()
-            .reset_all()
-            .insert(&app.db)
-            .await
-            .map_err(db_err)?,
         };
 
         // Fetching and storing overlap: while one batch is parsed, linked and committed, the
         // next is fetched. Batches still commit one after another, each with its position.
-        let mut storing: Option<tokio::task::JoinHandle<Result<Archived, ImapError>>> = None;
+        let mut storing: Option<tokio::task::JoinHandle<Result<Archived, ScanError>>> = None;
         let fetched = self.fetch_all(session, &mut state, uid_next, uidvalidity, &mut storing, statistics).await;
         let last_batch = match storing {
-            Some(last) => last.await.map_err(joined)?,
+            Some(last) => last.await?,
             None => Ok(Archived::default()),
         };
         let mut archived = fetched?;
@@ -272,8 +281,7 @@ impl FolderScan<'_> {
                 .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
                 .filter(mailbox_folder::Column::Path.eq(folder))
                 .exec(&app.db)
-                .await
-                .map_err(db_err)?;
+                .await?;
         }
         Ok(FolderOutcome::Done(archived))
     }
@@ -286,9 +294,9 @@ impl FolderScan<'_> {
         state: &mut mailbox_folder::Model,
         uid_next: Option<i64>,
         uidvalidity: i64,
-        storing: &mut Option<tokio::task::JoinHandle<Result<Archived, ImapError>>>,
+        storing: &mut Option<tokio::task::JoinHandle<Result<Archived, ScanError>>>,
         statistics: &mut archive::Statistics,
-    ) -> Result<Archived, ImapError> {
+    ) -> Result<Archived, ScanError> {
         let (app, mailbox) = (self.app, self.mailbox);
         let mut archived = Archived::default();
         loop {
@@ -320,8 +328,7 @@ impl FolderScan<'_> {
             // message of the batch still being stored looks new here; storing finds it.
             let keys: Vec<String> = headers.iter().map(|(_, _, h)| key_of_header(h)).collect();
             let known: HashSet<String> = archive::keys_to_ids(&app.db, mailbox.account_id, keys.iter().filter(|k| k.starts_with("mid:")).cloned().collect())
-                .await
-                .map_err(internal)?
+                .await?
                 .into_keys()
                 .collect();
             let limit = app.config.worker.mailbox_body_limit as i64;
@@ -351,7 +358,7 @@ impl FolderScan<'_> {
                 })
                 .collect();
             if let Some(previous) = storing.take() {
-                let done = previous.await.map_err(joined)??;
+                let done = previous.await??;
                 statistics.archived(&app.db, done.archived).await;
                 archived += done;
             }
@@ -394,11 +401,11 @@ struct StoreBatch {
 impl StoreBatch {
     /// Stores the batch and the folder's new position in one transaction, then tells the
     /// owner of new linked mail.
-    async fn run(self) -> Result<Archived, ImapError> {
+    async fn run(self) -> Result<Archived, ScanError> {
         let Self { app, mailbox, folder, uidvalidity, directory, policy, batch, highest } = self;
-        let txn = api::db::begin_write(&app.db).await.map_err(db_err)?;
+        let txn = api::db::begin_write(&app.db).await?;
         let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder: &folder, uidvalidity };
-        let stored = archive::store(&txn, &place, batch, &directory, policy).await.map_err(internal)?;
+        let stored = archive::store(&txn, &place, batch, &directory, policy).await?;
         mailbox_folder::Entity::update_many()
             .col_expr(mailbox_folder::Column::LastUid, Expr::value(highest))
             .col_expr(mailbox_folder::Column::LastError, Expr::value(Option::<String>::None))
@@ -406,11 +413,10 @@ impl StoreBatch {
             .filter(mailbox_folder::Column::MailboxId.eq(mailbox.id))
             .filter(mailbox_folder::Column::Path.eq(folder.as_str()))
             .exec(&txn)
-            .await
-            .map_err(db_err)?;
+            .await?;
         let events: Vec<AddressedEvent> = stored.linked.iter().map(|e| received(&mailbox, e)).collect();
-        let recorded = fanout::record_addressed(&txn, events).await.map_err(internal)?;
-        txn.commit().await.map_err(db_err)?;
+        let recorded = fanout::record_addressed(&txn, events).await?;
+        txn.commit().await?;
         fanout::announce(&app, &recorded.notifications).await;
         Ok(Archived { archived: stored.archived, linked: stored.linked.len() })
     }
@@ -450,7 +456,7 @@ struct Report {
 /// Records the scan's outcome on the mailbox and gives the lease back.
 /// `now` is the scan's notion of time (the tick's), so a scan never schedules the next one
 /// before the moment it ran for.
-async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanned, ImapError>, now: DateTime<Utc>) -> anyhow::Result<Report> {
+async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanned, ScanError>, now: DateTime<Utc>) -> anyhow::Result<Report> {
     let next = now + chrono::Duration::from_std(app.config.worker.mailbox_scan_interval)?;
     let mut row = mailbox.clone().into_active_model();
     row.scan_leased_until = sea_orm::Set(None);
@@ -473,7 +479,17 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             row.next_scan_at = sea_orm::Set(None);
             Report { archived, failed_folders }
         }
-        Err(e) => {
+        Err(e @ (ScanError::Storage(_) | ScanError::Task(_))) => {
+            // Herald's side failed, not the mailbox's: the cause goes to the log, the owner
+            // sees that the scan will be tried again.
+            tracing::error!(mailbox = %mailbox.id, error = format!("{:#}", anyhow::Error::from(e)), "mailbox scan could not store what it read");
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => "storage_error").increment(1);
+            row.state = sea_orm::Set(mailbox::State::Error);
+            row.last_error = sea_orm::Set(Some("Herald could not store this mailbox's mail; the next scan tries again".into()));
+            row.next_scan_at = sea_orm::Set(Some(next));
+            Report { archived: Archived::default(), failed_folders: 0 }
+        }
+        Err(ScanError::Imap(e)) => {
             let failure = imap::classify(&e);
             let outcome = if failure.reason == api::smtp::FailureReason::Authentication { "auth_failed" } else { "error" };
             metrics::counter!("herald_mailbox_scans_total", "outcome" => outcome).increment(1);

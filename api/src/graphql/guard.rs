@@ -13,7 +13,7 @@ use async_graphql::{
     Request, Response, ServerError,
 };
 
-use crate::error::ensure_code;
+use crate::error::ApiError;
 
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
@@ -61,4 +61,35 @@ pub fn is_introspection(request: &mut Request) -> bool {
 pub fn with_codes(mut response: Response) -> Response {
     response.errors = response.errors.into_iter().map(ensure_code).collect();
     response
+}
+
+/// The one mapping to GraphQL errors, applied to every response by the schema's guard
+/// extension. Resolvers simply `?` an [`ApiError`]: async-graphql keeps it as the error's
+/// source, and here it becomes `extensions.code` (and `extensions.field`). Errors raised by
+/// async-graphql itself (parse and validation errors, argument coercion) carry no source and
+/// no code; they are all the client's input, so they become `BAD_USER_INPUT`.
+fn ensure_code(mut err: async_graphql::ServerError) -> async_graphql::ServerError {
+    let (code, field) = match err.source::<ApiError>() {
+        Some(api) => {
+            match api {
+                ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+                ApiError::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
+                _ => {}
+            }
+            let field = match api {
+                ApiError::BadUserInput { field, .. } => Some(field.clone()),
+                _ => None,
+            };
+            (api.code(), field)
+        }
+        None if err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some()) => return err,
+        None => ("BAD_USER_INPUT", None),
+    };
+    let mut ext = err.extensions.take().unwrap_or_default();
+    ext.set("code", code);
+    if let Some(field) = field {
+        ext.set("field", field);
+    }
+    err.extensions = Some(ext);
+    err
 }

@@ -927,8 +927,8 @@ struct EventRows {
 pub struct EventRowsExpander;
 
 impl crate::bus::Expand for EventRowsExpander {
-    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, crate::bus::Message)>, String> {
-        let EventRows { row, rows } = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, crate::bus::Message)>, crate::bus::Unreadable> {
+        let EventRows { row, rows } = serde_json::from_str(payload)?;
         Ok(rows
             .into_iter()
             .filter_map(|(user_id, id, position)| {
