@@ -17,6 +17,8 @@
 //! the time is delivery only), HERALD_BENCH_TIMELINE prints the sink's count every 250 ms,
 //! HERALD_BENCH_WORKERS=1 or 2 runs only that many workers (to profile one). Each worker runs
 //! on a runtime of its own, of HERALD_WORKER_THREADS threads (default 1, as a worker process).
+// Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
 
 use std::{
     process::Stdio,

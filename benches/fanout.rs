@@ -14,6 +14,8 @@
 //! postgres://postgres@127.0.0.1:5432/postgres; HERALD_BENCH_EVENTS, default 4000;
 //! HERALD_BENCH_CONCURRENCY, publishers at once, default 8; HERALD_BENCH_MIX, `typical` or
 //! `broad`; HERALD_BENCH_COLLAPSE_SECS, the collapse window, default 300, 0 for no folding).
+// Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

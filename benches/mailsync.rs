@@ -8,6 +8,8 @@
 //! `cargo bench --bench mailsync` (PostgreSQL at HERALD_BENCH_DATABASE_URL, default
 //! postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; HERALD_BENCH_MESSAGES, default
 //! 10000; Dovecot from dovecot-imapd and mbsync from isync).
+// Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/dovecot.rs"]
 mod dovecot;

@@ -32,6 +32,8 @@
 //! HERALD_BENCH_CONNECT_CONCURRENCY, sockets opening at once, default 200;
 //! HERALD_BENCH_TIME_LIMIT_SECS, default 1200). The bench needs about N + 200 open files
 //! (`ulimit -n`); the api processes raise their soft limit to the hard one.
+// Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
 
 use std::{
     net::SocketAddr,

@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench settings_page` (PostgreSQL at HERALD_BENCH_DATABASE_URL, default
 //! postgres://postgres@127.0.0.1:5432/postgres; HERALD_BENCH_SECS per endpoint and round, default 10).
+// Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
+#![allow(clippy::unwrap_used)]
 
 use std::{
     net::SocketAddr,

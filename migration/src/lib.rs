@@ -3,6 +3,9 @@
 //! Migrations are frozen once they land: a change to the schema is a new migration, never an
 //! edit of an old one. Enumerations are stored as short strings (not PostgreSQL enum types)
 //! so that one migration serves both databases and adding a value needs no DDL.
+// `MigrationTrait` is an `async_trait` whose methods take `&SchemaManager` with its lifetime
+// elided; writing `SchemaManager<'_>` makes a signature that no longer matches the trait.
+#![allow(elided_lifetimes_in_paths)]
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_foundation;
