@@ -68,3 +68,11 @@ pub async fn revoke(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<api_
     change.commit().await?;
     Ok(after)
 }
+
+/// The account's API keys, revoked ones only when asked (signed-in company admins).
+pub fn list(caller: &Caller, include_revoked: bool) -> ApiResult<sea_orm::Select<api_key::Entity>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    caller.require_company_admin_user()?;
+    let select = api_key::Entity::find().filter(api_key::Column::AccountId.eq(caller.account_id));
+    Ok(if include_revoked { select } else { select.filter(api_key::Column::RevokedAt.is_null()) })
+}

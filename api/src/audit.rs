@@ -94,3 +94,28 @@ impl<'a> Change<'a> {
 fn snapshot(value: Option<&impl Serialize>) -> ApiResult<Option<serde_json::Value>> {
     value.map(serde_json::to_value).transpose().map_err(|e| ApiError::Internal(e.into()))
 }
+
+/// Which audit events a list shows.
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub actor_id: Option<Uuid>,
+}
+
+/// The account's audit log, filtered (signed-in company admins).
+pub fn list(caller: &Caller, filter: AuditFilter) -> ApiResult<sea_orm::Select<audit_event::Entity>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    caller.require_company_admin_user()?;
+    let mut select = audit_event::Entity::find().filter(audit_event::Column::AccountId.eq(caller.account_id));
+    if let Some(t) = filter.object_type {
+        select = select.filter(audit_event::Column::ObjectType.eq(t));
+    }
+    if let Some(id) = filter.object_id {
+        select = select.filter(audit_event::Column::ObjectId.eq(id));
+    }
+    if let Some(actor) = filter.actor_id {
+        select = select.filter(audit_event::Column::ActorUserId.eq(actor));
+    }
+    Ok(select)
+}

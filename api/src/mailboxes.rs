@@ -454,3 +454,10 @@ pub async fn test(app: &AppState, caller: &Caller, input: TestInput) -> ApiResul
     }
     Ok(outcome)
 }
+
+/// Where the scans of a mailbox's folders stand, by path (the mailbox was read by a caller
+/// allowed to see it).
+pub async fn folder_states(db: &impl ConnectionTrait, mailbox_id: Uuid) -> ApiResult<Vec<entity::mailbox_folder::Model>> {
+    use entity::mailbox_folder;
+    Ok(mailbox_folder::Entity::find().filter(mailbox_folder::Column::MailboxId.eq(mailbox_id)).order_by_asc(mailbox_folder::Column::Path).all(db).await?)
+}

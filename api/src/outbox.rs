@@ -1,4 +1,4 @@
-//! Messages held for their account.
+//! The outbox as the account sees it ([`list`]), and messages held for their account.
 //!
 //! A message that cannot go out because of its account — the account is paused, or its
 //! activity settings have no sender address or SMTP server (no SMS gateway, for a text) — is
@@ -16,7 +16,32 @@ use entity::{account, event, outbox_message, outbox_message::Status};
 use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::error::ApiResult;
+use crate::{auth::Caller, error::ApiResult};
+
+/// Which outbound messages a list shows.
+#[derive(Debug, Default)]
+pub struct MessageFilter {
+    pub status: Option<outbox_message::Status>,
+    pub channel: Option<outbox_message::Channel>,
+    pub recipient_id: Option<Uuid>,
+}
+
+/// The texts and emails queued for the caller's account that pass `filter` (company admins,
+/// API keys with READ).
+pub fn list(caller: &Caller, filter: MessageFilter) -> ApiResult<sea_orm::Select<outbox_message::Entity>> {
+    caller.require_admin_or_read_key()?;
+    let mut select = outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(caller.account_id));
+    if let Some(status) = filter.status {
+        select = select.filter(outbox_message::Column::Status.eq(status));
+    }
+    if let Some(channel) = filter.channel {
+        select = select.filter(outbox_message::Column::Channel.eq(channel));
+    }
+    if let Some(recipient) = filter.recipient_id {
+        select = select.filter(outbox_message::Column::UserId.eq(recipient));
+    }
+    Ok(select)
+}
 
 /// Releases the held messages of `account_id` if nothing holds them any more (the account is
 /// not paused; the worker holds them again at once if their settings still lack something).

@@ -51,6 +51,16 @@ pub async fn revoke_key(db: &DatabaseConnection, id: Uuid) -> ApiResult<operator
     Ok(active.update(db).await?)
 }
 
+/// The name of an operator key, if it exists.
+pub async fn key_name(db: &DatabaseConnection, id: Uuid) -> ApiResult<Option<String>> {
+    Ok(operator_key::Entity::find_by_id(id).one(db).await?.map(|k| k.name))
+}
+
+/// The tenants: every top-level account.
+pub fn tenants() -> sea_orm::Select<account::Entity> {
+    account::Entity::find().filter(account::Column::ParentId.is_null())
+}
+
 /// The operator a bearer token stands for: `None` when it is not an operator key at all,
 /// `Unauthenticated` when it is one that is unknown, revoked or wrong.
 pub async fn authenticate(db: &DatabaseConnection, token: &str) -> ApiResult<Option<Operator>> {

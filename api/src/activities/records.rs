@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{activity, contact, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Select};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,6 +34,37 @@ impl ActivityData {
 }
 
 pub use entity::activity::Kind as ActivityKind;
+
+/// Which activities a list shows.
+#[derive(Debug, Default)]
+pub struct ActivityFilter {
+    pub owner_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    /// True: only activities not completed; false: only completed ones.
+    pub open: Option<bool>,
+    pub external_id: Option<String>,
+}
+
+/// The caller's account's activities that pass `filter` (anyone who may read the account).
+pub fn list(caller: &Caller, filter: ActivityFilter) -> ApiResult<Select<activity::Entity>> {
+    caller.require_read()?;
+    let mut select = activity::Entity::find().filter(activity::Column::AccountId.eq(caller.account_id));
+    if let Some(owner) = filter.owner_id {
+        select = select.filter(activity::Column::OwnerId.eq(owner));
+    }
+    if let Some(contact) = filter.contact_id {
+        select = select.filter(activity::Column::ContactId.eq(contact));
+    }
+    match filter.open {
+        Some(true) => select = select.filter(activity::Column::CompletedAt.is_null()),
+        Some(false) => select = select.filter(activity::Column::CompletedAt.is_not_null()),
+        None => {}
+    }
+    if let Some(external) = filter.external_id {
+        select = select.filter(activity::Column::ExternalId.eq(external.trim()));
+    }
+    Ok(select)
+}
 
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<activity::Model> {
     caller.require_read()?;

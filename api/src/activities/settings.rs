@@ -368,3 +368,23 @@ fn snapshot(s: &ActivitySettings) -> serde_json::Value {
     serde_json::to_value(Snapshot { settings: s.row.as_ref(), smtp_password_set: s.has_password(), default_person_ids: &s.default_person_ids })
         .unwrap_or_default()
 }
+
+/// `testSmtpSettings`: probes the saved SMTP server (company admins, API keys with WRITE),
+/// sending a test message to `send_to` when given. A failure of the server is an answer
+/// (`Err` inside `Ok`), not an error: errors are what the caller must fix first.
+pub async fn test_smtp(app: &AppState, caller: &Caller, send_to: Option<&str>) -> ApiResult<Result<(), crate::smtp::Failure>> {
+    caller.require_admin_or_write_key()?;
+    let send_to = send_to.map(|a| validate::email("input.sendTo", a)).transpose()?;
+    let settings = load(&app.db, caller.account_id).await?;
+    let Some(server) = settings.smtp_server(&app.keyring)? else {
+        return Err(ApiError::bad_input("input", "no SMTP server is saved: change the activity settings first"));
+    };
+    // A sender name saved before names were checked may not fit a header: say so.
+    let from = settings
+        .sender_address()
+        .map(|a| crate::smtp::mailbox(settings.sender_name(), a))
+        .transpose()
+        .map_err(|e| ApiError::bad_input("input", format!("the saved sender cannot be used: {e}")))?;
+    let to = send_to.map(|a| crate::smtp::mailbox(None, &a)).transpose().map_err(|e| ApiError::bad_input("input.sendTo", e.to_string()))?;
+    Ok(crate::smtp::probe(&server, from, to).await)
+}

@@ -513,6 +513,19 @@ impl Statistics {
     }
 }
 
+/// The project an archived email is linked to (in the email's account).
+pub async fn project_of(db: &impl ConnectionTrait, email: &email::Model, project_id: Uuid) -> ApiResult<Option<entity::project::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Ok(entity::project::Entity::find_by_id(project_id).filter(entity::project::Column::AccountId.eq(email.account_id)).one(db).await?)
+}
+
+/// Where an archived email was found: every mailbox and folder (the caller keeps those it
+/// may see).
+pub async fn locations(db: &impl ConnectionTrait, email: &email::Model) -> ApiResult<Vec<email_location::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Ok(email_location::Entity::find().filter(email_location::Column::EmailId.eq(email.id)).all(db).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

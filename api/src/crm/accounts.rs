@@ -234,3 +234,8 @@ async fn raise_paused(txn: &sea_orm::DatabaseTransaction, account: &account::Mod
     };
     fanout::record_addressed(txn, vec![event]).await
 }
+
+/// The direct sub-accounts of an account (the caller's visibility of it is checked first).
+pub fn children(account_id: Uuid) -> sea_orm::Select<account::Entity> {
+    account::Entity::find().filter(account::Column::ParentId.eq(account_id))
+}

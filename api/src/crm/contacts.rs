@@ -330,3 +330,34 @@ pub async fn delete_person(app: &AppState, caller: &Caller, id: Uuid) -> ApiResu
     change.commit().await?;
     Ok(before)
 }
+
+/// Which contacts a list shows.
+#[derive(Debug, Default)]
+pub struct ContactFilter {
+    pub kind: Option<ContactKind>,
+    /// Only contacts this user is assigned to.
+    pub assigned_to: Option<Uuid>,
+    pub email_domain: Option<String>,
+}
+
+/// The account's contacts that pass `filter` (anyone who may read the account).
+pub fn list(caller: &Caller, filter: ContactFilter) -> ApiResult<sea_orm::Select<contact::Entity>> {
+    use sea_orm::sea_query::Query;
+    caller.require_read()?;
+    let mut select = contact::Entity::find().filter(contact::Column::AccountId.eq(caller.account_id));
+    if let Some(kind) = filter.kind {
+        select = select.filter(contact::Column::Kind.eq(kind));
+    }
+    if let Some(domain) = filter.email_domain {
+        select = select.filter(contact::Column::EmailDomain.eq(validate::domain("filter.emailDomain", &domain)?));
+    }
+    if let Some(user_id) = filter.assigned_to {
+        let assigned = Query::select()
+            .column(contact_assignee::Column::ContactId)
+            .from(contact_assignee::Entity)
+            .and_where(contact_assignee::Column::UserId.eq(user_id))
+            .to_owned();
+        select = select.filter(contact::Column::Id.in_subquery(assigned));
+    }
+    Ok(select)
+}

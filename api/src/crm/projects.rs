@@ -77,3 +77,13 @@ pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<proj
     change.commit().await?;
     Ok(before)
 }
+
+/// The account's projects, those of one customer when given (anyone who may read the account).
+pub fn list(caller: &Caller, customer_id: Option<Uuid>) -> ApiResult<sea_orm::Select<project::Entity>> {
+    caller.require_read()?;
+    let select = project::Entity::find().filter(project::Column::AccountId.eq(caller.account_id));
+    Ok(match customer_id {
+        Some(customer) => select.filter(project::Column::CustomerId.eq(customer)),
+        None => select,
+    })
+}

@@ -154,3 +154,34 @@ pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<user
     change.commit().await?;
     Ok(before)
 }
+
+/// Which users a list shows.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// Case-insensitive substring of the name or email.
+    pub search: Option<String>,
+}
+
+/// The users of `account_id` that pass `filter`; the caller's right to read that account is
+/// checked before.
+pub fn list(account_id: Uuid, filter: UserFilter) -> sea_orm::Select<user::Entity> {
+    use sea_orm::sea_query::{Expr, Func, LikeExpr};
+    let mut select = user::Entity::find().filter(user::Column::AccountId.eq(account_id));
+    if let Some(role) = filter.role {
+        select = select.filter(user::Column::Role.eq(role));
+    }
+    if let Some(active) = filter.active {
+        select = select.filter(user::Column::Active.eq(active));
+    }
+    if let Some(search) = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        select = select.filter(
+            sea_orm::Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(LikeExpr::new(pattern.clone()).escape('\\')))
+                .add(user::Column::Email.like(LikeExpr::new(pattern).escape('\\'))),
+        );
+    }
+    select
+}

@@ -3,7 +3,6 @@
 use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{api_key, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     accounts::Account,
@@ -42,8 +41,7 @@ impl Viewer {
     /// The name of the platform operator's key, when the operator is logged in as `user`.
     async fn operator_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let Principal::User { impersonator: Some(Impersonator::Operator(id)), .. } = self.0.principal else { return Ok(None) };
-        let key = entity::operator_key::Entity::find_by_id(id).one(&app(ctx)?.db).await.map_err(ApiError::from)?;
-        Ok(key.map(|k| k.name))
+        Ok(crate::platform::key_name(&app(ctx)?.db, id).await?)
     }
     /// Scopes of the API key, when the caller is one.
     async fn api_key_scopes(&self) -> Option<Vec<ApiKeyScope>> {
@@ -104,12 +102,7 @@ impl AccessQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<ApiKey>> {
-        let caller = caller(ctx)?;
-        caller.require_company_admin_user()?;
-        let mut select = api_key::Entity::find().filter(api_key::Column::AccountId.eq(caller.account_id));
-        if !include_revoked {
-            select = select.filter(api_key::Column::RevokedAt.is_null());
-        }
+        let select = api_keys::list(caller(ctx)?, include_revoked)?;
         Ok(paginate(&app(ctx)?.db, select, api_key::Column::Id, |k| k.id, Order::NewestFirst, PageArgs::new(first, after, last, before), ApiKey).await?)
     }
 }

@@ -1,13 +1,12 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{account, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     app, caller,
     connection::{paginate, IdConnection, Order, PageArgs},
     parse_id,
-    users::{user_select, User, UserFilter},
+    users::{User, UserFilter},
 };
 use crate::crm::accounts::{self as service, AddOn};
 
@@ -73,7 +72,7 @@ impl Account {
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Account>> {
         self.ensure_visible(ctx).await?;
-        let select = account::Entity::find().filter(account::Column::ParentId.eq(self.0.id));
+        let select = crate::crm::accounts::children(self.0.id);
         Ok(paginate(&app(ctx)?.db, select, account::Column::Id, |a| a.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Account).await?)
     }
     /// Users of this account (admins use it to pick whom to log in as in sub-accounts).
@@ -87,7 +86,7 @@ impl Account {
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<User>> {
         self.ensure_visible(ctx).await?;
-        let select = user_select(self.0.id, filter.unwrap_or_default());
+        let select = crate::crm::users::list(self.0.id, filter.unwrap_or_default().into_service());
         Ok(paginate(&app(ctx)?.db, select, user::Column::Id, |u| u.id, Order::OldestFirst, PageArgs::new(first, after, last, before), User).await?)
     }
 }

@@ -3,7 +3,6 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{activity, activity_settings, outbox_message, sms_gateway};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     app, caller,
@@ -19,8 +18,7 @@ use crate::{
         sms,
     },
     error::ApiError,
-    smtp::{self, FailureReason, Security},
-    validate,
+    smtp::{FailureReason, Security},
 };
 
 async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<User>> {
@@ -432,24 +430,14 @@ impl ActivityQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Activity>> {
-        let caller = caller(ctx)?;
-        caller.require_read()?;
         let filter = filter.unwrap_or_default();
-        let mut select = activity::Entity::find().filter(activity::Column::AccountId.eq(caller.account_id));
-        if let Some(owner) = &filter.owner_id {
-            select = select.filter(activity::Column::OwnerId.eq(parse_id(owner, "filter.ownerId")?));
-        }
-        if let Some(contact) = &filter.contact_id {
-            select = select.filter(activity::Column::ContactId.eq(parse_id(contact, "filter.contactId")?));
-        }
-        match filter.open {
-            Some(true) => select = select.filter(activity::Column::CompletedAt.is_null()),
-            Some(false) => select = select.filter(activity::Column::CompletedAt.is_not_null()),
-            None => {}
-        }
-        if let Some(external) = &filter.external_id {
-            select = select.filter(activity::Column::ExternalId.eq(external.trim()));
-        }
+        let filter = records::ActivityFilter {
+            owner_id: filter.owner_id.as_ref().map(|id| parse_id(id, "filter.ownerId")).transpose()?,
+            contact_id: filter.contact_id.as_ref().map(|id| parse_id(id, "filter.contactId")).transpose()?,
+            open: filter.open,
+            external_id: filter.external_id,
+        };
+        let select = records::list(caller(ctx)?, filter)?;
         let page =
             paginate(&app(ctx)?.db, select, activity::Column::Id, |a| a.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Activity).await?;
         if loaders::wants(ctx, "owner") {
@@ -479,19 +467,13 @@ impl ActivityQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<OutboundMessage>> {
-        let caller = caller(ctx)?;
-        caller.require_admin_or_read_key()?;
         let filter = filter.unwrap_or_default();
-        let mut select = outbox_message::Entity::find().filter(outbox_message::Column::AccountId.eq(caller.account_id));
-        if let Some(status) = filter.status {
-            select = select.filter(outbox_message::Column::Status.eq(status));
-        }
-        if let Some(channel) = filter.channel {
-            select = select.filter(outbox_message::Column::Channel.eq(channel));
-        }
-        if let Some(recipient) = &filter.recipient_id {
-            select = select.filter(outbox_message::Column::UserId.eq(parse_id(recipient, "filter.recipientId")?));
-        }
+        let filter = crate::outbox::MessageFilter {
+            status: filter.status,
+            channel: filter.channel,
+            recipient_id: filter.recipient_id.as_ref().map(|id| parse_id(id, "filter.recipientId")).transpose()?,
+        };
+        let select = crate::outbox::list(caller(ctx)?, filter)?;
         let page = paginate(
             &app(ctx)?.db,
             select,
@@ -549,21 +531,8 @@ impl ActivityMutation {
     /// Connects to the saved SMTP server, logs in, and optionally sends a test message. A
     /// failure is an answer (`ok: false` and why), not an error; it takes at most 10 s.
     async fn test_smtp_settings(&self, ctx: &Context<'_>, input: TestSmtpSettingsInput) -> async_graphql::Result<TestSmtpSettingsPayload> {
-        let (app, caller) = (app(ctx)?, caller(ctx)?);
-        caller.require_admin_or_write_key()?;
-        let send_to = input.send_to.as_deref().map(|a| validate::email("input.sendTo", a)).transpose()?;
-        let settings = service::load(&app.db, caller.account_id).await?;
-        let Some(server) = settings.smtp_server(&app.keyring)? else {
-            return Err(ApiError::bad_input("input", "no SMTP server is saved: change the activity settings first").into());
-        };
-        // A sender name saved before names were checked may not fit a header: say so.
-        let from = settings
-            .sender_address()
-            .map(|a| smtp::mailbox(settings.sender_name(), a))
-            .transpose()
-            .map_err(|e| ApiError::bad_input("input", format!("the saved sender cannot be used: {e}")))?;
-        let to = send_to.map(|a| smtp::mailbox(None, &a)).transpose().map_err(|e| ApiError::bad_input("input.sendTo", e.to_string()))?;
-        Ok(match smtp::probe(&server, from, to).await {
+        let probed = service::test_smtp(app(ctx)?, caller(ctx)?, input.send_to.as_deref()).await?;
+        Ok(match probed {
             Ok(()) => TestSmtpSettingsPayload { ok: true, failure: None },
             Err(f) => TestSmtpSettingsPayload {
                 ok: false,

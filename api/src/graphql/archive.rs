@@ -3,8 +3,7 @@
 
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use entity::{email, email_location, email_settings};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use entity::{email, email_settings};
 
 use super::{
     app, caller,
@@ -87,13 +86,12 @@ impl ArchivedEmail {
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
         let Some(id) = self.0.project_id else { return Ok(None) };
-        let found = entity::project::Entity::find_by_id(id).one(&app(ctx)?.db).await.map_err(ApiError::from)?;
-        Ok(found.map(Project))
+        Ok(crate::archive::project_of(&app(ctx)?.db, &self.0, id).await?.map(Project))
     }
     /// The mailboxes and folders it was found in (those the caller may see).
     async fn locations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailLocation>> {
         let (app, caller) = (app(ctx)?, caller(ctx)?);
-        let rows = email_location::Entity::find().filter(email_location::Column::EmailId.eq(self.0.id)).all(&app.db).await.map_err(ApiError::from)?;
+        let rows = crate::archive::locations(&app.db, &self.0).await?;
         let visible = crate::mailboxes::list(&app.db, caller, None).await?;
         Ok(rows
             .into_iter()

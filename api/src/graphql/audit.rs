@@ -2,7 +2,6 @@ use async_graphql::{Context, InputObject, Json, Object, Subscription, ID};
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use futures_util::{Stream, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use super::{
@@ -118,19 +117,13 @@ impl AuditQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<AuditEvent>> {
-        let caller = caller(ctx)?;
-        caller.require_company_admin_user()?;
         let filter = filter.unwrap_or_default();
-        let mut select = audit_event::Entity::find().filter(audit_event::Column::AccountId.eq(caller.account_id));
-        if let Some(t) = filter.object_type {
-            select = select.filter(audit_event::Column::ObjectType.eq(t));
-        }
-        if let Some(id) = filter.object_id {
-            select = select.filter(audit_event::Column::ObjectId.eq(id.as_str()));
-        }
-        if let Some(actor) = filter.actor_id {
-            select = select.filter(audit_event::Column::ActorUserId.eq(parse_id(&actor, "filter.actorId")?));
-        }
+        let filter = crate::audit::AuditFilter {
+            object_type: filter.object_type,
+            object_id: filter.object_id.map(|id| id.to_string()),
+            actor_id: filter.actor_id.as_ref().map(|id| parse_id(id, "filter.actorId")).transpose()?,
+        };
+        let select = crate::audit::list(caller(ctx)?, filter)?;
         let page =
             paginate(&app(ctx)?.db, select, audit_event::Column::Id, |e| e.id, Order::NewestFirst, PageArgs::new(first, after, last, before), AuditEvent)
                 .await?;

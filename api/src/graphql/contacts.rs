@@ -1,7 +1,6 @@
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, ID};
 use chrono::{DateTime, Utc};
-use entity::{contact, contact_assignee, contact_person};
-use sea_orm::{sea_query::Query as SqlQuery, ColumnTrait, EntityTrait, QueryFilter};
+use entity::{contact, contact_person};
 
 use super::{
     app, caller,
@@ -142,28 +141,13 @@ impl ContactQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Contact>> {
-        let caller = caller(ctx)?;
-        caller.require_read()?;
         let filter = filter.unwrap_or_default();
-        let mut select = contact::Entity::find().filter(contact::Column::AccountId.eq(caller.account_id));
-        if let Some(kind) = filter.kind {
-            select = select.filter(contact::Column::Kind.eq(contact::ContactKind::from(kind)));
-        }
-        if let Some(domain) = filter.email_domain {
-            select = select.filter(contact::Column::EmailDomain.eq(crate::validate::domain("filter.emailDomain", &domain)?));
-        }
-        if let Some(user) = filter.assigned_to {
-            let user_id = parse_id(&user, "filter.assignedTo")?;
-            select = select.filter(
-                contact::Column::Id.in_subquery(
-                    SqlQuery::select()
-                        .column(contact_assignee::Column::ContactId)
-                        .from(contact_assignee::Entity)
-                        .and_where(contact_assignee::Column::UserId.eq(user_id))
-                        .to_owned(),
-                ),
-            );
-        }
+        let filter = service::ContactFilter {
+            kind: filter.kind.map(contact::ContactKind::from),
+            assigned_to: filter.assigned_to.as_ref().map(|id| parse_id(id, "filter.assignedTo")).transpose()?,
+            email_domain: filter.email_domain,
+        };
+        let select = service::list(caller(ctx)?, filter)?;
         let page =
             paginate(&app(ctx)?.db, select, contact::Column::Id, |c| c.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Contact).await?;
         prefetch_relations(ctx, &page).await?;

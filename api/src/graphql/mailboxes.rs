@@ -74,13 +74,7 @@ impl Mailbox {
     /// Where the scans of each synced folder stand: one entry per folder scanned at least
     /// once, by path. A folder that failed says why here while the others go on.
     async fn folder_states(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MailboxFolderState>> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-        let rows = mailbox_folder::Entity::find()
-            .filter(mailbox_folder::Column::MailboxId.eq(self.0.id))
-            .order_by_asc(mailbox_folder::Column::Path)
-            .all(&app(ctx)?.db)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = crate::mailboxes::folder_states(&app(ctx)?.db, self.0.id).await?;
         Ok(rows.into_iter().map(MailboxFolderState::from).collect())
     }
     async fn version(&self) -> i32 {

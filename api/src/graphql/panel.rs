@@ -5,7 +5,6 @@ use std::sync::Arc;
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::{event, notification};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     accounts::Account,
@@ -146,26 +145,15 @@ impl PanelQuery {
     ) -> async_graphql::Result<IdConnection<Notification>> {
         let user_id = panel::owner(caller(ctx)?)?;
         let filter = filter.unwrap_or_default();
-        let mut select = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
-        select = match filter.archived {
-            Some(true) => select.filter(notification::Column::ArchivedAt.is_not_null()),
-            _ => select.filter(notification::Column::ArchivedAt.is_null()),
+        let filter = panel::PanelFilter {
+            unread: filter.unread,
+            unseen: filter.unseen,
+            archived: filter.archived.unwrap_or(false),
+            types: filter.types,
+            account_ids: filter.account_ids.as_deref().map(|ids| parse_ids(ids, "filter.accountIds")).transpose()?,
+            contact_id: filter.contact_id.as_ref().map(|id| parse_id(id, "filter.contactId")).transpose()?,
         };
-        if let Some(unread) = filter.unread {
-            select = select.filter(if unread { notification::Column::ReadAt.is_null() } else { notification::Column::ReadAt.is_not_null() });
-        }
-        if let Some(unseen) = filter.unseen {
-            select = select.filter(if unseen { notification::Column::SeenAt.is_null() } else { notification::Column::SeenAt.is_not_null() });
-        }
-        if let Some(types) = filter.types {
-            select = select.filter(notification::Column::NotificationType.is_in(types));
-        }
-        if let Some(ids) = filter.account_ids {
-            select = select.filter(notification::Column::AccountId.is_in(parse_ids(&ids, "filter.accountIds")?));
-        }
-        if let Some(contact) = filter.contact_id {
-            select = select.filter(notification::Column::ContactId.eq(parse_id(&contact, "filter.contactId")?));
-        }
+        let select = panel::list(user_id, filter);
         let db = &app(ctx)?.db;
         let mut page = paginate(
             db,

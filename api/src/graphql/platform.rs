@@ -5,8 +5,6 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::account;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
 use super::{
     app,
     connection::{paginate, IdConnection, Order, PageArgs},
@@ -63,7 +61,7 @@ impl PlatformQuery {
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Tenant>> {
         operator(ctx)?;
-        let select = account::Entity::find().filter(account::Column::ParentId.is_null());
+        let select = platform::tenants();
         let args = PageArgs::new(first, after, last, before);
         Ok(paginate(&app(ctx)?.db, select, account::Column::Id, |a| a.id, Order::OldestFirst, args, Tenant::from).await?)
     }

@@ -1,7 +1,6 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::project;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     app, caller,
@@ -54,12 +53,8 @@ impl ProjectQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<IdConnection<Project>> {
-        let caller = caller(ctx)?;
-        caller.require_read()?;
-        let mut select = project::Entity::find().filter(project::Column::AccountId.eq(caller.account_id));
-        if let Some(customer) = filter.unwrap_or_default().customer_id {
-            select = select.filter(project::Column::CustomerId.eq(parse_id(&customer, "filter.customerId")?));
-        }
+        let customer = filter.unwrap_or_default().customer_id.as_ref().map(|id| parse_id(id, "filter.customerId")).transpose()?;
+        let select = service::list(caller(ctx)?, customer)?;
         let page =
             paginate(&app(ctx)?.db, select, project::Column::Id, |p| p.id, Order::OldestFirst, PageArgs::new(first, after, last, before), Project).await?;
         if loaders::wants(ctx, "customer") {

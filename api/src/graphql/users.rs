@@ -1,7 +1,6 @@
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
 
 use super::{
@@ -104,26 +103,10 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
-pub(crate) fn user_select(account_id: Uuid, filter: UserFilter) -> Select<user::Entity> {
-    let mut select = user::Entity::find().filter(user::Column::AccountId.eq(account_id));
-    if let Some(role) = filter.role {
-        select = select.filter(user::Column::Role.eq(user::Role::from(role)));
+impl UserFilter {
+    pub(crate) fn into_service(self) -> service::UserFilter {
+        service::UserFilter { role: self.role.map(user::Role::from), active: self.active, search: self.search }
     }
-    if let Some(active) = filter.active {
-        select = select.filter(user::Column::Active.eq(active));
-    }
-    if let Some(search) = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        select = select.filter(
-            sea_orm::Condition::any()
-                .add(
-                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(user::Column::Name)))
-                        .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
-                )
-                .add(user::Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
-        );
-    }
-    select
 }
 
 #[derive(Default)]
@@ -143,7 +126,7 @@ impl UserQuery {
     ) -> async_graphql::Result<IdConnection<User>> {
         let caller = caller(ctx)?;
         caller.require_read()?;
-        let select = user_select(caller.account_id, filter.unwrap_or_default());
+        let select = service::list(caller.account_id, filter.unwrap_or_default().into_service());
         Ok(paginate(&app(ctx)?.db, select, user::Column::Id, |u| u.id, Order::OldestFirst, PageArgs::new(first, after, last, before), User).await?)
     }
 

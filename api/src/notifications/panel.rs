@@ -303,3 +303,38 @@ pub async fn announce(app: &AppState, user_id: Uuid, message: Announcement) {
         tracing::warn!(error = %e, "panel change not announced on the bus");
     }
 }
+
+/// Which of a panel's rows a list shows.
+#[derive(Debug, Default)]
+pub struct PanelFilter {
+    pub unread: Option<bool>,
+    pub unseen: Option<bool>,
+    /// The archived rows instead of the others.
+    pub archived: bool,
+    pub types: Option<Vec<entity::notification::NotificationType>>,
+    pub account_ids: Option<Vec<Uuid>>,
+    pub contact_id: Option<Uuid>,
+}
+
+/// The rows of `user_id`'s panel that pass `filter` ([`owner`] says whose panel a caller sees).
+pub fn list(user_id: Uuid, filter: PanelFilter) -> sea_orm::Select<notification::Entity> {
+    let mut select = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
+    select =
+        if filter.archived { select.filter(notification::Column::ArchivedAt.is_not_null()) } else { select.filter(notification::Column::ArchivedAt.is_null()) };
+    if let Some(unread) = filter.unread {
+        select = select.filter(if unread { notification::Column::ReadAt.is_null() } else { notification::Column::ReadAt.is_not_null() });
+    }
+    if let Some(unseen) = filter.unseen {
+        select = select.filter(if unseen { notification::Column::SeenAt.is_null() } else { notification::Column::SeenAt.is_not_null() });
+    }
+    if let Some(types) = filter.types {
+        select = select.filter(notification::Column::NotificationType.is_in(types));
+    }
+    if let Some(ids) = filter.account_ids {
+        select = select.filter(notification::Column::AccountId.is_in(ids));
+    }
+    if let Some(contact) = filter.contact_id {
+        select = select.filter(notification::Column::ContactId.eq(contact));
+    }
+    select
+}
