@@ -1,18 +1,30 @@
 //! Herald's API: the GraphQL backend of a multi-tenant CRM's notification and
 //! communication settings. This library is also what the worker builds on.
 //!
-//! A tour:
-//! - [`config`]: the typed configuration every process reads from `HERALD_*` variables.
-//! - [`state`]: what a request needs (database, bus, token issuer, keyring, schema), built
-//!   once by [`state::AppState::init`], which also runs migrations.
-//! - [`server`]: HTTP routes and the GraphQL-over-HTTP rules; [`ws`]: GraphQL over
-//!   WebSocket. [`server::Server`] binds first and runs later, so tests can bind port 0.
-//! - [`graphql`]: the schema, resolvers grouped by area, connections and DataLoaders.
-//! - [`notifications`]: the notification types (settings and fan-out build on them).
-//! - [`crm`], [`api_keys`], [`session`], [`audit`]: the services resolvers call; all SQL
-//!   lives there, and every change runs in an [`audit::Change`] (transaction + audit row).
-//! - [`auth`]: tokens, API keys, roles; [`error`]: the one error type and its GraphQL codes.
-//! - [`crypto`] and [`secrets`]: secrets at rest and key rotation; [`bus`]: pub/sub over Redis or in process.
+//! A tour, by layer. Nothing below the transport imports the `graphql` module or the
+//! server (some service types derive async-graphql's traits, so that resolvers return them
+//! as they are); the split of the fan-out, panel and control modules into use case and
+//! engine is still to do.
+//!
+//! 1. Transport: [`server`] (HTTP routes, GraphQL over HTTP, GraphiQL) and [`ws`] (GraphQL
+//!    over WebSocket); [`server::Server`] binds first and runs later, so tests can bind port 0.
+//!    [`graphql`]: the schemas (built once by the server over the services), thin resolvers
+//!    grouped by area, connections and DataLoaders, and the one mapping of [`error::ApiError`]
+//!    to GraphQL error codes. [`cli`]: the `api` binary's commands.
+//! 2. Use cases: [`crm`], [`activities`], [`mailboxes`],
+//!    [`archive`], [`api_keys`], [`session`], [`platform`], [`notifications`] (settings, the
+//!    panel and its feed); every change runs in an [`audit::Change`] (transaction + audit
+//!    row); [`owned`] finds and deletes an account's rows within the caller's account only.
+//! 3. Engines the use cases and the worker share: the fan-out ([`notifications::fanout`]),
+//!    the archive's linking rules, delivery planning ([`activities::plan`]), the [`outbox`].
+//! 4. Infrastructure: [`db`] (connections, migrations, the write lock, array statements),
+//!    [`bus`] (pub/sub over Redis or in process), [`crypto`] and [`secrets`] (secrets at rest,
+//!    key rotation), [`smtp`], [`imap`], [`auth`] (tokens, keys, roles), [`telemetry`].
+//! 5. [`state::AppState`]: those services, built once per process by
+//!    [`state::AppState::init`] (which also runs migrations); [`config`]: the typed
+//!    configuration from `HERALD_*` variables; [`error`]: the one error type.
+//!
+//! Below all of it, the `entity` crate: the rows, and the typed states of their columns.
 
 pub mod activities;
 pub mod api_keys;
@@ -34,6 +46,7 @@ pub mod mailboxes;
 pub mod net;
 pub mod notifications;
 pub mod outbox;
+pub mod owned;
 pub mod platform;
 pub mod secrets;
 pub mod server;

@@ -66,9 +66,17 @@ pub fn list(caller: &Caller, filter: ActivityFilter) -> ApiResult<Select<activit
     Ok(select)
 }
 
+impl crate::owned::Owned for activity::Entity {
+    const NAME: &'static str = "activity";
+    const OBJECT_TYPE: &'static str = "Activity";
+    const ACTION: &'static str = "activity";
+    fn account_column() -> activity::Column {
+        activity::Column::AccountId
+    }
+}
+
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<activity::Model> {
-    caller.require_read()?;
-    activity::Entity::find_by_id(id).filter(activity::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("activity"))
+    crate::owned::find::<activity::Entity>(db, caller, id).await
 }
 
 pub struct NewActivity {
@@ -234,11 +242,5 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: ActivityPa
 }
 
 pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<activity::Model> {
-    caller.require_admin_or_write_key()?;
-    let mut change = Change::begin(app, caller).await?;
-    let before = find(change.db(), caller, id).await?;
-    activity::Entity::delete_by_id(id).exec(change.db()).await?;
-    change.record(before.account_id, "activity.deleted", "Activity", before.id, Some(&before), None::<&()>).await?;
-    change.commit().await?;
-    Ok(before)
+    crate::owned::delete::<activity::Entity>(app, caller, id).await
 }

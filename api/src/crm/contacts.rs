@@ -15,23 +15,41 @@ use crate::{
     audit::Change,
     auth::Caller,
     error::{ApiError, ApiResult},
+    owned::{self, Owned},
     state::AppState,
     validate,
 };
 
 /// The contact `id` of the caller's account; otherwise NOT_FOUND.
+impl Owned for contact::Entity {
+    const NAME: &'static str = "contact";
+    const OBJECT_TYPE: &'static str = "Contact";
+    const ACTION: &'static str = "contact";
+    fn account_column() -> contact::Column {
+        contact::Column::AccountId
+    }
+    async fn delete_dependents(txn: &sea_orm::DatabaseTransaction, id: Uuid) -> ApiResult<()> {
+        contact_assignee::Entity::delete_many().filter(contact_assignee::Column::ContactId.eq(id)).exec(txn).await?;
+        contact_person::Entity::delete_many().filter(contact_person::Column::ContactId.eq(id)).exec(txn).await?;
+        Ok(())
+    }
+}
+
+impl Owned for contact_person::Entity {
+    const NAME: &'static str = "contact person";
+    const OBJECT_TYPE: &'static str = "ContactPerson";
+    const ACTION: &'static str = "contact_person";
+    fn account_column() -> contact_person::Column {
+        contact_person::Column::AccountId
+    }
+}
+
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact::Model> {
-    caller.require_read()?;
-    contact::Entity::find_by_id(id).filter(contact::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("contact"))
+    owned::find::<contact::Entity>(db, caller, id).await
 }
 
 pub async fn find_person(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<contact_person::Model> {
-    caller.require_read()?;
-    contact_person::Entity::find_by_id(id)
-        .filter(contact_person::Column::AccountId.eq(caller.account_id))
-        .one(db)
-        .await?
-        .ok_or(ApiError::NotFound("contact person"))
+    owned::find::<contact_person::Entity>(db, caller, id).await
 }
 
 /// Assigned user ids in order.
@@ -188,16 +206,7 @@ pub async fn update(app: &AppState, caller: &Caller, patch: ContactPatch) -> Api
 }
 
 pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<contact::Model> {
-    caller.require_admin_or_write_key()?;
-    let mut change = Change::begin(app, caller).await?;
-    let before = find(change.db(), caller, id).await?;
-    // Explicit, not only ON DELETE CASCADE: SQLite enforces foreign keys per connection.
-    contact_assignee::Entity::delete_many().filter(contact_assignee::Column::ContactId.eq(id)).exec(change.db()).await?;
-    contact_person::Entity::delete_many().filter(contact_person::Column::ContactId.eq(id)).exec(change.db()).await?;
-    contact::Entity::delete_by_id(id).exec(change.db()).await?;
-    change.record(before.account_id, "contact.deleted", "Contact", before.id, Some(&before), None::<&()>).await?;
-    change.commit().await?;
-    Ok(before)
+    owned::delete::<contact::Entity>(app, caller, id).await
 }
 
 /// Appends users to the contact's assignees (already assigned ones keep their place).
@@ -322,13 +331,7 @@ pub async fn update_person(app: &AppState, caller: &Caller, patch: PersonPatch) 
 }
 
 pub async fn delete_person(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<contact_person::Model> {
-    caller.require_admin_or_write_key()?;
-    let mut change = Change::begin(app, caller).await?;
-    let before = find_person(change.db(), caller, id).await?;
-    contact_person::Entity::delete_by_id(id).exec(change.db()).await?;
-    change.record(before.account_id, "contact_person.deleted", "ContactPerson", before.id, Some(&before), None::<&()>).await?;
-    change.commit().await?;
-    Ok(before)
+    owned::delete::<contact_person::Entity>(app, caller, id).await
 }
 
 /// Which contacts a list shows.

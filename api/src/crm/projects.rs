@@ -9,13 +9,22 @@ use crate::{
     audit::Change,
     auth::Caller,
     error::{ApiError, ApiResult},
+    owned::{self, Owned},
     state::AppState,
     validate,
 };
 
+impl Owned for project::Entity {
+    const NAME: &'static str = "project";
+    const OBJECT_TYPE: &'static str = "Project";
+    const ACTION: &'static str = "project";
+    fn account_column() -> project::Column {
+        project::Column::AccountId
+    }
+}
+
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<project::Model> {
-    caller.require_read()?;
-    project::Entity::find_by_id(id).filter(project::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("project"))
+    owned::find::<project::Entity>(db, caller, id).await
 }
 
 /// A project's customer must be a CUSTOMER (not a lead) of the same account.
@@ -69,13 +78,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, name: Option<&str
 }
 
 pub async fn delete(app: &AppState, caller: &Caller, id: Uuid) -> ApiResult<project::Model> {
-    caller.require_admin_or_write_key()?;
-    let mut change = Change::begin(app, caller).await?;
-    let before = find(change.db(), caller, id).await?;
-    project::Entity::delete_by_id(id).exec(change.db()).await?;
-    change.record(before.account_id, "project.deleted", "Project", before.id, Some(&before), None::<&()>).await?;
-    change.commit().await?;
-    Ok(before)
+    owned::delete::<project::Entity>(app, caller, id).await
 }
 
 /// The account's projects, those of one customer when given (anyone who may read the account).

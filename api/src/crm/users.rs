@@ -18,9 +18,17 @@ use crate::{
 };
 
 /// The user `id` of the caller's account; otherwise NOT_FOUND.
+impl crate::owned::Owned for user::Entity {
+    const NAME: &'static str = "user";
+    const OBJECT_TYPE: &'static str = "User";
+    const ACTION: &'static str = "user";
+    fn account_column() -> user::Column {
+        user::Column::AccountId
+    }
+}
+
 pub async fn find(db: &impl ConnectionTrait, caller: &Caller, id: Uuid) -> ApiResult<user::Model> {
-    caller.require_read()?;
-    user::Entity::find_by_id(id).filter(user::Column::AccountId.eq(caller.account_id)).one(db).await?.ok_or(ApiError::NotFound("user"))
+    crate::owned::find::<user::Entity>(db, caller, id).await
 }
 
 async fn ensure_email_free(db: &impl ConnectionTrait, account_id: Uuid, email: &str, except: Option<Uuid>) -> ApiResult<()> {
