@@ -2,7 +2,7 @@
 //! event writer, counts reader), built once per process and cloned cheaply. Nothing here knows
 //! GraphQL: the server builds its schemas over these ([`crate::graphql::Schemas`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     crypto::{read_or_create_secret_file, Keyring},
     db,
-    notifications::writer::EventWriter,
+    notifications::{panel::CountsReader, writer::EventWriter},
 };
 
 #[derive(Clone)]
@@ -25,10 +25,11 @@ pub struct AppState {
     /// tables that would otherwise be copied into every open panel.
     pub tokens: Arc<TokenIssuer>,
     pub keyring: Arc<Keyring>,
-    /// Writes published events and their fan-out, batching concurrent publishes.
-    pub events: EventWriter,
-    /// Reads the live feeds' panel counts, batching concurrent reads.
-    pub counts: crate::notifications::panel::CountsReader,
+    /// Writes published events and their fan-out, batching concurrent publishes; started on
+    /// first use ([`AppState::events`]), so a worker, which publishes none, never starts it.
+    events: Arc<OnceLock<EventWriter>>,
+    /// Reads the live feeds' panel counts, batching concurrent reads; started on first use.
+    counts: Arc<OnceLock<CountsReader>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +67,25 @@ impl AppState {
             Some(spec) => Keyring::parse(spec.expose())?,
             None => Keyring::load_or_create_file(&config.data_dir.join("herald.key"))?,
         };
-        // SQLite has one writer at a time: a second writing transaction would only fail busy.
-        let writers = if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { config.event_writers };
-        let events = EventWriter::start(db.clone(), config.notification_collapse_window, writers);
-        let counts = crate::notifications::panel::CountsReader::start(db.clone());
-        Ok(Self { tokens: Arc::new(TokenIssuer::new(jwt_secret.as_bytes())), config: Arc::new(config), db, bus, keyring: Arc::new(keyring), events, counts })
+        Ok(Self::from_parts(Arc::new(config), db, bus, TokenIssuer::new(jwt_secret.as_bytes()), keyring))
+    }
+
+    /// A state from services built elsewhere (tests and tools that connect their own way).
+    pub fn from_parts(config: Arc<Config>, db: DatabaseConnection, bus: Bus, tokens: TokenIssuer, keyring: Keyring) -> Self {
+        Self { config, db, bus, tokens: Arc::new(tokens), keyring: Arc::new(keyring), events: Arc::default(), counts: Arc::default() }
+    }
+
+    /// The event writer, started on the current runtime the first time it is asked for.
+    pub fn events(&self) -> &EventWriter {
+        self.events.get_or_init(|| {
+            // SQLite has one writer at a time: a second writing transaction would only fail busy.
+            let writers = if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { self.config.event_writers };
+            EventWriter::start(self.db.clone(), self.config.notification_collapse_window, writers)
+        })
+    }
+
+    /// The counts reader, started on the current runtime the first time it is asked for.
+    pub fn counts(&self) -> &CountsReader {
+        self.counts.get_or_init(|| CountsReader::start(self.db.clone()))
     }
 }

@@ -143,7 +143,7 @@ pub(crate) struct Pending {
 /// events published at the same moment (see [`super::writer`]), then rings the panels.
 pub async fn record(app: &AppState, publisher: Publisher, account: &account::Model, input: NewEvent) -> ApiResult<Published> {
     check(&input)?;
-    let published = app.events.submit(Pending { publisher, account: account.clone(), input }).await?;
+    let published = app.events().submit(Pending { publisher, account: account.clone(), input }).await?;
     announce(app, &published.notifications).await;
     Ok(published)
 }

@@ -213,7 +213,7 @@ impl Feed {
     /// Reads and sends the counts: the database's word, so nothing is left to verify.
     async fn counts_now(&mut self) -> ApiResult<()> {
         self.counts_due = false;
-        let counts = self.app.counts.read(self.user_id).await?;
+        let counts = self.app.counts().read(self.user_id).await?;
         self.send_counts(counts);
         self.verify_at = None;
         Ok(())
@@ -271,7 +271,7 @@ impl Feed {
     /// Corrects counts that crossed a concurrent change.
     async fn verify(&mut self) -> ApiResult<()> {
         self.verify_at = None;
-        let counts = self.app.counts.read(self.user_id).await?;
+        let counts = self.app.counts().read(self.user_id).await?;
         if self.counts_sent != Some(counts) {
             self.send_counts(counts);
         }
@@ -324,7 +324,7 @@ pub async fn open(app: AppState, user_id: Uuid, after: Option<Resume>) -> ApiRes
             }
         }
     }
-    let counts = feed.app.counts.read(user_id).await?;
+    let counts = feed.app.counts().read(user_id).await?;
     feed.send_counts(counts);
     feed.sent.shrink_to_fit();
     // An open panel mostly waits: the database work of a wake-up is boxed, so that the idle

@@ -71,13 +71,26 @@ const COUNTS_BATCH: usize = 500;
 /// requests it answers arrived, so it sees whatever was committed before each caller asked.
 #[derive(Clone)]
 pub struct CountsReader {
-    queue: tokio::sync::mpsc::Sender<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>,
+    queue: tokio::sync::mpsc::Sender<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, SharedFailure>>)>,
+}
+
+/// A failed read, shared by every request it answered; read as the error it was (an
+/// unreachable database stays UNAVAILABLE).
+type SharedFailure = std::sync::Arc<ApiError>;
+
+fn unshared(failure: SharedFailure) -> ApiError {
+    let cause = anyhow::anyhow!("{:#}", anyhow::Error::from(std::sync::Arc::clone(&failure)));
+    match &*failure {
+        ApiError::Unavailable(_) => ApiError::Unavailable(cause),
+        _ => ApiError::Internal(cause),
+    }
 }
 
 impl CountsReader {
     /// Starts the reader on the current runtime; it ends with the last clone.
     pub fn start(db: sea_orm::DatabaseConnection) -> Self {
-        let (queue, mut requests) = tokio::sync::mpsc::channel::<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, String>>)>(COUNTS_BATCH * 8);
+        let (queue, mut requests) =
+            tokio::sync::mpsc::channel::<(Uuid, tokio::sync::oneshot::Sender<Result<NotificationCounts, SharedFailure>>)>(COUNTS_BATCH * 8);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(COUNTS_BATCH);
             // The next request and whatever is queued behind it.
@@ -90,9 +103,9 @@ impl CountsReader {
                         }
                     }
                     Err(e) => {
-                        let e = e.to_string();
+                        let failure = std::sync::Arc::new(e);
                         for (_, answer) in batch.drain(..) {
-                            let _ = answer.send(Err(e.clone()));
+                            let _ = answer.send(Err(failure.clone()));
                         }
                     }
                 }
@@ -105,7 +118,7 @@ impl CountsReader {
         let stopped = || ApiError::Internal(anyhow::anyhow!("the counts reader has stopped"));
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.queue.send((user_id, answer)).await.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+        answered.await.map_err(|_| stopped())?.map_err(unshared)
     }
 }
 
