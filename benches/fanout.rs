@@ -26,7 +26,7 @@ use api::{
     notifications::{
         catalog::NotificationType,
         control::Switch,
-        fanout::{self, NewEvent, Publisher},
+        publish::{NewEvent, Publisher},
     },
     AppState, Config,
 };
@@ -134,7 +134,7 @@ async fn publish_all(
                     idempotency_key: format!("{prefix}-{i}"),
                 };
                 let t = Instant::now();
-                touched += fanout::record(&state, Publisher::System, &account, input).await?.notifications.len();
+                touched += api::notifications::publish::record(&state, Publisher::System, &account, input).await?.notifications.len();
                 latencies.push(t.elapsed());
             }
             Ok::<_, anyhow::Error>((latencies, touched))

@@ -3,8 +3,7 @@
 //!
 //! A tour, by layer. Nothing below the transport imports the `graphql` module or the
 //! server (some service types derive async-graphql's traits, so that resolvers return them
-//! as they are); the split of the fan-out, panel and control modules into use case and
-//! engine is still to do.
+//! as they are).
 //!
 //! 1. Transport: [`server`] (HTTP routes, GraphQL over HTTP, GraphiQL) and [`ws`] (GraphQL
 //!    over WebSocket); [`server::Server`] binds first and runs later, so tests can bind port 0.
@@ -12,11 +11,13 @@
 //!    grouped by area, connections and DataLoaders, and the one mapping of [`error::ApiError`]
 //!    to GraphQL error codes. [`cli`]: the `api` binary's commands.
 //! 2. Use cases: [`crm`], [`activities`], [`mailboxes`],
-//!    [`archive`], [`api_keys`], [`session`], [`platform`], [`notifications`] (settings, the
-//!    panel and its feed); every change runs in an [`audit::Change`] (transaction + audit
+//!    [`archive`], [`api_keys`], [`session`], [`platform`], [`notifications`] (publishing,
+//!    the Control and Roll-up settings, the panel and its feed); every change runs in an [`audit::Change`] (transaction + audit
 //!    row); [`owned`] finds and deletes an account's rows within the caller's account only.
-//! 3. Engines the use cases and the worker share: the fan-out ([`notifications::fanout`]),
-//!    the archive's linking rules, delivery planning ([`activities::plan`]), the [`outbox`].
+//! 3. Engines the use cases and the worker share: the fan-out ([`notifications::fanout`]) and
+//!    the switches it resolves ([`notifications::switches`]), announcing new rows to open
+//!    panels ([`notifications::announce`]), the archive's linking rules, delivery planning
+//!    ([`activities::plan`]), the [`outbox`].
 //! 4. Infrastructure: [`db`] (connections, migrations, the write lock, array statements),
 //!    [`bus`] (pub/sub over Redis or in process), [`crypto`] and [`secrets`] (secrets at rest,
 //!    key rotation), [`smtp`], [`imap`], [`auth`] (tokens, keys, roles), [`telemetry`].

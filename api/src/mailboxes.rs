@@ -177,7 +177,7 @@ async fn announce_test(app: &AppState, row_account: Uuid, owner: Uuid, address: 
     )
     .await?;
     txn.commit().await?;
-    fanout::announce(app, &recorded.notifications).await;
+    crate::notifications::announce(app, &recorded.notifications).await;
     Ok(())
 }
 

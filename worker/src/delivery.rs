@@ -616,7 +616,7 @@ impl Courier {
                 if update_claimed(&txn, m, Status::Failed, Some(&error), now, None).await? && m.channel == Channel::Email {
                     let recorded = fanout::record_addressed(&txn, vec![failure_event(m, &error, ctx)]).await?;
                     txn.commit().await?;
-                    fanout::announce(&self.app, &recorded.notifications).await;
+                    api::notifications::announce(&self.app, &recorded.notifications).await;
                 } else {
                     txn.commit().await?;
                 }
@@ -687,7 +687,7 @@ async fn tell_admins(app: &AppState, account_id: Uuid, key: &str, reason: &str) 
     };
     let recorded = fanout::record_addressed(&txn, vec![event]).await?;
     txn.commit().await?;
-    fanout::announce(app, &recorded.notifications).await;
+    api::notifications::announce(app, &recorded.notifications).await;
     Ok(())
 }
 

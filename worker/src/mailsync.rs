@@ -417,7 +417,7 @@ impl StoreBatch {
         let events: Vec<AddressedEvent> = stored.linked.iter().map(|e| received(&mailbox, e)).collect();
         let recorded = fanout::record_addressed(&txn, events).await?;
         txn.commit().await?;
-        fanout::announce(&app, &recorded.notifications).await;
+        api::notifications::announce(&app, &recorded.notifications).await;
         Ok(Archived { archived: stored.archived, linked: stored.linked.len() })
     }
 }
@@ -540,6 +540,6 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
         notifications = fanout::record_addressed(&txn, vec![event]).await?.notifications;
     }
     txn.commit().await?;
-    fanout::announce(app, &notifications).await;
+    api::notifications::announce(app, &notifications).await;
     Ok(report)
 }

@@ -149,7 +149,7 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Optio
     if let Some(handoff) = handoff.filter(|_| handed) {
         handoff.deliver(outbox);
     }
-    fanout::announce(app, &recorded.notifications).await;
+    api::notifications::announce(app, &recorded.notifications).await;
     metrics::counter!("herald_activity_alerts_total", "kind" => if kind == Kind::Reminder { "reminder" } else { "escalation" })
         .increment(recorded.events.len() as u64);
     Ok((report, due.len()))

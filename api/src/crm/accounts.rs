@@ -169,7 +169,7 @@ pub async fn update_account(app: &AppState, caller: &Caller, patch: AccountPatch
     let raised = paused_or_resumed(change.db(), &before, &after).await?;
     change.commit().await?;
     if let Some(raised) = raised {
-        crate::notifications::fanout::announce(app, &raised.notifications).await;
+        crate::notifications::announce(app, &raised.notifications).await;
     }
     Ok(after)
 }

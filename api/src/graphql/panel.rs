@@ -21,9 +21,9 @@ use crate::{
     notifications,
     notifications::{
         catalog::NotificationType,
-        fanout::{self, NewEvent},
         feed::{FeedItem, Resume},
         panel::{self, NotificationCounts, Selection, StateChange},
+        publish::NewEvent,
     },
 };
 
@@ -198,7 +198,7 @@ pub struct PublishEventInput {
     pub idempotency_key: String,
 }
 
-pub struct PublishEventPayload(fanout::Published);
+pub struct PublishEventPayload(crate::notifications::publish::Published);
 
 #[Object]
 impl PublishEventPayload {
@@ -242,7 +242,7 @@ impl PanelMutation {
         // a load would wait for the loader's batching delay (1 ms) where `publish` reads the
         // account directly (API keys, and operations over WebSocket).
         let own = loaders(ctx)?.get_cached_values::<loaders::AccountId>().remove(&loaders::AccountId(caller.account_id));
-        Ok(PublishEventPayload(fanout::publish(app(ctx)?, caller, new, own).await?))
+        Ok(PublishEventPayload(crate::notifications::publish::publish(app(ctx)?, caller, new, own).await?))
     }
 }
 

@@ -171,7 +171,7 @@ impl PlatformMutation {
         let app = app(ctx)?;
         let id = super::parse_id(&input.account_id, "input.accountId")?;
         let (account, raised) = platform::set_paused(&app.db, operator, id, input.paused).await?;
-        crate::notifications::fanout::announce(app, &raised).await;
+        crate::notifications::announce(app, &raised).await;
         Ok(account.into())
     }
 }

@@ -17,7 +17,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
     time::Duration,
 };
 
@@ -37,116 +36,13 @@ use uuid::Uuid;
 
 use super::{
     catalog::{info, NotificationType, TypeInfo},
-    control::{AccountLayers, Switch},
-    panel::Announcement,
+    publish::{Pending, Published, Publisher},
+    switches::{AccountLayers, Switch},
 };
 use crate::{
-    auth::{ApiKeyScope, Caller, Principal},
     crm::{accounts, accounts::AddOn},
     error::{ApiError, ApiResult},
-    state::AppState,
-    validate,
 };
-
-/// Bus channel of one user's panel.
-pub fn channel(user_id: Uuid) -> String {
-    format!("user:{user_id}")
-}
-
-pub struct NewEvent {
-    pub kind: NotificationType,
-    /// Defaults to the caller's account; a sub-account of it is allowed.
-    pub account_id: Option<Uuid>,
-    pub contact_id: Option<Uuid>,
-    pub title: String,
-    pub body: Option<String>,
-    pub data: Option<serde_json::Value>,
-    pub action_url: Option<String>,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub idempotency_key: String,
-}
-
-/// Who publishes: a caller through the API, or Herald itself (the worker's reminders).
-#[derive(Clone, Copy, Debug)]
-pub enum Publisher {
-    User(Uuid),
-    ApiKey(Uuid),
-    System,
-}
-
-pub struct Published {
-    pub event: event::Model,
-    /// True when the key had been published before: nothing was notified this time.
-    pub duplicate: bool,
-    pub notifications: Vec<notification::Model>,
-    pub outbox: Vec<outbox_message::Model>,
-}
-
-/// `publishEvent`: API keys with PUBLISH_EVENTS, or signed-in company admins.
-///
-/// `own_account` is the caller's account row when the request has it already (signing in
-/// reads it): an event for the caller's own account then costs no statement to find it.
-pub async fn publish(app: &AppState, caller: &Caller, input: NewEvent, own_account: Option<account::Model>) -> ApiResult<Published> {
-    let publisher = match &caller.principal {
-        Principal::ApiKey { key_id, scopes } if scopes.contains(&ApiKeyScope::PublishEvents) => Publisher::ApiKey(*key_id),
-        Principal::ApiKey { .. } => return Err(ApiError::forbidden("this API key lacks the PUBLISH_EVENTS scope")),
-        Principal::User { .. } => Publisher::User(caller.require_company_admin_user()?),
-    };
-    // Not `find_visible`: publishing needs no READ scope, only PUBLISH_EVENTS.
-    let account_id = input.account_id.unwrap_or(caller.account_id);
-    let found = match own_account.filter(|a| a.id == account_id && a.id == caller.account_id) {
-        Some(own) => Some(own),
-        None if accounts::is_visible(&app.db, caller, account_id).await? => account::Entity::find_by_id(account_id).one(&app.db).await?,
-        None => None,
-    };
-    let account = found.ok_or_else(|| ApiError::bad_input("input.accountId", "account not found"))?;
-    record(app, publisher, &account, input).await
-}
-
-/// The largest `data` an event may carry, serialised.
-pub const MAX_DATA_BYTES: usize = 16 * 1024;
-
-fn check(input: &NewEvent) -> ApiResult<()> {
-    validate::name("input.title", &input.title)?;
-    let key = input.idempotency_key.trim();
-    if key.is_empty() || key.len() > 200 {
-        return Err(ApiError::bad_input("input.idempotencyKey", "give 1 to 200 characters that identify this event"));
-    }
-    if input.body.as_ref().is_some_and(|b| b.chars().count() > 10_000) {
-        return Err(ApiError::bad_input("input.body", "at most 10,000 characters"));
-    }
-    if let Some(url) = &input.action_url {
-        if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/')) || url.len() > 2_000 {
-            return Err(ApiError::bad_input("input.actionUrl", "an http(s) URL or a path starting with /"));
-        }
-    }
-    if let Some(data) = &input.data {
-        if !data.is_object() {
-            return Err(ApiError::bad_input("input.data", "a JSON object"));
-        }
-        // Every panel row shows it: an event's content is bounded like its body.
-        if serde_json::to_vec(data).map_or(usize::MAX, |json| json.len()) > MAX_DATA_BYTES {
-            return Err(ApiError::bad_input("input.data", format!("at most {} KiB of JSON", MAX_DATA_BYTES / 1024)));
-        }
-    }
-    Ok(())
-}
-
-/// A checked event waiting for the [writer](super::writer).
-pub(crate) struct Pending {
-    pub publisher: Publisher,
-    pub account: account::Model,
-    pub input: NewEvent,
-}
-
-/// Records an event for `account` and fans it out, in one transaction shared with the other
-/// events published at the same moment (see [`super::writer`]), then rings the panels.
-pub async fn record(app: &AppState, publisher: Publisher, account: &account::Model, input: NewEvent) -> ApiResult<Published> {
-    check(&input)?;
-    let published = app.events().submit(Pending { publisher, account: account.clone(), input }).await?;
-    announce(app, &published.notifications).await;
-    Ok(published)
-}
 
 /// What became of one event of a batch.
 enum Fate {
@@ -862,82 +758,4 @@ pub fn email_row(event: &event::Model, user_id: Uuid) -> outbox_message::Model {
 
 pub async fn insert_outbox(txn: &DatabaseTransaction, rows: &[outbox_message::Model]) -> ApiResult<()> {
     Ok(crate::db::insert_all::<outbox_message::Entity>(txn, rows).await?)
-}
-
-/// Announces new panel rows on their users' channels (after the commit that wrote them):
-/// one message per user with their rows, so that a live panel shows them without reading the
-/// database. The counts are not in it: only a panel that is open reads them (see
-/// [`super::feed`]), so a publish costs nothing for users who are away.
-///
-/// This process's panels get the rows as values. The other processes get, for each event
-/// (rows touched by one event share its position), its new rows as one [`EventRows`] message
-/// and its bumped rows one per user, in the order of the positions, so that a panel elsewhere
-/// still sees each user's rows in order: one message through Redis for an account-wide
-/// event, not ten thousand.
-pub async fn announce(app: &AppState, notifications: &[notification::Model]) {
-    if notifications.is_empty() {
-        return;
-    }
-    let mut by_user: HashMap<Uuid, Vec<Arc<notification::Model>>> = HashMap::new();
-    for n in notifications {
-        by_user.entry(n.user_id).or_default().push(Arc::new(n.clone()));
-    }
-    let local: Vec<(String, Arc<Announcement>)> = by_user.into_iter().map(|(user, rows)| (channel(user), Arc::new(Announcement::Rows { rows }))).collect();
-    app.bus.deliver_values(&local);
-    if app.bus.is_redis() {
-        if let Err(e) = announce_elsewhere(app, notifications) {
-            tracing::warn!(error = %e, "notifications not announced to the other processes");
-        }
-    }
-}
-
-fn announce_elsewhere(app: &AppState, notifications: &[notification::Model]) -> Result<(), serde_json::Error> {
-    let mut by_position: std::collections::BTreeMap<Uuid, Vec<&notification::Model>> = std::collections::BTreeMap::new();
-    for n in notifications {
-        by_position.entry(n.position).or_default().push(n);
-    }
-    let mut messages = Vec::new();
-    for rows in by_position.into_values() {
-        let (new, bumped): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.count == 1);
-        if let Some(&first) = new.first() {
-            let rows = new.iter().map(|r| (r.user_id, r.id, r.position)).collect();
-            messages.push((EVENT_ROWS.to_string(), serde_json::to_string(&EventRows { row: first.clone(), rows })?));
-        }
-        for row in bumped {
-            messages.push((channel(row.user_id), serde_json::to_string(&Announcement::Rows { rows: vec![Arc::new(row.clone())] })?));
-        }
-    }
-    app.bus.publish_remote(&messages);
-    Ok(())
-}
-
-/// Bus topic of [`EventRows`].
-pub const EVENT_ROWS: &str = "event-rows";
-
-/// New rows of one event, as one message between processes: a row of them whole (new rows of
-/// one event differ only in id, user and position) and each row's user, id and position.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct EventRows {
-    row: notification::Model,
-    rows: Vec<(Uuid, Uuid, Uuid)>,
-}
-
-/// Turns an [`EventRows`] from another process into the announcements of the panels open in
-/// this one; registered on the bus by [`crate::AppState::init`].
-pub struct EventRowsExpander;
-
-impl crate::bus::Expand for EventRowsExpander {
-    fn expand(&self, payload: &str, open: &dyn Fn(&str) -> bool) -> Result<Vec<(String, crate::bus::Message)>, crate::bus::Unreadable> {
-        let EventRows { row, rows } = serde_json::from_str(payload)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(user_id, id, position)| {
-                let channel = channel(user_id);
-                open(&channel).then(|| {
-                    let row = Arc::new(notification::Model { id, user_id, position, ..row.clone() });
-                    (channel, crate::bus::Message::of_value(Announcement::Rows { rows: vec![row] }))
-                })
-            })
-            .collect())
-    }
 }

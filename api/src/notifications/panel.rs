@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fanout::channel;
+use super::announce::channel;
 use crate::{
     audit::Change,
     auth::Caller,

@@ -16,7 +16,10 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::fanout::{self, Pending, Published};
+use super::{
+    fanout,
+    publish::{Pending, Published},
+};
 use crate::error::{ApiError, ApiResult};
 
 /// Events written in one transaction at most.
