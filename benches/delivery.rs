@@ -20,6 +20,9 @@
 // Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::{
     process::Stdio,
     sync::{
@@ -32,7 +35,7 @@ use std::{
 use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config};
 use chrono::Utc;
 use entity::{activity, activity_settings, outbox_message, user};
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
 use tokio::{io::AsyncReadExt, sync::watch};
 use uuid::Uuid;
 
@@ -74,11 +77,9 @@ async fn main() -> anyhow::Result<()> {
         source.push(source_secs);
 
         for workers in worker_counts() {
-            let schema = format!("bench_{}", Uuid::now_v7().simple());
-            let admin = Database::connect(url.as_str()).await?;
-            admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+            let schema = fixtures::create_schema(&url, "bench").await?;
             let result = run(&url, &schema, n, workers, concurrency, &sink).await;
-            admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+            fixtures::drop_schema(&url, &schema).await?;
             let (secs, dup) = result?;
             println!(
                 "round {round}: herald, {workers} worker(s): {n} in {secs:.2} s = {:.0} msg/s, duplicates {dup}, {:.2} of this round's smtp-source",
@@ -120,11 +121,9 @@ fn median(xs: &mut [f64]) -> f64 {
 }
 
 fn config(url: &str, schema: &str, dir: &std::path::Path, concurrency: usize) -> Config {
-    let mut config = Config::embedded(dir);
-    config.database_url = Some(url.to_string());
-    config.database_schema = Some(schema.to_string());
+    let mut config = fixtures::config(dir, "bench", Some((url, schema)));
     config.database_max_connections = concurrency as u32 + 4;
-    config.jwt_secret = Some(SecretString::new("bench-secret-bench-secret-bench-secret"));
+    // Every worker of a run reads the secrets the first one sealed: one keyring for them all.
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     config.secret_key = Some(SecretString::new(KEY.get_or_init(|| Keyring::generate_spec("bench")).clone()));
     config.worker.concurrency = concurrency;

@@ -17,21 +17,22 @@
 // Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::time::{Duration, Instant};
 
 use api::{
     bootstrap,
-    config::SecretString,
-    crypto::Keyring,
     notifications::{
         catalog::NotificationType,
         control::Switch,
         publish::{NewEvent, Publisher},
     },
-    AppState, Config,
+    AppState,
 };
 use entity::{contact, contact::ContactKind, contact_assignee, notification, notification_override, outbox_message, user};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, PaginatorTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, Set};
 use uuid::Uuid;
 
 #[global_allocator]
@@ -51,25 +52,19 @@ async fn main() -> anyhow::Result<()> {
         Ok("typical") | Err(_) => false,
         Ok(other) => anyhow::bail!("HERALD_BENCH_MIX: `typical` or `broad`, not {other:?}"),
     };
-    let schema = format!("bench_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(url.as_str()).await?;
-    admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+    let schema = fixtures::create_schema(&url, "bench").await?;
     let result = run(&url, &schema, events, concurrency, broad).await;
-    admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+    fixtures::drop_schema(&url, &schema).await?;
     result
 }
 
 async fn run(url: &str, schema: &str, events: usize, concurrency: usize, broad: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::embedded(dir.path());
-    config.database_url = Some(url.to_string());
-    config.database_schema = Some(schema.to_string());
+    let mut config = fixtures::config(dir.path(), "bench", Some((url, schema)));
     config.database_max_connections = concurrency as u32 + 2;
     if let Some(secs) = std::env::var("HERALD_BENCH_COLLAPSE_SECS").ok().and_then(|s| s.parse().ok()) {
         config.notification_collapse_window = std::time::Duration::from_secs(secs);
     }
-    config.jwt_secret = Some(SecretString::new("bench-secret-bench-secret-bench-secret"));
-    config.secret_key = Some(SecretString::new(Keyring::generate_spec("bench")));
     let state = AppState::init(config).await?;
     let (account, _) = bootstrap::bootstrap(&state.db, bootstrap::FirstAdmin::default()).await?.expect("fresh schema");
     let contacts = seed(&state, account.id, broad).await?;

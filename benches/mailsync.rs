@@ -11,6 +11,9 @@
 // Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 #[path = "../tests/support/dovecot.rs"]
 mod dovecot;
 
@@ -19,15 +22,13 @@ use std::time::Instant;
 use api::{
     auth::{Caller, Principal},
     bootstrap,
-    config::SecretString,
-    crypto::Keyring,
     mailboxes::{self, Connection, NewMailbox, Options},
     smtp::Security,
-    AppState, Config,
+    AppState,
 };
 use chrono::Utc;
 use entity::{email, email_settings, user};
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 #[global_allocator]
@@ -71,11 +72,9 @@ async fn main() -> anyhow::Result<()> {
     let mbsync_rescan = started.elapsed().as_secs_f64();
     println!("mbsync: {copied} in {mbsync_secs:.2} s = {:.0} msg/s; rescan {:.1} ms", copied as f64 / mbsync_secs, mbsync_rescan * 1000.0);
 
-    let schema = format!("bench_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(url.as_str()).await?;
-    admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+    let schema = fixtures::create_schema(&url, "bench").await?;
     let result = herald(&url, &schema, &imap, n).await;
-    admin.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await?;
+    fixtures::drop_schema(&url, &schema).await?;
     let (first, rescan, archived, linked) = result?;
     let rate = archived as f64 / first;
     let mbsync_rate = copied as f64 / mbsync_secs;
@@ -113,11 +112,7 @@ async fn fill(imap: &dovecot::TestImap, n: usize) -> anyhow::Result<()> {
 
 async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> anyhow::Result<(f64, f64, u64, u64)> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::embedded(dir.path());
-    config.database_url = Some(url.to_string());
-    config.database_schema = Some(schema.to_string());
-    config.jwt_secret = Some(SecretString::new("bench-secret-bench-secret-bench-secret"));
-    config.secret_key = Some(SecretString::new(Keyring::generate_spec("bench")));
+    let config = fixtures::config(dir.path(), "bench", Some((url, schema)));
     let state = AppState::init(config).await?;
     let (account, admin) = bootstrap::bootstrap(&state.db, bootstrap::FirstAdmin::default()).await?.expect("fresh schema");
     // Fifty customers with a main email, a domain and a contact.

@@ -35,6 +35,9 @@
 // Test and benchmark code: a step that fails is a failed run, so unwrapping is the point.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -48,13 +51,12 @@ use anyhow::Context as _;
 use api::{
     bootstrap,
     config::SecretString,
-    crypto::Keyring,
     notifications::{catalog::NotificationType, control::Switch},
-    AppState, Config,
+    AppState,
 };
 use entity::{account, contact, contact::ContactKind, contact_assignee, notification_override, user};
 use futures_util::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 use serde_json::{json, Value};
 use tokio::{
     net::TcpStream,
@@ -163,16 +165,14 @@ async fn main() -> anyhow::Result<()> {
     println!("open files (RLIMIT_NOFILE): soft {soft}, hard {hard}; api processes run with soft = hard");
     println!("{} CPUs; load average {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load_average());
 
-    let schema = format!("bench_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(settings.database_url.as_str()).await?;
-    admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+    let schema = fixtures::create_schema(&settings.database_url, "bench").await?;
     let result = match tokio::time::timeout(settings.time_limit, run(&settings, &schema)).await {
         Ok(result) => result,
         Err(_) => Err(anyhow::anyhow!("stopped after the time limit of {} s", settings.time_limit.as_secs())),
     };
     // The api processes are killed by now (kill on drop); let their sessions end first.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await?;
+    fixtures::drop_schema(&settings.database_url, &schema).await?;
     result
 }
 
@@ -187,12 +187,10 @@ fn open_file_limits() -> anyhow::Result<(u64, u64)> {
 
 async fn run(settings: &Settings, schema: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::embedded(dir.path());
-    config.database_url = Some(settings.database_url.clone());
-    config.database_schema = Some(schema.to_string());
+    let mut config = fixtures::config(dir.path(), "bench", Some((&settings.database_url, schema)));
     config.database_max_connections = 4;
+    // The api processes it starts are given this secret: the tokens minted here are theirs.
     config.jwt_secret = Some(SecretString::new(JWT_SECRET));
-    config.secret_key = Some(SecretString::new(Keyring::generate_spec("bench")));
     // Migrates the fresh schema; the api processes then find nothing to do.
     let state = AppState::init(config.clone()).await?;
     let (account, admin) = bootstrap::bootstrap(&state.db, bootstrap::FirstAdmin::default()).await?.context("fresh schema")?;

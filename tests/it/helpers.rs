@@ -12,9 +12,8 @@ use std::{
     time::Duration,
 };
 
-use api::{bootstrap, config::SecretString, crypto::Keyring, AppState, Config, Server};
+use api::{bootstrap, AppState, Config, Server};
 use reqwest::header::{HeaderMap, HeaderValue};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -46,10 +45,7 @@ impl Drop for DbGuard {
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
-                    if let Ok(db) = Database::connect(url.as_str()).await {
-                        let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
-                        let _ = db.close().await;
-                    }
+                    let _ = fixtures::drop_schema(&url, &schema).await;
                 });
             })
             .join();
@@ -63,22 +59,19 @@ pub fn redis_url() -> Option<String> {
 
 async fn test_config() -> (Config, DbGuard) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::embedded(dir.path());
+    let postgres = match std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+        Some(url) => {
+            let schema = fixtures::create_schema(&url, "it").await.expect("HERALD_TEST_DATABASE_URL reachable");
+            Some((url, schema))
+        }
+        None => None,
+    };
+    let mut config = fixtures::config(dir.path(), "test", postgres.as_ref().map(|(url, schema)| (url.as_str(), schema.as_str())));
     config.bind = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(SecretString::new("test-secret-test-secret-test-secret!!"));
-    config.secret_key = Some(SecretString::new(Keyring::generate_spec("test")));
     config.database_max_connections = 5;
     config.ws_init_timeout = Duration::from_secs(2);
-    let guard = match std::env::var("HERALD_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
-        Some(url) => {
-            let schema = format!("it_{}", Uuid::now_v7().simple());
-            let db = Database::connect(url.as_str()).await.expect("HERALD_TEST_DATABASE_URL reachable");
-            db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("create schema");
-            db.close().await.ok();
-            config.database_url = Some(url.clone());
-            config.database_schema = Some(schema.clone());
-            DbGuard::Postgres { url, schema }
-        }
+    let guard = match postgres {
+        Some((url, schema)) => DbGuard::Postgres { url, schema },
         None => DbGuard::Sqlite(dir),
     };
     if let Some(url) = redis_url() {
@@ -370,4 +363,6 @@ impl TestSmtp {
 
 #[path = "../support/dovecot.rs"]
 mod dovecot;
+#[path = "../support/fixtures.rs"]
+pub mod fixtures;
 pub use dovecot::TestImap;
