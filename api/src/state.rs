@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     crypto::{read_or_create_secret_file, Keyring},
     db,
-    notifications::{panel::CountsReader, writer::EventWriter},
+    notifications::{counts::CountsReader, writer::EventWriter},
 };
 
 #[derive(Clone)]
