@@ -60,6 +60,8 @@ impl Server {
     }
 
     pub async fn bind(state: AppState) -> Result<Self, StartError> {
+        // The panels this server holds read the new rows other processes announce.
+        state.bus.expand(crate::notifications::announce::EVENT_ROWS, std::sync::Arc::new(crate::notifications::announce::EventRowsExpander));
         let addr = state.config.bind;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self { listener, state })

@@ -53,7 +53,6 @@ impl AppState {
             Some(url) => Bus::redis(url, &config.bus_prefix).await?,
             None => Bus::local(),
         };
-        bus.expand(crate::notifications::announce::EVENT_ROWS, Arc::new(crate::notifications::announce::EventRowsExpander));
         let jwt_secret = match &config.jwt_secret {
             Some(secret) => secret.expose().to_string(),
             None => read_or_create_secret_file(&config.data_dir.join("herald.jwt"), || {

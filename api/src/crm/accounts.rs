@@ -7,7 +7,6 @@
 use chrono::Utc;
 use entity::account;
 use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
@@ -18,21 +17,7 @@ use crate::{
     validate,
 };
 
-/// Optional products an account can have enabled.
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AddOn {
-    /// Users of a parent account see notifications of chosen sub-accounts.
-    NotificationRollUp,
-    /// IMAP mailbox synchronisation.
-    EmailSync,
-    /// Text messages (SMS) to assigned users.
-    TextMessaging,
-}
-
-pub fn add_ons(model: &account::Model) -> Vec<AddOn> {
-    serde_json::from_value(model.add_ons.clone()).unwrap_or_default()
-}
+pub use super::add_ons::{add_ons, AddOn};
 
 fn add_ons_json(list: &[AddOn]) -> serde_json::Value {
     let mut list = list.to_vec();

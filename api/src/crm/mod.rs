@@ -9,6 +9,7 @@
 //! [`Change`]: crate::audit::Change
 
 pub mod accounts;
+pub mod add_ons;
 pub mod contacts;
 pub mod projects;
 pub mod users;

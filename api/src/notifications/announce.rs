@@ -7,13 +7,8 @@ use std::{collections::HashMap, sync::Arc};
 use entity::notification;
 use uuid::Uuid;
 
-use super::panel::Announcement;
+use super::panel::{channel, Announcement};
 use crate::state::AppState;
-
-/// Bus channel of one user's panel.
-pub fn channel(user_id: Uuid) -> String {
-    format!("user:{user_id}")
-}
 
 /// Announces new panel rows on their users' channels (after the commit that wrote them):
 /// one message per user with their rows, so that a live panel shows them without reading the
@@ -74,7 +69,7 @@ struct EventRows {
 }
 
 /// Turns an [`EventRows`] from another process into the announcements of the panels open in
-/// this one; registered on the bus by [`crate::AppState::init`].
+/// this one; registered on the bus by [`crate::server::Server::bind`].
 pub struct EventRowsExpander;
 
 impl crate::bus::Expand for EventRowsExpander {

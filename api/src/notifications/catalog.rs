@@ -7,7 +7,7 @@
 //! "strongly encouraged": their System switch is on by default. Decisions for the types the
 //! document does not cover are written next to them.
 
-use crate::crm::accounts::AddOn;
+use crate::crm::add_ons::AddOn;
 
 pub use entity::notification_type::NotificationType;
 

@@ -36,13 +36,48 @@ use uuid::Uuid;
 
 use super::{
     catalog::{info, NotificationType, TypeInfo},
-    publish::{Pending, Published, Publisher},
     switches::{AccountLayers, Switch},
 };
 use crate::{
-    crm::{accounts, accounts::AddOn},
+    crm::add_ons::{add_ons, AddOn},
     error::{ApiError, ApiResult},
 };
+
+pub struct NewEvent {
+    pub kind: NotificationType,
+    /// Defaults to the caller's account; a sub-account of it is allowed.
+    pub account_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub title: String,
+    pub body: Option<String>,
+    pub data: Option<serde_json::Value>,
+    pub action_url: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub idempotency_key: String,
+}
+
+/// Who publishes: a caller through the API, or Herald itself (the worker's reminders).
+#[derive(Clone, Copy, Debug)]
+pub enum Publisher {
+    User(Uuid),
+    ApiKey(Uuid),
+    System,
+}
+
+pub struct Published {
+    pub event: event::Model,
+    /// True when the key had been published before: nothing was notified this time.
+    pub duplicate: bool,
+    pub notifications: Vec<notification::Model>,
+    pub outbox: Vec<outbox_message::Model>,
+}
+
+/// A checked event waiting for the [writer](super::writer).
+pub(crate) struct Pending {
+    pub publisher: Publisher,
+    pub account: account::Model,
+    pub input: NewEvent,
+}
 
 /// What became of one event of a batch.
 enum Fate {
@@ -315,7 +350,7 @@ impl RollUps {
             .all(txn)
             .await?
             .into_iter()
-            .filter(|a| accounts::add_ons(a).contains(&AddOn::NotificationRollUp))
+            .filter(|a| add_ons(a).contains(&AddOn::NotificationRollUp))
             .map(|a| a.id)
             .collect();
         let active: HashSet<Uuid> = recipients(txn, user::Entity::find().filter(user::Column::Id.is_in(unique(picks.iter().map(|r| r.user_id)))))

@@ -34,7 +34,7 @@ use tokio::{sync::broadcast, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    announce::channel,
+    panel::channel,
     panel::{Announcement, NotificationCounts, StateChanged},
 };
 use crate::{bus::Message, error::ApiResult, state::AppState};

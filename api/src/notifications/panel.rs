@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::announce::channel;
 use crate::{
     audit::Change,
     auth::Caller,
@@ -100,6 +99,11 @@ pub enum Announcement {
     /// Anything else (a resync after lost messages): re-read from the database.
     #[serde(other)]
     Resync,
+}
+
+/// Bus channel of one user's panel.
+pub fn channel(user_id: Uuid) -> String {
+    format!("user:{user_id}")
 }
 
 pub fn owner(caller: &Caller) -> ApiResult<Uuid> {

@@ -2,12 +2,11 @@
 //! hand-over to the [writer](super::writer), which records events and their fan-out
 //! ([`super::fanout`]) in batches. Publishing is idempotent per account and key.
 
-use chrono::{DateTime, Utc};
-use entity::{account, event, notification, outbox_message};
+use entity::account;
 use sea_orm::EntityTrait;
-use uuid::Uuid;
 
-use super::catalog::NotificationType;
+use super::fanout::Pending;
+pub use super::fanout::{NewEvent, Published, Publisher};
 use crate::{
     auth::{ApiKeyScope, Caller, Principal},
     crm::accounts,
@@ -15,35 +14,6 @@ use crate::{
     state::AppState,
     validate,
 };
-
-pub struct NewEvent {
-    pub kind: NotificationType,
-    /// Defaults to the caller's account; a sub-account of it is allowed.
-    pub account_id: Option<Uuid>,
-    pub contact_id: Option<Uuid>,
-    pub title: String,
-    pub body: Option<String>,
-    pub data: Option<serde_json::Value>,
-    pub action_url: Option<String>,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub idempotency_key: String,
-}
-
-/// Who publishes: a caller through the API, or Herald itself (the worker's reminders).
-#[derive(Clone, Copy, Debug)]
-pub enum Publisher {
-    User(Uuid),
-    ApiKey(Uuid),
-    System,
-}
-
-pub struct Published {
-    pub event: event::Model,
-    /// True when the key had been published before: nothing was notified this time.
-    pub duplicate: bool,
-    pub notifications: Vec<notification::Model>,
-    pub outbox: Vec<outbox_message::Model>,
-}
 
 /// `publishEvent`: API keys with PUBLISH_EVENTS, or signed-in company admins.
 ///
@@ -93,13 +63,6 @@ fn check(input: &NewEvent) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-/// A checked event waiting for the [writer](super::writer).
-pub(crate) struct Pending {
-    pub publisher: Publisher,
-    pub account: account::Model,
-    pub input: NewEvent,
 }
 
 /// Records an event for `account` and fans it out, in one transaction shared with the other

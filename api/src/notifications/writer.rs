@@ -16,10 +16,7 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{
-    fanout,
-    publish::{Pending, Published},
-};
+use super::fanout::{self, Pending, Published};
 use crate::error::{ApiError, ApiResult};
 
 /// Events written in one transaction at most.
