@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     audit::Change,
-    auth::{generate_api_key, ApiKeyScope, Caller},
+    auth::{generate_key, ApiKeyScope, Caller, API_KEY_PREFIX},
     error::{ApiError, ApiResult},
     state::AppState,
     validate,
@@ -27,7 +27,7 @@ pub async fn create(app: &AppState, caller: &Caller, name: &str, scopes: &[ApiKe
     let mut scopes = scopes.to_vec();
     scopes.sort_by_key(|s| *s as u8);
     scopes.dedup();
-    let key = generate_api_key();
+    let key = generate_key(API_KEY_PREFIX);
     let mut change = Change::begin(app, caller).await?;
     let model = api_key::Model {
         id: key.id,

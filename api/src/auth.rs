@@ -195,25 +195,44 @@ impl TokenIssuer {
 pub const API_KEY_PREFIX: &str = "hk_";
 
 /// A freshly generated key: the full secret (shown once) and the hash to store.
-pub struct NewApiKey {
+pub struct NewKey {
     pub id: Uuid,
     pub secret: String,
     pub secret_hash: String,
 }
 
-pub fn generate_api_key() -> NewApiKey {
+/// A new key `{prefix}{id}_{secret}`: `hk_` for partners' API keys, `hop_` for operator keys.
+pub fn generate_key(prefix: &str) -> NewKey {
     let id = Uuid::now_v7();
     let mut random = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut random);
     let secret_part = hex(&random);
-    NewApiKey { id, secret: format!("{API_KEY_PREFIX}{}_{secret_part}", id.simple()), secret_hash: hash_secret(&secret_part) }
+    NewKey { id, secret: format!("{prefix}{}_{secret_part}", id.simple()), secret_hash: hash_secret(&secret_part) }
 }
 
-pub(crate) fn hash_secret(secret_part: &str) -> String {
+/// The id and secret part of a key made by [`generate_key`] with `prefix`; `None` when the
+/// token does not carry that prefix, UNAUTHENTICATED when it does but is malformed.
+pub(crate) fn key_parts<'t>(token: &'t str, prefix: &str) -> Option<ApiResult<(Uuid, &'t str)>> {
+    let rest = token.strip_prefix(prefix)?;
+    Some(rest.split_once('_').and_then(|(id, secret_part)| Some((Uuid::parse_str(id).ok()?, secret_part))).ok_or(ApiError::Unauthenticated))
+}
+
+/// Whether `secret_part` is the secret whose hash was stored, compared in constant time.
+pub(crate) fn secret_matches(secret_part: &str, stored_hash: &str) -> bool {
+    constant_time_eq(hash_secret(secret_part).as_bytes(), stored_hash.as_bytes())
+}
+
+/// Whether a key last used at `last` records a use at `now`: at minute granularity, one
+/// write per key per minute, not per request.
+pub(crate) fn records_use(last: Option<chrono::DateTime<Utc>>, now: chrono::DateTime<Utc>) -> bool {
+    last.is_none_or(|t| now - t > chrono::Duration::minutes(1))
+}
+
+fn hash_secret(secret_part: &str) -> String {
     hex(&Sha256::digest(secret_part.as_bytes()))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -273,17 +292,14 @@ pub async fn authenticate_with_user(db: &DatabaseConnection, issuer: &TokenIssue
 }
 
 async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult<Caller> {
-    let rest = &token[API_KEY_PREFIX.len()..];
-    let (id, secret_part) = rest.split_once('_').ok_or(ApiError::Unauthenticated)?;
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated)?;
+    let (id, secret_part) = key_parts(token, API_KEY_PREFIX).ok_or(ApiError::Unauthenticated)??;
     let key = api_key::Entity::find_by_id(id).filter(api_key::Column::RevokedAt.is_null()).one(db).await?.ok_or(ApiError::Unauthenticated)?;
-    if !constant_time_eq(hash_secret(secret_part).as_bytes(), key.secret_hash.as_bytes()) {
+    if !secret_matches(secret_part, &key.secret_hash) {
         return Err(ApiError::Unauthenticated);
     }
     let scopes: Vec<ApiKeyScope> = serde_json::from_value(key.scopes.clone()).map_err(|e| ApiError::Internal(e.into()))?;
-    // Last-used time at minute granularity: one write per key per minute, not per request.
     let now = Utc::now();
-    if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+    if records_use(key.last_used_at, now) {
         let mut active: api_key::ActiveModel = key.clone().into();
         active.last_used_at = Set(Some(now));
         active.update(db).await?;
@@ -291,7 +307,7 @@ async fn authenticate_api_key(db: &DatabaseConnection, token: &str) -> ApiResult
     Ok(Caller { account_id: key.account_id, principal: Principal::ApiKey { key_id: key.id, scopes }, expires_at: None })
 }
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

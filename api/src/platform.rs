@@ -8,12 +8,11 @@
 
 use chrono::Utc;
 use entity::{account, operator_key, platform_event, user};
-use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::{
-    auth::{constant_time_eq, hash_secret, hex},
+    auth::{generate_key, key_parts, records_use, secret_matches},
     bootstrap::{create_tenant, FirstAdmin},
     error::{ApiError, ApiResult},
 };
@@ -28,15 +27,12 @@ pub struct Operator(pub operator_key::Model);
 /// Creates an operator key; answers it and its secret, which is shown this once.
 pub async fn mint_key(db: &DatabaseConnection, name: &str) -> ApiResult<(operator_key::Model, String)> {
     let name = crate::validate::name("name", name)?;
-    let id = Uuid::now_v7();
-    let mut random = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut random);
-    let secret_part = hex(&random);
-    let key = operator_key::Model { id, name, secret_hash: hash_secret(&secret_part), created_at: Utc::now(), last_used_at: None, revoked_at: None }
+    let new = generate_key(OPERATOR_KEY_PREFIX);
+    let key = operator_key::Model { id: new.id, name, secret_hash: new.secret_hash, created_at: Utc::now(), last_used_at: None, revoked_at: None }
         .into_active_model()
         .insert(db)
         .await?;
-    Ok((key, format!("{OPERATOR_KEY_PREFIX}{}_{secret_part}", id.simple())))
+    Ok((key, new.secret))
 }
 
 /// Revokes an operator key (revoking twice keeps the first time). Its tokens into tenants
@@ -64,15 +60,14 @@ pub fn tenants() -> sea_orm::Select<account::Entity> {
 /// The operator a bearer token stands for: `None` when it is not an operator key at all,
 /// `Unauthenticated` when it is one that is unknown, revoked or wrong.
 pub async fn authenticate(db: &DatabaseConnection, token: &str) -> ApiResult<Option<Operator>> {
-    let Some(rest) = token.strip_prefix(OPERATOR_KEY_PREFIX) else { return Ok(None) };
-    let (id, secret_part) = rest.split_once('_').ok_or(ApiError::Unauthenticated)?;
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated)?;
+    let Some(parts) = key_parts(token, OPERATOR_KEY_PREFIX) else { return Ok(None) };
+    let (id, secret_part) = parts?;
     let key = operator_key::Entity::find_by_id(id).filter(operator_key::Column::RevokedAt.is_null()).one(db).await?.ok_or(ApiError::Unauthenticated)?;
-    if !constant_time_eq(hash_secret(secret_part).as_bytes(), key.secret_hash.as_bytes()) {
+    if !secret_matches(secret_part, &key.secret_hash) {
         return Err(ApiError::Unauthenticated);
     }
     let now = Utc::now();
-    if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+    if records_use(key.last_used_at, now) {
         let mut active = key.clone().into_active_model();
         active.last_used_at = Set(Some(now));
         active.update(db).await?;
