@@ -242,18 +242,25 @@ impl TestApp {
     /// created as a platform operator does.
     pub async fn other_tenant(&self) -> (String, String, String) {
         let (_, operator) = api::platform::mint_key(&self.state.db, "tests").await.unwrap();
-        let email = format!("admin-{}@globex.example", Uuid::now_v7().simple());
+        let (tenant, admin) = self.create_tenant(&operator, "Globex", "America/New_York", "Globex admin").await;
+        let token = self.token_for(&admin);
+        (admin, token, tenant)
+    }
+
+    /// A new tenant created with `operator`'s key (`createAccount`): its id and its first
+    /// admin's id.
+    pub async fn create_tenant(&self, operator: &str, name: &str, time_zone: &str, admin_name: &str) -> (String, String) {
+        let email = format!("admin-{}@{}.example", Uuid::now_v7().simple(), name.to_lowercase());
         let body = self
             .gql(
-                Some(&operator),
+                Some(operator),
                 "mutation($i: CreateAccountInput!) { createAccount(input: $i) { tenant { id } adminId } }",
-                json!({"i": {"name": "Globex", "timeZone": "America/New_York", "adminName": "Globex admin", "adminEmail": email}}),
+                json!({"i": {"name": name, "timeZone": time_zone, "adminName": admin_name, "adminEmail": email}}),
             )
             .await;
         let created = &body["data"]["createAccount"];
         let admin = created["adminId"].as_str().unwrap_or_else(|| panic!("{body:#}")).to_string();
-        let token = self.token_for(&admin);
-        (admin, token, created["tenant"]["id"].as_str().unwrap().to_string())
+        (created["tenant"]["id"].as_str().unwrap().to_string(), admin)
     }
 }
 

@@ -662,15 +662,7 @@ async fn an_operator_provisions_tenants_and_sees_nothing_inside_them() {
 async fn an_operator_logs_in_to_a_tenant_as_a_user_audited_as_the_operator() {
     let app = spawn_app().await;
     let (key, operator) = api::platform::mint_key(&app.state.db, "support desk").await.unwrap();
-    let created = app
-        .gql(
-            Some(&operator),
-            "mutation { createAccount(input: {name: \"Initech\", adminName: \"Ina\", adminEmail: \"ina@initech.example\"}) { tenant { id } adminId } }",
-            json!({}),
-        )
-        .await;
-    let tenant = created["data"]["createAccount"]["tenant"]["id"].as_str().unwrap().to_string();
-    let ina = created["data"]["createAccount"]["adminId"].as_str().unwrap().to_string();
+    let (tenant, ina) = app.create_tenant(&operator, "Initech", "UTC", "Ina").await;
 
     // Without a user named, the operator is the account's primary company admin.
     const LOG_IN: &str = "mutation($i: OperatorLogInInput!) { operatorLogIn(input: $i) { token accountId userId userName expiresAt } }";
@@ -730,15 +722,8 @@ async fn deleting_a_tenant_takes_all_its_rows_and_nothing_else() {
     use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
     let (_, operator) = api::platform::mint_key(&app.state.db, "ops").await.unwrap();
-    let created = app
-        .gql(
-            Some(&operator),
-            "mutation { createAccount(input: {name: \"Initech\", adminName: \"Ina\", adminEmail: \"ina@initech.example\"}) { tenant { id } adminId } }",
-            json!({}),
-        )
-        .await;
-    let tenant = created["data"]["createAccount"]["tenant"]["id"].as_str().unwrap().to_string();
-    let ina = app.token_for(created["data"]["createAccount"]["adminId"].as_str().unwrap());
+    let (tenant, ina) = app.create_tenant(&operator, "Initech", "UTC", "Ina").await;
+    let ina = app.token_for(&ina);
     // Data of every kind: a contact, settings with a sealed password, a published event
     // (panel rows), a sub-account with a user.
     let ok = |body: Value| assert!(body.get("errors").is_none(), "{body:#}");

@@ -89,8 +89,8 @@ impl OperationLoaders {
 
 /// Loads the relations of a whole page at once, before its items are resolved, when the
 /// selection asks for them (look-ahead). Each item's `load_one` then hits the cache: the
-/// same single statement as batching, but without the batch task, whose 1 ms delay runs on
-/// a shared timer thread that, under load, stretches those delays far beyond 1 ms: a page's
+/// same single statement as batching, but without the batch task, whose batching delay runs
+/// on a shared timer thread that, under load, stretches it far beyond its setting: a page's
 /// relations must not wait on it (see docs/benchmarks.md, "Settings page"). The batching
 /// loader still covers every other path.
 pub async fn prefetch<K>(loaders: Arc<Loaders>, keys: Vec<K>) -> Result<(), LoadError>
