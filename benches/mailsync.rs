@@ -22,7 +22,7 @@ use std::time::Instant;
 use api::{
     auth::{Caller, Principal},
     bootstrap,
-    mailboxes::{self, Connection, NewMailbox, Options},
+    mailboxes::{self, Connection, NewMailbox, Options, SignIn},
     smtp::Security,
     AppState,
 };
@@ -155,7 +155,8 @@ async fn herald(url: &str, schema: &str, imap: &dovecot::TestImap, n: usize) -> 
                 port: Some(imap.port.into()),
                 security: Security::None,
             },
-            password: USER.1.into(),
+            sign_in: SignIn::Password(USER.1.into()),
+            outgoing: None,
             options: Options { scan_active: true, sync_clients: true, sync_leads: true, directories: vec!["INBOX".into()], main: true },
             skip_test: true,
         },

@@ -117,6 +117,49 @@ pub struct Config {
     pub event_writers: usize,
     /// The worker's knobs (`HERALD_WORKER_*`, `HERALD_DELIVERY_*`).
     pub worker: WorkerConfig,
+    /// Mail providers' sign-in (`HERALD_OAUTH_*`).
+    pub oauth: OAuthConfig,
+}
+
+/// Signing in to mail providers with OAuth2 (personal mail accounts).
+#[derive(Clone, Debug, Default)]
+pub struct OAuthConfig {
+    /// `HERALD_OAUTH_REDIRECT_URL`: Herald's callback as the providers know it (registered
+    /// with each), ending in `/oauth/callback`.
+    pub redirect_url: Option<String>,
+    /// `HERALD_OAUTH_RETURN_URLS`: comma-separated URL prefixes the browser may be sent back to
+    /// after the callback (the CRM's pages).
+    pub return_urls: Vec<String>,
+    /// `HERALD_OAUTH_MICROSOFT_*`: set when `HERALD_OAUTH_MICROSOFT_CLIENT_ID` is.
+    pub microsoft: Option<OAuthProvider>,
+    /// `HERALD_OAUTH_GOOGLE_*`: set when `HERALD_OAUTH_GOOGLE_CLIENT_ID` is.
+    pub google: Option<OAuthProvider>,
+}
+
+/// Herald's registration with one provider, and where the provider's endpoints are (a
+/// national cloud, or a test's identity provider, moves them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthProvider {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// Where a grant is revoked when its mailbox is deleted (Microsoft has none).
+    pub revocation_url: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// The public endpoints and scopes of the providers, used unless configured otherwise.
+pub mod providers {
+    pub const MICROSOFT_AUTHORIZE_URL: &str = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize";
+    pub const MICROSOFT_TOKEN_URL: &str = "https://login.microsoftonline.com/common/oauth2/v2.0/token";
+    /// IMAP and SMTP as the signed-in user, and a refresh token (`offline_access`).
+    pub const MICROSOFT_SCOPES: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access";
+    pub const GOOGLE_AUTHORIZE_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+    pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+    pub const GOOGLE_REVOCATION_URL: &str = "https://oauth2.googleapis.com/revoke";
+    /// Gmail's one scope for IMAP and SMTP.
+    pub const GOOGLE_SCOPES: &str = "https://mail.google.com/";
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +239,7 @@ impl Config {
             notification_collapse_window: Duration::from_secs(300),
             event_writers: 2,
             worker: WorkerConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 
@@ -302,6 +346,7 @@ impl Config {
             }
             None => {}
         }
+        config.oauth = OAuthConfig::read(&var)?;
         Ok(config)
     }
 
@@ -311,6 +356,65 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("herald.db").display()),
         }
+    }
+}
+
+impl OAuthConfig {
+    fn read(var: &impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+        use providers::*;
+        let url = |name: &'static str, default: Option<&str>| -> Result<Option<String>, ConfigError> {
+            match var(name) {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => Ok(Some(u.trim().to_string())),
+                Some(u) => Err(ConfigError::new(name, format!("not an http(s) URL: {u:?}"))),
+                None => Ok(default.map(String::from)),
+            }
+        };
+        let provider = |id: &'static str,
+                        secret: &'static str,
+                        authorize: (&'static str, &str),
+                        token: (&'static str, &str),
+                        revocation: (&'static str, Option<&str>),
+                        scopes: (&'static str, &str)|
+         -> Result<Option<OAuthProvider>, ConfigError> {
+            let Some(client_id) = var(id) else { return Ok(None) };
+            Ok(Some(OAuthProvider {
+                client_id: client_id.trim().to_string(),
+                client_secret: var(secret).map(SecretString::new),
+                authorize_url: url(authorize.0, Some(authorize.1))?.unwrap_or_default(),
+                token_url: url(token.0, Some(token.1))?.unwrap_or_default(),
+                revocation_url: url(revocation.0, revocation.1)?,
+                scopes: var(scopes.0).unwrap_or_else(|| scopes.1.to_string()).split_whitespace().map(String::from).collect(),
+            }))
+        };
+        let config = Self {
+            redirect_url: url("HERALD_OAUTH_REDIRECT_URL", None)?,
+            return_urls: var("HERALD_OAUTH_RETURN_URLS")
+                .map(|v| v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            microsoft: provider(
+                "HERALD_OAUTH_MICROSOFT_CLIENT_ID",
+                "HERALD_OAUTH_MICROSOFT_CLIENT_SECRET",
+                ("HERALD_OAUTH_MICROSOFT_AUTHORIZE_URL", MICROSOFT_AUTHORIZE_URL),
+                ("HERALD_OAUTH_MICROSOFT_TOKEN_URL", MICROSOFT_TOKEN_URL),
+                ("HERALD_OAUTH_MICROSOFT_REVOCATION_URL", None),
+                ("HERALD_OAUTH_MICROSOFT_SCOPES", MICROSOFT_SCOPES),
+            )?,
+            google: provider(
+                "HERALD_OAUTH_GOOGLE_CLIENT_ID",
+                "HERALD_OAUTH_GOOGLE_CLIENT_SECRET",
+                ("HERALD_OAUTH_GOOGLE_AUTHORIZE_URL", GOOGLE_AUTHORIZE_URL),
+                ("HERALD_OAUTH_GOOGLE_TOKEN_URL", GOOGLE_TOKEN_URL),
+                ("HERALD_OAUTH_GOOGLE_REVOCATION_URL", Some(GOOGLE_REVOCATION_URL)),
+                ("HERALD_OAUTH_GOOGLE_SCOPES", GOOGLE_SCOPES),
+            )?,
+        };
+        if let Some(bad) = config.return_urls.iter().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            return Err(ConfigError::new("HERALD_OAUTH_RETURN_URLS", format!("{bad:?} must start with http:// or https://")));
+        }
+        if (config.microsoft.is_some() || config.google.is_some()) && config.redirect_url.is_none() {
+            return Err(ConfigError::new("HERALD_OAUTH_REDIRECT_URL", "is required once a provider's client id is set"));
+        }
+        Ok(config)
     }
 }
 

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// `CONFLICT`: a stale `expectedVersion`, or a uniqueness rule.
     #[error("{0}")]
     Conflict(String),
+    /// `NOT_CONFIGURED`: the request needs something the operator has not set up on this
+    /// server (a mail provider's sign-in, say); no input of the caller's can fix it.
+    #[error("{0}")]
+    NotConfigured(String),
     /// `UNAVAILABLE`: the database cannot be reached now; retry after a moment (HTTP 503 with
     /// `Retry-After` where the transport allows a status). The cause is logged, not sent.
     #[error("the service is temporarily unavailable: retry in a moment")]
@@ -53,6 +57,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::NotConfigured(_) => "NOT_CONFIGURED",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }

@@ -10,23 +10,17 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use tokio::net::TcpStream;
 
-pub use crate::net::Stream;
+pub use crate::net::{Credential, Stream};
 use crate::smtp::{Failure, FailureReason, Security, TIMEOUT};
 
-/// An IMAP server with the mailbox's login and opened password. `Debug` hides the password.
-#[derive(Clone)]
+/// An IMAP server with the mailbox's login and opened credential (`Debug` hides it).
+#[derive(Clone, Debug)]
 pub struct ImapServer {
     pub host: String,
     pub port: Option<u16>,
     pub security: Security,
     pub login: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for ImapServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImapServer").field("host", &self.host).field("port", &self.port).field("security", &self.security).field("login", &self.login).finish()
-    }
+    pub credential: Credential,
 }
 
 impl ImapServer {
@@ -130,10 +124,30 @@ pub async fn connect(server: &ImapServer) -> Result<Session, ImapError> {
             async_imap::Client::new(tls(&server.host, tcp).await?)
         }
     };
-    match within("logging in", client.login(&server.login, &server.password)).await? {
+    let signed_in = match &server.credential {
+        Credential::Password(password) => within("logging in", client.login(&server.login, password)).await?,
+        Credential::AccessToken(token) => {
+            within("logging in", client.authenticate("XOAUTH2", Xoauth2 { response: Some(Credential::xoauth2(&server.login, token)) })).await?
+        }
+    };
+    match signed_in {
         Ok(session) => Ok(session),
         Err((async_imap::error::Error::No(text), _)) | Err((async_imap::error::Error::Bad(text), _)) => Err(ImapError::Login(text)),
         Err((source, _)) => Err(ImapError::Imap { step: "logging in", source }),
+    }
+}
+
+/// SASL XOAUTH2: the initial response, then an empty answer to the error challenge a server
+/// sends before it refuses a token (its JSON status), so that the refusal comes as a NO.
+struct Xoauth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for Xoauth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
     }
 }
 

@@ -20,7 +20,7 @@
 //!    ([`activities::plan`]), the [`outbox`].
 //! 4. Infrastructure: [`db`] (connections, migrations, the write lock, array statements),
 //!    [`bus`] (pub/sub over Redis or in process), [`crypto`] and [`secrets`] (secrets at rest,
-//!    key rotation), [`smtp`], [`imap`], [`auth`] (tokens, keys, roles), [`telemetry`].
+//!    key rotation), [`smtp`], [`imap`], [`oauth`] (mail providers' sign-in), [`auth`] (tokens, keys, roles), [`telemetry`].
 //! 5. [`state::AppState`]: those services, built once per process by
 //!    [`state::AppState::init`] (which also runs migrations); [`config`]: the typed
 //!    configuration from `HERALD_*` variables; [`error`]: the one error type.
@@ -46,6 +46,7 @@ pub mod imap;
 pub mod mailboxes;
 pub mod net;
 pub mod notifications;
+pub mod oauth;
 pub mod outbox;
 pub mod owned;
 pub mod platform;

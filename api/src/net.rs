@@ -1,5 +1,6 @@
 //! Sockets to mail servers, shared by SMTP delivery (`smtp`) and IMAP reading (`imap`): one
-//! plain-or-TLS stream type, and the TLS handshake with rustls and the Mozilla roots.
+//! plain-or-TLS stream type, the TLS handshake with rustls and the Mozilla roots, and what a
+//! login proves itself with.
 
 use std::{
     pin::Pin,
@@ -11,6 +12,31 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
+
+/// What a mail server login proves itself with. `Debug` shows which, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// IMAP LOGIN, SMTP AUTH PLAIN or LOGIN.
+    Password(String),
+    /// SASL XOAUTH2 with an OAuth2 access token (Microsoft 365, Gmail).
+    AccessToken(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Password(_) => "Password(<redacted>)",
+            Self::AccessToken(_) => "AccessToken(<redacted>)",
+        })
+    }
+}
+
+impl Credential {
+    /// The XOAUTH2 initial response for `user` (the same for IMAP and SMTP), unencoded.
+    pub fn xoauth2(user: &str, token: &str) -> String {
+        format!("user={user}\x01auth=Bearer {token}\x01\x01")
+    }
+}
 
 /// A plain or TLS socket, as one type for async-imap and lettre.
 pub enum Stream {

@@ -116,6 +116,7 @@ pub const ACCOUNT_TABLES: &[&str] = &[
     "email_tombstone",
     "email",
     "mailbox_folder",
+    "oauth_authorization",
     "mailbox",
     "outbox_message",
     "notification",

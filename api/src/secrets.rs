@@ -25,6 +25,10 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
     SealedColumn { table: crate::activities::settings::TABLE, column: crate::activities::settings::PASSWORD_COLUMN },
     SealedColumn { table: crate::activities::sms::TABLE, column: crate::activities::sms::TOKEN_COLUMN },
     SealedColumn { table: crate::mailboxes::TABLE, column: crate::mailboxes::PASSWORD_COLUMN },
+    SealedColumn { table: crate::mailboxes::TABLE, column: crate::mailboxes::SMTP_PASSWORD_COLUMN },
+    SealedColumn { table: crate::mailboxes::TABLE, column: crate::mailboxes::REFRESH_TOKEN_COLUMN },
+    SealedColumn { table: crate::mailboxes::TABLE, column: crate::mailboxes::ACCESS_TOKEN_COLUMN },
+    SealedColumn { table: crate::mailboxes::connect::TABLE, column: crate::mailboxes::connect::VERIFIER_COLUMN },
 ];
 
 #[derive(Debug, Default, PartialEq, Eq)]

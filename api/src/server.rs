@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/graphiql/{file}", get(crate::graphiql::asset))
+        .route("/oauth/callback", get(|state, query| detached(oauth_callback(state, query))))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -413,6 +414,24 @@ fn operation_type(request: &mut async_graphql::Request, operation_name: Option<&
 /// Ready when the database answers within [`READY_TIMEOUT`]. The bus's state is reported but
 /// does not make a process unready: it is best effort, and Redis being down affects every
 /// replica alike, so taking them all out of the load balancer would only add an outage.
+/// Where a mail provider sends the browser back after its sign-in
+/// ([`crate::mailboxes::connect`]): on to the flow's return URL (303), or an error page when
+/// the link names no flow that may finish (400). Never cached: the query holds a code.
+async fn oauth_callback(State(app): State<AppState>, query: axum::extract::Query<crate::mailboxes::connect::Callback>) -> Response {
+    let finished = crate::mailboxes::connect::finish(&app, query.0).await;
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    match (finished.redirect(), &finished.outcome) {
+        (Some(location), _) => (StatusCode::SEE_OTHER, [(header::LOCATION, location.as_str()), no_store]).into_response(),
+        (None, Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store],
+            format!("Herald could not connect the mailbox: {e} ({}).\n", e.code()),
+        )
+            .into_response(),
+        (None, Ok(_)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store], "The mailbox is connected.\n").into_response(),
+    }
+}
+
 async fn readyz(State(app): State<AppState>) -> Response {
     let database = match tokio::time::timeout(READY_TIMEOUT, app.db.execute_unprepared("SELECT 1")).await {
         Ok(Ok(_)) => Ok(()),

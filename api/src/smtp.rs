@@ -40,6 +40,7 @@ use tokio::{
     sync::{Mutex, Semaphore, SemaphorePermit},
 };
 
+pub use crate::net::Credential;
 use crate::net::Stream;
 
 /// At most this long for any step of talking to a mail server.
@@ -61,26 +62,15 @@ pub fn default_port(security: Security) -> u16 {
     }
 }
 
-/// An SMTP server with its password opened. `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
+/// An SMTP server with its credential opened (`Debug` hides it). Without a username Herald
+/// sends without AUTH.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpServer {
     pub host: String,
     pub port: Option<u16>,
     pub security: Security,
     pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for SmtpServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpServer")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<set>"))
-            .finish()
-    }
+    pub credential: Option<Credential>,
 }
 
 impl SmtpServer {
@@ -129,7 +119,7 @@ pub enum FailureReason {
     Timeout,
     /// The TLS handshake failed (wrong security mode for the port, bad certificate).
     Tls,
-    /// The server refused the username and password.
+    /// The server refused the username and password (or the access token).
     Authentication,
     /// The server refused the sender or a recipient.
     Rejected,
@@ -208,7 +198,8 @@ pub fn classify(err: &SendError) -> Failure {
     failure(FailureReason::Protocol, None, detail, true)
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -297,8 +288,13 @@ impl Mailer {
         let hello = tokio::time::timeout(TIMEOUT, conn.command(Ehlo::new(self.hello.clone()))).await.map_err(|e| step("saying EHLO", e))??;
         let pipelining = hello.message().skip(1).any(|k| k.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(user) = &server.username {
-            let credentials = Credentials::new(user.clone(), server.password.clone().unwrap_or_default());
-            tokio::time::timeout(TIMEOUT, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)).await.map_err(|e| step("logging in", e))??;
+            let (mechanisms, secret): (&[Mechanism], _) = match &server.credential {
+                Some(Credential::AccessToken(token)) => (&[Mechanism::Xoauth2], token.clone()),
+                Some(Credential::Password(password)) => (&[Mechanism::Plain, Mechanism::Login], password.clone()),
+                None => (&[Mechanism::Plain, Mechanism::Login], String::new()),
+            };
+            let credentials = Credentials::new(user.clone(), secret);
+            tokio::time::timeout(TIMEOUT, conn.auth(mechanisms, &credentials)).await.map_err(|e| step("logging in", e))??;
         }
         Ok(Connection { smtp: conn, pipelining })
     }

@@ -25,6 +25,8 @@ pub struct AppState {
     /// tables that would otherwise be copied into every open panel.
     pub tokens: Arc<TokenIssuer>,
     pub keyring: Arc<Keyring>,
+    /// The mail providers' OAuth2 endpoints, for personal mail accounts.
+    pub oauth: Arc<crate::oauth::Providers>,
     /// Writes published events and their fan-out, batching concurrent publishes; started on
     /// first use ([`AppState::events`]), so a worker, which publishes none, never starts it.
     events: Arc<OnceLock<EventWriter>>,
@@ -71,7 +73,8 @@ impl AppState {
 
     /// A state from services built elsewhere (tests and tools that connect their own way).
     pub fn from_parts(config: Arc<Config>, db: DatabaseConnection, bus: Bus, tokens: TokenIssuer, keyring: Keyring) -> Self {
-        Self { config, db, bus, tokens: Arc::new(tokens), keyring: Arc::new(keyring), events: Arc::default(), counts: Arc::default() }
+        let oauth = Arc::new(crate::oauth::Providers::new(&config.oauth));
+        Self { config, db, bus, tokens: Arc::new(tokens), keyring: Arc::new(keyring), oauth, events: Arc::default(), counts: Arc::default() }
     }
 
     /// The event writer, started on the current runtime the first time it is asked for.

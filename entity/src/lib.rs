@@ -36,6 +36,7 @@ pub mod notification_override;
 pub mod notification_roll_up;
 pub mod notification_setting;
 pub mod notification_type;
+pub mod oauth_authorization;
 pub mod operator_key;
 pub mod outbox_message;
 pub mod platform_event;

@@ -39,6 +39,20 @@ pub enum Status {
     Failed,
 }
 
+/// Whose server an email went out through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "OutboundSender"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum SentAs {
+    /// The account's system sender, through the account's SMTP server.
+    #[sea_orm(string_value = "SYSTEM")]
+    System,
+    /// A user's own mailbox, through its outgoing side, `From:` its address.
+    #[sea_orm(string_value = "USER_MAILBOX")]
+    UserMailbox,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "outbox_message")]
 pub struct Model {
@@ -62,6 +76,10 @@ pub struct Model {
     /// outcome is written only where it is still the worker's.
     pub claim_id: Option<Uuid>,
     pub sent_at: Option<DateTimeUtc>,
+    /// Emails: whose server the last attempt went through, and why that one when the
+    /// settings asked for another (the owner's mailbox has no outgoing side, say).
+    pub sent_as: Option<SentAs>,
+    pub sender_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

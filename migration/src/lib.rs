@@ -23,6 +23,7 @@ mod m20261205_000012_outbox_claim;
 mod m20261205_000013_account_primary_admin;
 mod m20261205_000014_operators;
 mod m20261205_000015_operator_audit;
+mod m20261206_000016_mail_accounts;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_account_primary_admin::Migration),
             Box::new(m20261205_000014_operators::Migration),
             Box::new(m20261205_000015_operator_audit::Migration),
+            Box::new(m20261206_000016_mail_accounts::Migration),
         ]
     }
 }

@@ -731,8 +731,9 @@ async fn without_an_smtp_server_mail_waits_and_the_admins_are_told_once() {
 }
 
 /// The senders as a recipient's mail program shows them: a reminder with sender USER_ACCOUNT
-/// is From its owner (name and address) with the system address as Sender; an escalation with
-/// sender EMAIL is From the address given.
+/// whose owner has no mailbox that sends is From the system address with the owner as
+/// Reply-To (never a From its server cannot vouch for), and says so on the message; an
+/// escalation with sender EMAIL is From the address given.
 #[tokio::test]
 async fn user_account_and_email_senders_as_received() {
     let app = app().await;
@@ -753,10 +754,15 @@ async fn user_account_and_email_senders_as_received() {
     let reminder = smtp.wait_for(1, 10).await.remove(0);
     let mail = reminder.parsed();
     let from = mail.from().unwrap().first().unwrap();
-    assert_eq!((from.name(), from.address()), (Some("Olga Owner"), Some(email_of(&app, &owner).await.as_str())));
-    let sender = mail.sender().unwrap().first().unwrap();
-    assert_eq!((sender.name(), sender.address()), (Some("Acme CRM"), Some("crm@acme.example")));
+    assert_eq!((from.name(), from.address()), (Some("Acme CRM"), Some("crm@acme.example")));
+    let reply_to = mail.reply_to().unwrap().first().unwrap();
+    assert_eq!((reply_to.name(), reply_to.address()), (Some("Olga Owner"), Some(email_of(&app, &owner).await.as_str())));
+    assert!(mail.sender().is_none(), "{}", reminder.raw);
     assert_eq!(reminder.mail_from, "crm@acme.example", "the envelope is the system address's");
+    let recorded = app.admin("{ outboundMessages(first: 5) { edges { node { sentAs senderNote } } } }", json!({})).await;
+    let node = &recorded["outboundMessages"]["edges"][0]["node"];
+    assert_eq!(node["sentAs"], "SYSTEM", "{recorded:#}");
+    assert!(node["senderNote"].as_str().unwrap().contains("no connected outgoing mailbox"), "{recorded:#}");
 
     worker.tick_at(due + chrono::Duration::minutes(150)).await.unwrap();
     let got = smtp.wait_for(2, 10).await;

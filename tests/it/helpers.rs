@@ -372,4 +372,7 @@ impl TestSmtp {
 mod dovecot;
 #[path = "../support/fixtures.rs"]
 pub mod fixtures;
+#[path = "../support/idp.rs"]
+mod idp;
 pub use dovecot::TestImap;
+pub use idp::TestIdp;

@@ -276,8 +276,8 @@ async fn a_scan_archives_new_mail_linked_by_the_rules_in_order_without_touching_
         s.logout().await.unwrap();
     }
 
-    // The mailbox's owner is told of new linked mail.
-    assert!(panel_types(&app, &token).await.contains(&"EMAIL_RECEIVED".to_string()));
+    // Connecting a mailbox does not announce the mail it already held.
+    assert!(!panel_types(&app, &token).await.contains(&"EMAIL_RECEIVED".to_string()));
 
     // A rescan finds nothing new and archives nothing twice.
     let report_ = worker.tick_at(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
@@ -739,4 +739,72 @@ async fn a_storage_failure_during_a_scan_is_reported_as_storage_and_retried() {
     let state = app.gql(Some(&token), query, json!({"id": mailbox["id"]})).await;
     assert_eq!(state["data"]["mailbox"]["state"], "CONNECTED", "{state:#}");
     imap.stop().await;
+}
+
+/// Email Received as the Control matrix means it: for new mail arriving in the inbox (not the
+/// mail a mailbox held before its first sync), with System on for every new message, with AU
+/// on only for mail linked to a contact the owner is assigned to, and Email AU only then too;
+/// a burst from one customer folds into one panel row.
+#[tokio::test]
+async fn email_received_follows_the_owners_switches_and_folds_per_contact() {
+    let app = spawn_app().await;
+    let imap = TestImap::start(&[ANN]).await;
+    let (ann, token) = app.user("Ann Inbox", "USER").await;
+    let assigned = |name: &str, email: &str| json!({"i": {"kind": "CUSTOMER", "name": name, "mainEmail": email, "assigneeIds": [ann.clone()]}});
+    let create = "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }";
+    let globex = app.admin(create, assigned("Globex", "buyer@globex.example")).await["createContact"]["contact"]["id"].as_str().unwrap().to_string();
+    contact(&app, "CUSTOMER", "Initech", Some("info@initech.example")).await;
+    deliver(&imap, &message(Some("old@globex"), "buyer@globex.example", ANN.0, "held before connecting", "", "Hi")).await;
+    add_mailbox(&app, &token, &imap, json!({"directories": ["INBOX"]})).await;
+    app.switch_on(&token, "EMAIL_RECEIVED", "AU").await;
+    app.switch_on(&token, "EMAIL_RECEIVED", "EMAIL_AU").await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    let mut at = chrono::Utc::now();
+    let mut scan = || {
+        at += chrono::Duration::hours(1);
+        at
+    };
+    assert_eq!(worker.tick_at(scan()).await.unwrap().synced.archived, 1);
+    let rows = received_rows(&app, &token).await;
+    assert!(rows.is_empty(), "the first sync announces nothing: {rows:#?}");
+
+    // AU: mail from her customer only, two messages in one row; none for Initech's.
+    for (id, from) in [("a@globex", "buyer@globex.example"), ("b@globex", "buyer@globex.example"), ("c@initech", "info@initech.example")] {
+        deliver(&imap, &message(Some(id), from, ANN.0, id, "", "Hi")).await;
+    }
+    assert_eq!(worker.tick_at(scan()).await.unwrap().synced.archived, 3);
+    let rows = received_rows(&app, &token).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((rows[0]["contact"]["id"].as_str(), rows[0]["count"].as_i64()), (Some(globex.as_str()), Some(2)));
+    let emails = |app: &TestApp| {
+        let app = app.state.db.clone();
+        async move {
+            let rows = app
+                .query_all(sea_orm::Statement::from_string(app.get_database_backend(), "SELECT id FROM outbox_message WHERE channel = 'EMAIL'".to_string()))
+                .await
+                .unwrap();
+            rows.len()
+        }
+    };
+    assert_eq!(emails(&app).await, 2, "Email AU: an email per message about her own customer");
+
+    // System: every new message, hers or not.
+    app.switch_on(&token, "EMAIL_RECEIVED", "SYSTEM").await;
+    deliver(&imap, &message(Some("d@initech"), "info@initech.example", ANN.0, "from initech", "", "Hi")).await;
+    worker.tick_at(scan()).await.unwrap();
+    let rows = received_rows(&app, &token).await;
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(emails(&app).await, 2, "no email about a contact she is not assigned to");
+    imap.stop().await;
+}
+
+async fn deliver(imap: &TestImap, mail: &[u8]) {
+    let mut s = imap.session(ANN.0, ANN.1).await;
+    s.append("INBOX", None, None, mail).await.unwrap();
+    s.logout().await.unwrap();
+}
+
+async fn received_rows(app: &TestApp, token: &str) -> Vec<Value> {
+    let body = app.gql(Some(token), "{ notifications(first: 50) { edges { node { type count contact { id } } } } }", json!({})).await;
+    body["data"]["notifications"]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).filter(|n| n["type"] == "EMAIL_RECEIVED").collect()
 }

@@ -337,6 +337,13 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Hidden,
         },
+        Case {
+            field: "connectMailbox",
+            operation: r#"mutation { connectMailbox(input: {mailboxId: "{mailbox}", returnUrl: "https://crm.example/"}) { authorizationUrl } }"#,
+            foreign: NF,
+            as_user: Hidden,
+        },
+        Case { field: "mailProviders", operation: "{ mailProviders { provider configured } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
         Case { field: "syncedEmails", operation: "{ syncedEmails { nodes { id subject contact { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
         Case { field: "archivedEmail", operation: r#"{ archivedEmail(id: "{email}") { id subject } }"#, foreign: NF, as_user: Hidden },
         Case { field: "emailSettings", operation: "{ emailSettings { scanAll version } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 /// A real Dovecot IMAP server on loopback (Debian's dovecot-imapd) with its own configuration,
 /// a passwd-file of test users and a temporary mail store. Dovecot will not serve mail as
-/// uid 0: when the tests run as root, the store belongs to `nobody`.
+/// uid 0: when the tests run as root, the store belongs to `nobody`. With an introspection
+/// URL it also takes XOAUTH2 and OAUTHBEARER, checking bearer tokens with the identity
+/// provider there (Dovecot's `oauth2` passdb); passwords then stay PLAIN and LOGIN only, so a
+/// token is never tried as a password.
 pub struct TestImap {
     pub port: u16,
     _dir: tempfile::TempDir,
@@ -14,6 +17,11 @@ pub struct TestImap {
 impl TestImap {
     /// Starts Dovecot with `users` (address, password).
     pub async fn start(users: &[(&str, &str)]) -> Self {
+        Self::start_with(users, None).await
+    }
+
+    /// Starts Dovecot with `users`, and bearer tokens checked at `introspection_url` (RFC 7662).
+    pub async fn start_with(users: &[(&str, &str)], introspection_url: Option<&str>) -> Self {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
@@ -37,14 +45,32 @@ impl TestImap {
             format!("default_internal_user = {mail_user}\ndefault_login_user = {mail_user}\ndefault_internal_group = {mail_group}\n")
         };
         let r = root.display();
+        // No delay after a failed login, and no growing penalty for a client that failed
+        // before (every test connects from 127.0.0.1): a refused token is an expected step here.
+        let (mechanisms, oauth_passdb) = match introspection_url {
+            Some(url) => {
+                std::fs::write(
+                    root.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                    ),
+                )
+                .unwrap();
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!("passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {r}/oauth2.conf.ext\n}}\n"),
+                )
+            }
+            None => ("plain login", String::new()),
+        };
         let config = format!(
             "base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n{unprivileged}\
-             protocols = imap\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+             protocols = imap\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = {mechanisms}\nauth_failure_delay = 0\n\
              first_valid_uid = 1\nmail_location = maildir:~/Maildir\n\
-             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {r}/passwd\n}}\n\
+             {oauth_passdb}passdb {{\n  driver = passwd-file\n  mechanisms = plain login\n  args = scheme=PLAIN {r}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={mail_user} gid={mail_group} home={r}/mail/%u\n}}\n\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service anvil {{\n  chroot =\n}}\n"
+             service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n"
         );
         std::fs::write(root.join("dovecot.conf"), config).unwrap();
         let child = tokio::process::Command::new("/usr/sbin/dovecot")
@@ -70,7 +96,7 @@ impl TestImap {
             port: Some(self.port),
             security: api::smtp::Security::None,
             login: user.into(),
-            password: password.into(),
+            credential: api::imap::Credential::Password(password.into()),
         };
         api::imap::connect(&server).await.expect("log in to the test Dovecot")
     }

@@ -9,6 +9,9 @@ The server offers PIPELINING (RFC 2920) in its EHLO reply, as common MTAs do. Be
   --reject           answer every DATA command with 550
   --reject-rcpt      answer every RCPT command with 550
   --delay-ms D       wait D ms before answering DATA (to kill a worker mid-batch)
+  --oauth-introspect URL
+                     also take AUTH XOAUTH2, asking the identity provider at URL (RFC 7662)
+                     whether the bearer token is active and whose it is
 Prints "READY <port>" once listening. Run with /usr/bin/python3 (Debian's, which has aiosmtpd).
 """
 
@@ -16,11 +19,23 @@ import argparse
 import logging
 import warnings
 import asyncio
+import base64
+import collections
 import itertools
 import json
 import os
+import urllib.parse
+import urllib.request
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+
+
+class LongLines(SMTP):
+    """An XOAUTH2 line carries a whole access token: longer than SMTP's 512-byte default."""
+
+    command_size_limit = 16384
+    command_size_limits = collections.defaultdict(lambda: 16384)
+    line_length_limit = 16384
 
 
 def main():
@@ -33,6 +48,7 @@ def main():
     parser.add_argument("--reject-rcpt", action="store_true")
     parser.add_argument("--no-pipelining", action="store_true")
     parser.add_argument("--delay-ms", type=int, default=0)
+    parser.add_argument("--oauth-introspect")
     args = parser.parse_args()
     # Plain AUTH on loopback is the point here; keep the test output quiet about it.
     warnings.simplefilter("ignore")
@@ -45,12 +61,41 @@ def main():
         ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == args.user and auth_data.password.decode() == args.password
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
+    def token_owner(token):
+        data = urllib.parse.urlencode({"token": token}).encode()
+        with urllib.request.urlopen(args.oauth_introspect, data=data, timeout=5) as answer:
+            info = json.load(answer)
+        return info.get("username") if info.get("active") else None
+
     class Handler:
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
             session.host_name = hostname
             if not args.no_pipelining:
                 responses.insert(len(responses) - 1, "250-PIPELINING")
             return responses
+
+        if args.oauth_introspect:
+
+            async def auth_XOAUTH2(self, server, args_):
+                # lettre sends the initial response on the AUTH line; others wait for "334".
+                if len(args_) == 2:
+                    try:
+                        raw = base64.b64decode(args_[1], validate=True)
+                    except Exception:
+                        await server.push("501 5.5.2 Cannot decode the response")
+                        return AuthResult(success=False, handled=True)
+                else:
+                    raw = await server.challenge_auth("")
+                    if raw is MISSING:
+                        return AuthResult(success=False, handled=True)
+                fields = dict(p.split("=", 1) for p in raw.decode(errors="replace").split("\x01") if "=" in p)
+                user, auth = fields.get("user", ""), fields.get("auth", "")
+                token = auth[7:] if auth[:7].lower() == "bearer " else None
+                owner = await asyncio.get_running_loop().run_in_executor(None, token_owner, token) if token else None
+                if owner is not None and owner == user:
+                    return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+                # Answered at once, without Gmail's JSON challenge, which lettre cannot answer.
+                return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
 
         async def handle_MAIL(self, server, session, envelope, address, mail_options):
             # What the client sent after MAIL and the server has not read yet.
@@ -91,7 +136,7 @@ def main():
     async def serve():
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(Handler(), hostname="herald-test-smtp", authenticator=authenticator, auth_required=True, auth_require_tls=False),
+            lambda: LongLines(Handler(), hostname="herald-test-smtp", authenticator=authenticator, auth_required=True, auth_require_tls=False),
             "127.0.0.1",
             0,
         )

@@ -5,11 +5,11 @@
 //! and "due in …" is measured from the moment the reminder fired (the event's time), not from
 //! the attempt, so a retry sends exactly what the first attempt did.
 //!
-//! Sender rule for activity reminders with sender USER_ACCOUNT: the email is From the activity
-//! owner's own address, with the system address as `Sender` (RFC 5322 §3.6.2), and goes
-//! through the account's SMTP server. Herald has no per-user outgoing mailboxes yet; when the
-//! owner has no address, or the system address is missing, the system account sends. Late
-//! notifications with sender EMAIL are From that address.
+//! Sender rule for activity reminders with sender USER_ACCOUNT: the email goes through the
+//! activity owner's main mailbox's outgoing side, From its address. When the owner has no
+//! connected outgoing side, the system account sends it, From the system address with the
+//! owner in `Reply-To:`, never a `From:` the sending server cannot vouch for; the message
+//! records why ([`Sender::note`]). Late notifications with sender EMAIL are From that address.
 
 pub use api::activities::records::ActivityData;
 use api::activities::settings::{ActivitySettings, AlertSender, LateSender};
@@ -174,37 +174,70 @@ pub fn mailbox(whose: &str, name: Option<&str>, address: &str) -> Result<Mailbox
     smtp::mailbox(name, address).map_err(|e| format!("the {whose}: {e}"))
 }
 
-/// Who an email is from: (From, Sender) under the account's settings. `Ok(None)` when the
-/// account has no system sender address; an error when a name or address cannot be a header.
-pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>) -> Result<Option<(Mailbox, Option<Mailbox>)>, String> {
-    let Some(address) = settings.sender_address() else {
-        return Ok(None);
+/// Whose server sends an email, `From:` whom.
+pub struct Sender {
+    pub from: Mailbox,
+    /// Where replies go, when not to `from` (the owner, when the system sends for them).
+    pub reply_to: Option<Mailbox>,
+    pub via: Via,
+    /// Why the system sends when the settings asked for the owner's own account.
+    pub note: Option<String>,
+}
+
+/// The server an email goes through.
+pub enum Via {
+    /// The account's SMTP server, as its system sender.
+    System,
+    /// The owner's main mailbox's outgoing side.
+    Mailbox(Box<entity::mailbox::Model>),
+}
+
+/// Who an email is from under the account's settings; `owner_mailbox` is the activity
+/// owner's main mailbox when it has an outgoing side. `Ok(None)` when the system would send
+/// and the account has no system sender address; an error when a name or address cannot be a
+/// header.
+pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>, owner_mailbox: Option<&entity::mailbox::Model>) -> Result<Option<Sender>, String> {
+    let system = |reply_to: Option<Mailbox>, note: Option<String>| -> Result<Option<Sender>, String> {
+        let Some(address) = settings.sender_address() else { return Ok(None) };
+        Ok(Some(Sender { from: mailbox("system sender", settings.sender_name(), address)?, reply_to, via: Via::System, note }))
     };
-    let system = mailbox("system sender", settings.sender_name(), address)?;
-    let chosen = match facts.event.notification_type {
+    match facts.event.notification_type {
         NotificationType::ActivityReminder if settings.alert_sender() == AlertSender::UserAccount => {
-            match facts.owner.filter(|o| o.email.parse::<lettre::Address>().is_ok()) {
-                Some(owner) => (mailbox("activity owner", Some(&owner.name), &owner.email)?, Some(system)),
-                None => (system, None),
+            let Some(owner) = facts.owner else { return system(None, Some("the activity has no owner".into())) };
+            match owner_mailbox {
+                Some(m) => Ok(Some(Sender {
+                    from: mailbox("activity owner", Some(&owner.name), &m.email_address)?,
+                    reply_to: None,
+                    via: Via::Mailbox(Box::new(m.clone())),
+                    note: None,
+                })),
+                // Never the owner's address in From through another server: receivers that
+                // check SPF and DMARC would refuse or flag it.
+                None => {
+                    let reply_to =
+                        owner.email.parse::<lettre::Address>().ok().map(|_| mailbox("activity owner", Some(&owner.name), &owner.email)).transpose()?;
+                    system(reply_to, Some("the activity owner has no connected outgoing mailbox: sent by the system account, replies to the owner".into()))
+                }
             }
         }
         NotificationType::LateActivity if settings.late_sender() == LateSender::Email => {
             match settings.late_sender_email().filter(|a| a.parse::<lettre::Address>().is_ok()) {
-                Some(address) => (mailbox("late-response sender", settings.sender_name(), address)?, None),
-                None => (system, None),
+                Some(address) => {
+                    let Some(_) = settings.sender_address() else { return Ok(None) };
+                    Ok(Some(Sender { from: mailbox("late-response sender", settings.sender_name(), address)?, reply_to: None, via: Via::System, note: None }))
+                }
+                None => system(None, None),
             }
         }
-        _ => (system, None),
-    };
-    Ok(Some(chosen))
+        _ => system(None, None),
+    }
 }
 
 /// Builds the email for outbox message `outbox_id`. Its Message-ID is derived from the
 /// outbox id, the same on every attempt.
 pub fn message(
     outbox_id: uuid::Uuid,
-    from: Mailbox,
-    sender: Option<Mailbox>,
+    from: &Sender,
     to: Mailbox,
     rendered: RenderedEmail,
     date: DateTime<Utc>,
@@ -212,13 +245,13 @@ pub fn message(
     let mut builder = lettre::Message::builder()
         .message_id(Some(smtp::message_id(outbox_id)))
         .date(date.into())
-        .from(from)
+        .from(from.from.clone())
         .to(to)
         .subject(rendered.subject)
         // RFC 3834: machine-generated, so auto-responders stay quiet.
         .header(AutoSubmitted);
-    if let Some(sender) = sender {
-        builder = builder.sender(sender);
+    if let Some(reply_to) = &from.reply_to {
+        builder = builder.reply_to(reply_to.clone());
     }
     builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
 }

@@ -21,7 +21,13 @@
 //! time-out, lost connection, gateway 429/5xx) → PENDING again after an exponential back-off
 //! with jitter, until `max_attempts`. Permanent (SMTP 5xx, gateway 4xx, recipient without an
 //! address) → FAILED, and for emails an Email Failed Error notification to the user the
-//! message was for.
+//! message was for, unless it went through a user's own mailbox: that server tells its owner
+//! of its bounces itself (seeds/002), so the failure is recorded on the message and the
+//! mailbox only.
+//!
+//! An email goes through the account's SMTP server as the system sender, or, for a reminder
+//! whose sender is USER_ACCOUNT, through the activity owner's main mailbox's outgoing side
+//! (`compose::sender`); the message records which (`sent_as`, `sender_note`).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -42,8 +48,8 @@ use api::{
 };
 use chrono::{DateTime, Utc};
 use entity::{
-    account, contact, event, outbox_message,
-    outbox_message::{Channel, Status},
+    account, contact, event, mailbox, outbox_message,
+    outbox_message::{Channel, SentAs, Status},
     user,
 };
 use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
@@ -53,7 +59,7 @@ use tokio::sync::{mpsc, SemaphorePermit};
 use uuid::Uuid;
 
 use crate::{
-    compose::{self, ActivityData, Facts, Templates},
+    compose::{self, ActivityData, Facts, Templates, Via},
     sms,
 };
 
@@ -73,9 +79,18 @@ enum Outcome {
         reason: String,
         notice: Option<String>,
     },
-    Sent,
-    Retry(String),
-    Failed(String),
+    Sent(Route),
+    Retry(String, Route),
+    Failed(String, Route),
+}
+
+/// Which server an attempt went through, and why that one (emails; texts have none).
+#[derive(Clone, Debug, Default)]
+struct Route {
+    sent_as: Option<SentAs>,
+    note: Option<String>,
+    /// The user's mailbox whose outgoing side it was.
+    mailbox: Option<Uuid>,
 }
 
 /// The delivery side of a worker: its connection pools live as long as it does.
@@ -87,6 +102,9 @@ pub struct Courier {
     http: reqwest::Client,
     /// Per account: the settings version its connections were opened under, and the pool.
     mailers: Mutex<HashMap<Uuid, (i32, Arc<smtp::Mailer>)>>,
+    /// Per user mailbox sending as its owner: the settings version and token expiry its
+    /// connections were opened with, and the pool.
+    mailbox_mailers: Mutex<HashMap<Uuid, MailboxPool>>,
     settler: Settler,
     /// Permits to let a message through to the end of its data (an email) or to its gateway
     /// (a text), each held until the outcome is written: at most this many messages are ever
@@ -103,6 +121,19 @@ pub struct Courier {
     held: Arc<AtomicUsize>,
     /// This worker's claims and their leases, renewed by a task of their own.
     leases: Arc<Leases>,
+}
+
+type MailboxPool = ((i32, Option<DateTime<Utc>>), Arc<smtp::Mailer>);
+
+/// Connections per user mailbox sending as its owner.
+const MAILBOX_CONNECTIONS: usize = 2;
+
+/// Why a user's mailbox cannot send an email now.
+enum MailboxUnusable {
+    /// Only its owner can fix it (a new sign-in): the system sends instead.
+    NeedsSignIn(String),
+    /// The provider could not renew its sign-in now: tried again later.
+    Later(String),
 }
 
 /// The claims a worker holds, each until when, renewed every third of a lease by
@@ -254,6 +285,8 @@ struct Context {
     contacts: HashMap<Uuid, contact::Model>,
     settings: HashMap<Uuid, settings::ActivitySettings>,
     gateways: HashMap<Uuid, Option<gateway::Gateway>>,
+    /// Activity owners' main mailboxes that have an outgoing side, by owner.
+    owner_mailboxes: HashMap<Uuid, mailbox::Model>,
 }
 
 impl Courier {
@@ -282,6 +315,7 @@ impl Courier {
             templates: Templates::new(),
             http,
             mailers: Mutex::new(HashMap::new()),
+            mailbox_mailers: Mutex::new(HashMap::new()),
             settler,
             gate,
             handoff,
@@ -384,9 +418,9 @@ impl Courier {
                     more = true;
                 }
                 Some(outcome) = sending.next() => match outcome {
-                    Ok(Outcome::Sent) => done.sent += 1,
-                    Ok(Outcome::Retry(_)) => done.retried += 1,
-                    Ok(Outcome::Failed(_)) => done.failed += 1,
+                    Ok(Outcome::Sent(_)) => done.sent += 1,
+                    Ok(Outcome::Retry(..)) => done.retried += 1,
+                    Ok(Outcome::Failed(..)) => done.failed += 1,
                     Ok(Outcome::Held { .. }) => done.held += 1,
                     Err(e) => {
                         failure.get_or_insert(e);
@@ -420,7 +454,7 @@ impl Courier {
             Err(panic) => {
                 let what = crate::panic_message(&*panic);
                 tracing::error!(message = %m.id, panic = %what, "sending a message panicked");
-                (Outcome::Failed(format!("internal error while composing or sending the message: {what}")), None)
+                (Outcome::Failed(format!("internal error while composing or sending the message: {what}"), Route::default()), None)
             }
         };
         self.settle(&m, &outcome, &ctx).await?;
@@ -481,16 +515,31 @@ impl Courier {
                 gateways.insert(account_id, opened);
             }
         }
-        Ok(Context { events, users, accounts, contacts, settings: settings_by_account, gateways })
+        let owners: HashSet<Uuid> =
+            events.values().filter(|e| e.notification_type == NotificationType::ActivityReminder).filter_map(ActivityData::of).map(|a| a.owner_id).collect();
+        let owner_mailboxes = if owners.is_empty() {
+            HashMap::new()
+        } else {
+            mailbox::Entity::find()
+                .filter(api::db::id_in(backend, mailbox::Column::UserId, owners))
+                .filter(mailbox::Column::Main.eq(true))
+                .filter(mailbox::Column::SmtpHost.is_not_null())
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| (m.user_id, m))
+                .collect()
+        };
+        Ok(Context { events, users, accounts, contacts, settings: settings_by_account, gateways, owner_mailboxes })
     }
 
     /// Sends a message; answers the outcome and, when it went past the gate, the permit.
     async fn attempt(&self, m: &outbox_message::Model, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let (Some(event), Some(recipient), Some(account)) = (ctx.events.get(&m.event_id), ctx.users.get(&m.user_id), ctx.accounts.get(&m.account_id)) else {
-            return (Outcome::Failed("the event, recipient or account no longer exists".into()), None);
+            return (Outcome::Failed("the event, recipient or account no longer exists".into(), Route::default()), None);
         };
         if !recipient.active {
-            return (Outcome::Failed("the recipient was deactivated".into()), None);
+            return (Outcome::Failed("the recipient was deactivated".into(), Route::default()), None);
         }
         if account.paused {
             return (Outcome::Held { reason: "the account is paused".into(), notice: None }, None);
@@ -506,7 +555,7 @@ impl Courier {
 
     async fn text(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let Some(phone) = facts.recipient.phone.as_deref() else {
-            return (Outcome::Failed("the recipient has no phone number".into()), None);
+            return (Outcome::Failed("the recipient has no phone number".into(), Route::default()), None);
         };
         let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
             let reason = "no SMS gateway is set for the account".to_string();
@@ -514,56 +563,113 @@ impl Courier {
         };
         let body = match self.templates.text(facts) {
             Ok(b) => b,
-            Err(e) => return (Outcome::Failed(format!("the text could not be rendered: {e}")), None),
+            Err(e) => return (Outcome::Failed(format!("the text could not be rendered: {e}"), Route::default()), None),
         };
         let permit = self.gate.acquire().await.expect("the gate is never closed");
         let outcome = match sms::send(&self.http, gateway, phone, &body).await {
-            Ok(()) => Outcome::Sent,
-            Err(f) if f.transient => Outcome::Retry(f.message),
-            Err(f) => Outcome::Failed(f.message),
+            Ok(()) => Outcome::Sent(Route::default()),
+            Err(f) if f.transient => Outcome::Retry(f.message, Route::default()),
+            Err(f) => Outcome::Failed(f.message, Route::default()),
         };
         (outcome, Some(permit))
     }
 
     async fn email(&self, m: &outbox_message::Model, facts: &Facts<'_>, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let Some(settings) = ctx.settings.get(&m.account_id) else {
-            return (Outcome::Retry("no activity settings".into()), None);
+            return (Outcome::Retry("no activity settings".into(), Route::default()), None);
         };
-        let mailer = match self.mailer(settings) {
-            Ok(Some(t)) => t,
-            Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
-            Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}")), None),
+        let owner_mailbox = facts.owner.and_then(|o| ctx.owner_mailboxes.get(&o.id));
+        let mut sender = match compose::sender(settings, facts, owner_mailbox) {
+            Ok(Some(sender)) => sender,
+            Ok(None) => return (self.held_for_settings(m, settings), None),
+            Err(e) => return (Outcome::Failed(e, Route::default()), None),
         };
-        let (from, sender) = match compose::sender(settings, facts) {
-            Ok(Some(senders)) => senders,
-            Ok(None) => return (held(m, settings, "no-sender-address", "no sender address is set in the activity settings"), None),
-            Err(e) => return (Outcome::Failed(e), None),
+        let (mailer, route) = match &sender.via {
+            Via::Mailbox(mailbox) => match self.mailbox_mailer(mailbox).await {
+                Ok(mailer) => (mailer, Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) }),
+                // The owner's sign-in is gone: the system sends, as for an owner without one.
+                Err(MailboxUnusable::NeedsSignIn(why)) => {
+                    let fallback = compose::sender(settings, facts, None);
+                    match fallback {
+                        Ok(Some(mut s)) => {
+                            s.note = Some(format!("the activity owner's mailbox cannot send ({why}): sent by the system account, replies to the owner"));
+                            sender = s;
+                        }
+                        Ok(None) => return (self.held_for_settings(m, settings), None),
+                        Err(e) => return (Outcome::Failed(e, Route::default()), None),
+                    }
+                    match self.mailer(settings) {
+                        Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None }),
+                        Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
+                        Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
+                    }
+                }
+                Err(MailboxUnusable::Later(why)) => {
+                    let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) };
+                    return (Outcome::Retry(format!("the activity owner's mailbox cannot send now: {why}"), route), None);
+                }
+            },
+            Via::System => match self.mailer(settings) {
+                Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None }),
+                Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
+                Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
+            },
         };
         let to = match compose::mailbox("recipient", Some(&facts.recipient.name), &facts.recipient.email) {
             Ok(to) => to,
-            Err(e) => return (Outcome::Failed(e), None),
+            Err(e) => return (Outcome::Failed(e, route), None),
         };
         let rendered = match self.templates.email(facts) {
             Ok(r) => r,
-            Err(e) => return (Outcome::Failed(format!("the email could not be rendered: {e}")), None),
+            Err(e) => return (Outcome::Failed(format!("the email could not be rendered: {e}"), route), None),
         };
-        let message = match compose::message(m.id, from, sender, to, rendered, facts.event.occurred_at) {
+        let message = match compose::message(m.id, &sender, to, rendered, facts.event.occurred_at) {
             Ok(msg) => msg,
-            Err(e) => return (Outcome::Failed(format!("the email could not be built: {e}")), None),
+            Err(e) => return (Outcome::Failed(format!("the email could not be built: {e}"), route), None),
         };
         let (sent, permit) = mailer.send_gated(&message, &self.gate).await;
         let outcome = match sent {
-            Ok(()) => Outcome::Sent,
+            Ok(()) => Outcome::Sent(route),
             Err(e) => {
                 let failure = smtp::classify(&e);
                 if failure.transient {
-                    Outcome::Retry(failure.message)
+                    Outcome::Retry(failure.message, route)
                 } else {
-                    Outcome::Failed(failure.message)
+                    Outcome::Failed(failure.message, route)
                 }
             }
         };
         (outcome, permit)
+    }
+
+    /// An email the system would send, held for what its settings lack: the SMTP server
+    /// first, then the sender address.
+    fn held_for_settings(&self, m: &outbox_message::Model, settings: &settings::ActivitySettings) -> Outcome {
+        match self.mailer(settings) {
+            Ok(None) => held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"),
+            _ => held(m, settings, "no-sender-address", "no sender address is set in the activity settings"),
+        }
+    }
+
+    /// The connection pool of a user's mailbox's outgoing side, replaced when its settings or
+    /// its access token change.
+    async fn mailbox_mailer(&self, mailbox: &mailbox::Model) -> Result<Arc<smtp::Mailer>, MailboxUnusable> {
+        let key = (mailbox.version, mailbox.oauth_expires_at);
+        if let Some((k, t)) = self.mailbox_mailers.lock().unwrap_or_else(|e| e.into_inner()).get(&mailbox.id) {
+            if *k == key {
+                return Ok(t.clone());
+            }
+        }
+        let server = match api::mailboxes::smtp_server_of(&self.app, mailbox).await {
+            Ok(Some(server)) => server,
+            Ok(None) => return Err(MailboxUnusable::NeedsSignIn("it has no outgoing side".into())),
+            Err(api::mailboxes::CredentialError::Grant(e)) if e.needs_sign_in() => return Err(MailboxUnusable::NeedsSignIn(e.to_string())),
+            Err(e) => return Err(MailboxUnusable::Later(e.to_string())),
+        };
+        // A user's own server gets a few connections, not a whole account's worth.
+        let mailer = Arc::new(smtp::Mailer::new(server, MAILBOX_CONNECTIONS));
+        self.mailbox_mailers.lock().unwrap_or_else(|e| e.into_inner()).insert(mailbox.id, (key, mailer.clone()));
+        Ok(mailer)
     }
 
     /// The account's connection pool, replaced when its settings change.
@@ -588,8 +694,11 @@ impl Courier {
         let now = Utc::now();
         let db = &self.outbox_db;
         match outcome {
-            Outcome::Sent => {
-                self.settler.settle(m, Status::Sent, None, now, Some(now)).await?;
+            Outcome::Sent(route) => {
+                self.settler.settle(m, Status::Sent, None, now, Some(now), route).await?;
+                if let Some(mailbox) = route.mailbox {
+                    self.record_send(mailbox, None).await;
+                }
             }
             Outcome::Held { reason, notice } => {
                 tracing::info!(message = %m.id, reason = %reason, "message held for its account");
@@ -601,28 +710,58 @@ impl Courier {
                     }
                 }
             }
-            Outcome::Retry(error) if m.attempts < self.app.config.worker.max_attempts => {
+            Outcome::Retry(error, route) if m.attempts < self.app.config.worker.max_attempts => {
                 let next = now + backoff(self.app.config.worker.retry_base, m.attempts);
                 tracing::info!(message = %m.id, attempts = m.attempts, error = %error, "delivery will be retried");
-                self.settler.settle(m, Status::Pending, Some(error.clone()), next, None).await?;
+                self.settler.settle(m, Status::Pending, Some(error.clone()), next, None, route).await?;
+                if let Some(mailbox) = route.mailbox {
+                    self.record_send(mailbox, Some(error)).await;
+                }
             }
-            Outcome::Retry(error) | Outcome::Failed(error) => {
+            Outcome::Retry(error, route) | Outcome::Failed(error, route) => {
                 let error = match outcome {
-                    Outcome::Retry(_) => format!("gave up after {} attempts: {error}", m.attempts),
+                    Outcome::Retry(..) => format!("gave up after {} attempts: {error}", m.attempts),
                     _ => error.clone(),
                 };
                 tracing::warn!(message = %m.id, error = %error, "delivery failed");
                 let txn = api::db::begin_write(db).await?;
-                if update_claimed(&txn, m, Status::Failed, Some(&error), now, None).await? && m.channel == Channel::Email {
+                let kept = update_claimed(&txn, m, Status::Failed, Some(&error), now, None, route).await?;
+                // A user's own server reports its own bounces to them (seeds/002: Email Failed
+                // Error is for those not sending through an outside system): the failure is
+                // recorded on the message and on the mailbox, with no notification.
+                if kept && m.channel == Channel::Email && route.sent_as != Some(SentAs::UserMailbox) {
                     let recorded = fanout::record_addressed(&txn, vec![failure_event(m, &error, ctx)]).await?;
                     txn.commit().await?;
                     api::notifications::announce(&self.app, &recorded.notifications).await;
                 } else {
                     txn.commit().await?;
                 }
+                if let Some(mailbox) = route.mailbox {
+                    self.record_send(mailbox, Some(&error)).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Records on a user's mailbox how its last send went (best effort: the message itself
+    /// holds its outcome).
+    async fn record_send(&self, mailbox: Uuid, error: Option<&String>) {
+        use sea_orm::sea_query::Expr;
+        let mut update = mailbox::Entity::update_many().filter(mailbox::Column::Id.eq(mailbox));
+        update = match error {
+            Some(e) => update
+                .col_expr(mailbox::Column::SendError, Expr::value(Some(e.chars().take(1000).collect::<String>())))
+                .col_expr(mailbox::Column::SendErrorAt, Expr::value(Some(Utc::now()))),
+            // Only a mailbox that had an error is written to.
+            None => update
+                .col_expr(mailbox::Column::SendError, Expr::value(Option::<String>::None))
+                .col_expr(mailbox::Column::SendErrorAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(mailbox::Column::SendError.is_not_null()),
+        };
+        if let Err(e) = update.exec(&self.app.db).await {
+            tracing::warn!(mailbox = %mailbox, error = %e, "recording the mailbox's last send failed");
+        }
     }
 }
 
@@ -684,6 +823,7 @@ async fn tell_admins(app: &AppState, account_id: Uuid, key: &str, reason: &str) 
         occurred_at: Utc::now(),
         idempotency_key: key.to_string(),
         recipients: admins,
+        email: false,
     };
     let recorded = fanout::record_addressed(&txn, vec![event]).await?;
     txn.commit().await?;
@@ -705,6 +845,7 @@ fn failure_event(m: &outbox_message::Model, error: &str, ctx: &Context) -> Addre
         occurred_at: Utc::now(),
         idempotency_key: format!("outbox:{}:failed", m.id),
         recipients: vec![m.user_id],
+        email: false,
     }
 }
 
@@ -776,7 +917,7 @@ struct Settler {
     queue: tokio::sync::mpsc::Sender<Settle>,
 }
 
-/// Outcomes per statement: 6 parameters each, well under SQLite's 999.
+/// Outcomes per statement: 8 parameters each, 1,024 in all, well under SQLite's 32,766.
 const SETTLE_BATCH: usize = 128;
 
 struct Settle {
@@ -786,6 +927,8 @@ struct Settle {
     error: Option<String>,
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
+    sent_as: Option<SentAs>,
+    sender_note: Option<String>,
     /// Whether this worker still held the message; an error message if the write failed.
     written: tokio::sync::oneshot::Sender<Result<bool, BatchFailed>>,
 }
@@ -825,9 +968,11 @@ impl Settler {
         error: Option<String>,
         next_attempt_at: DateTime<Utc>,
         sent_at: Option<DateTime<Utc>>,
+        route: &Route,
     ) -> anyhow::Result<bool> {
         let (written, answer) = tokio::sync::oneshot::channel();
-        let settle = Settle { id: m.id, claim: m.claim_id, status, error, next_attempt_at, sent_at, written };
+        let settle =
+            Settle { id: m.id, claim: m.claim_id, status, error, next_attempt_at, sent_at, sent_as: route.sent_as, sender_note: route.note.clone(), written };
         self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
         let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))??;
         if !kept {
@@ -871,14 +1016,18 @@ fn settles_unnest(batch: &[Settle]) -> Statement {
         .column("status", T::String, batch.iter().map(|s| s.status.into()))
         .nullable("last_error", T::String, String::new().into(), batch.iter().map(|s| s.error.clone().map(Into::into)))
         .column("next_attempt_at", T::ChronoDateTimeUtc, batch.iter().map(|s| s.next_attempt_at.into()))
-        .nullable("sent_at", T::ChronoDateTimeUtc, DateTime::UNIX_EPOCH.into(), batch.iter().map(|s| s.sent_at.map(Into::into)));
+        .nullable("sent_at", T::ChronoDateTimeUtc, DateTime::UNIX_EPOCH.into(), batch.iter().map(|s| s.sent_at.map(Into::into)))
+        .nullable("sent_as", T::String, String::new().into(), batch.iter().map(|s| s.sent_as.map(Into::into)))
+        .nullable("sender_note", T::String, String::new().into(), batch.iter().map(|s| s.sender_note.clone().map(Into::into)));
     let sql = format!(
         "UPDATE outbox_message SET status = v.status, last_error = {}, next_attempt_at = v.next_attempt_at, sent_at = {}, \
-         leased_until = NULL, claim_id = NULL \
+         sent_as = {}, sender_note = {}, leased_until = NULL, claim_id = NULL \
          FROM {} WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
          RETURNING outbox_message.id",
         v.value("v", "last_error"),
         v.value("v", "sent_at"),
+        v.value("v", "sent_as"),
+        v.value("v", "sender_note"),
         v.source("v"),
     );
     Statement::from_sql_and_values(DbBackend::Postgres, sql, v.into_values())
@@ -886,16 +1035,25 @@ fn settles_unnest(batch: &[Settle]) -> Statement {
 
 /// SQLite: `UPDATE … FROM (VALUES …)` (SQLite ≥ 3.33).
 fn settles_values(backend: DbBackend, batch: &[Settle]) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 6);
+    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 8);
     let mut tuples = Vec::with_capacity(batch.len());
     for s in batch {
-        tuples.push("(?, ?, ?, ?, ?, ?)");
-        values.extend([s.id.into(), s.claim.into(), s.status.into(), s.error.clone().into(), s.next_attempt_at.into(), s.sent_at.into()]);
+        tuples.push("(?, ?, ?, ?, ?, ?, ?, ?)");
+        values.extend([
+            s.id.into(),
+            s.claim.into(),
+            s.status.into(),
+            s.error.clone().into(),
+            s.next_attempt_at.into(),
+            s.sent_at.into(),
+            s.sent_as.map(|a| sea_orm::ActiveEnum::to_value(&a)).into(),
+            s.sender_note.clone().into(),
+        ]);
     }
     let sql = format!(
-        "WITH v (mid, claim, status, last_error, next_attempt_at, sent_at) AS (VALUES {}) \
+        "WITH v (mid, claim, status, last_error, next_attempt_at, sent_at, sent_as, sender_note) AS (VALUES {}) \
          UPDATE outbox_message SET status = v.status, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
-         sent_at = v.sent_at, leased_until = NULL, claim_id = NULL \
+         sent_at = v.sent_at, sent_as = v.sent_as, sender_note = v.sender_note, leased_until = NULL, claim_id = NULL \
          FROM v WHERE outbox_message.id = v.mid AND outbox_message.claim_id = v.claim \
          RETURNING id",
         tuples.join(", ")
@@ -912,6 +1070,7 @@ async fn update_claimed(
     error: Option<&str>,
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
+    route: &Route,
 ) -> anyhow::Result<bool> {
     use sea_orm::sea_query::Expr;
     let result = give_back(m)
@@ -919,6 +1078,8 @@ async fn update_claimed(
         .col_expr(outbox_message::Column::LastError, Expr::value(error.map(String::from)))
         .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
+        .col_expr(outbox_message::Column::SentAs, Expr::value(route.sent_as))
+        .col_expr(outbox_message::Column::SenderNote, Expr::value(route.note.clone()))
         .exec(db)
         .await?;
     if result.rows_affected == 0 {

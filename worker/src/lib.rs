@@ -1,5 +1,5 @@
-//! Herald's worker: activity reminders and escalations, and delivery of the outbox (emails
-//! and texts). It shares the api library's configuration, database and bus, so a worker
+//! Herald's worker: activity reminders and escalations, delivery of the outbox (emails and
+//! texts), mailbox scans, and renewing mailboxes' OAuth2 sign-ins before they expire. It shares the api library's configuration, database and bus, so a worker
 //! process and an api process agree on everything by construction.
 //!
 //! The loop is a thin shell around [`Worker::tick`], the one step "run what is due now",
@@ -22,6 +22,8 @@ use sea_orm::{ConnectionTrait, DbBackend};
 
 /// Scheduler steps a worker runs side by side on PostgreSQL (SQLite has one writer).
 const SCHEDULER_LANES: usize = 2;
+/// OAuth2 grants a worker refreshes per step, soonest expiry first.
+const GRANTS_PER_STEP: u64 = 50;
 /// How often a worker samples the gauges of the work waiting ([`gauges`]).
 const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -36,6 +38,7 @@ pub struct TickReport {
     pub scheduled: scheduler::Scheduled,
     pub delivered: delivery::Delivered,
     pub synced: mailsync::Synced,
+    pub grants: api::mailboxes::grant::Refreshed,
 }
 
 impl TickReport {
@@ -64,8 +67,9 @@ impl Worker {
     pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<TickReport> {
         let scheduled = scheduler::run(&self.state, now).await?;
         let delivered = self.courier.run(now, None).await?;
+        let grants = api::mailboxes::grant::refresh_due(&self.state, now, GRANTS_PER_STEP).await?;
         let synced = mailsync::run(&self.state, now).await?;
-        Ok(TickReport { scheduled, delivered, synced })
+        Ok(TickReport { scheduled, delivered, synced, grants })
     }
 
     /// Works until `shutdown` completes. The scheduler and the courier run side by side, so
@@ -103,11 +107,15 @@ impl Worker {
             Ok(self.courier.run(Utc::now(), Some(&queued)).await? != delivery::Delivered::default())
         });
         let sync = repeat("mailbox sync", period, stopping.clone(), None, || async { Ok(mailsync::run(&self.state, Utc::now()).await?.mailboxes > 0) });
+        let grants = repeat("grant refresh", period, stopping.clone(), None, || async {
+            let done = api::mailboxes::grant::refresh_due(&self.state, Utc::now(), GRANTS_PER_STEP).await?;
+            Ok(done.refreshed + done.revoked == GRANTS_PER_STEP as usize)
+        });
         let sample = repeat("gauges", GAUGE_PERIOD, stopping.clone(), None, || async {
             gauges::sample(&self.state, Utc::now()).await?;
             Ok(false)
         });
-        let work = async { tokio::join!(schedule, deliver, sync, sample) };
+        let work = async { tokio::join!(schedule, deliver, sync, grants, sample) };
         tokio::pin!(work, shutdown);
         tokio::select! {
             _ = &mut work => {}

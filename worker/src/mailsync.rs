@@ -17,8 +17,14 @@
 //! - CONDSTORE where the server has it: a folder's HIGHESTMODSEQ is recorded after a complete
 //!   scan, and a later scan that finds it unchanged (one STATUS) does not open the folder.
 //!   Without CONDSTORE the stored UIDNEXT does the same after an EXAMINE.
+//! - New mail in the inbox raises Email Received for the mailbox's owner by their switches
+//!   (System: every message; AU, Text AU, Email AU: mail linked to a contact they are
+//!   assigned to), folded per contact; a folder's first sync raises nothing.
 //! - A folder that fails is logged on its row and skipped; the others go on. A refused login
 //!   stops the mailbox (AUTH_FAILED) until its settings change, and tells its owner once.
+//! - An OAuth2 mailbox signs in with a fresh access token (`api::mailboxes::grant`); a grant
+//!   the provider no longer accepts stops it (NEEDS_RECONNECTION) until its owner signs in
+//!   again, and the scans then resume where they stopped.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -28,7 +34,7 @@ use api::{
     mailboxes,
     notifications::{
         catalog::NotificationType,
-        fanout::{self, AddressedEvent},
+        fanout::{self, AddressedEvent, OwnEvent},
     },
     AppState,
 };
@@ -47,7 +53,7 @@ pub struct Synced {
     pub mailboxes: usize,
     /// Emails newly archived (linked or not).
     pub archived: usize,
-    /// Those of them linked to a record (each raised Email Received).
+    /// Those of them linked to a record.
     pub linked: usize,
     pub failed_folders: usize,
 }
@@ -109,7 +115,10 @@ struct Scanned {
 }
 
 async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ScanError> {
-    let server = mailboxes::server_of(app, mailbox)?;
+    let server = mailboxes::server_of(app, mailbox).await.map_err(|e| match e {
+        mailboxes::CredentialError::Grant(g) => ScanError::Grant(g),
+        mailboxes::CredentialError::Api(a) => ScanError::Storage(a),
+    })?;
     let mut session = imap::connect(&server).await?;
     let condstore = imap::has_condstore(&mut session).await?;
     let directory = Arc::new(Directory::load(&app.db, mailbox.account_id).await?);
@@ -131,7 +140,7 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ScanE
             }
             // A lost connection or a storage failure ends the scan; an IMAP error skips the folder.
             Err(e @ ScanError::Imap(ImapError::Imap { source: async_imap::error::Error::ConnectionLost, .. } | ImapError::Timeout(_))) => return Err(e),
-            Err(e @ (ScanError::Storage(_) | ScanError::Task(_))) => return Err(e),
+            Err(e @ (ScanError::Storage(_) | ScanError::Task(_) | ScanError::Grant(_))) => return Err(e),
             Err(ScanError::Imap(e)) => {
                 tracing::warn!(mailbox = %mailbox.id, folder = %folder, error = %e, "folder scan failed; the others go on");
                 report.failed_folders += 1;
@@ -154,6 +163,9 @@ async fn scan(app: &AppState, mailbox: &mailbox::Model) -> Result<Scanned, ScanE
 enum ScanError {
     #[error(transparent)]
     Imap(#[from] ImapError),
+    /// The mailbox's OAuth2 grant gave no access token (revoked, or the provider is down).
+    #[error(transparent)]
+    Grant(mailboxes::grant::GrantError),
     #[error("storing the archive: {0}")]
     Storage(#[source] api::error::ApiError),
     #[error("storing the archive: {0}")]
@@ -219,6 +231,9 @@ impl FolderScan<'_> {
         let uidvalidity = i64::from(opened.uid_validity.unwrap_or(0));
         let uid_next = opened.uid_next.map(i64::from);
         let now = Utc::now();
+        // Email Received is for mail arriving in the inbox: not for what a folder held before
+        // its first sync (or a resync after its UIDVALIDITY changed).
+        let announce = folder.eq_ignore_ascii_case("INBOX") && stored.as_ref().is_some_and(|s| s.uidvalidity == uidvalidity);
         let mut state = match stored {
             // Stable again: the count of changes in a row starts over.
             Some(mut s) if s.uidvalidity == uidvalidity => {
@@ -264,7 +279,7 @@ impl FolderScan<'_> {
         // Fetching and storing overlap: while one batch is parsed, linked and committed, the
         // next is fetched. Batches still commit one after another, each with its position.
         let mut storing: Option<tokio::task::JoinHandle<Result<Archived, ScanError>>> = None;
-        let fetched = self.fetch_all(session, &mut state, uid_next, uidvalidity, &mut storing, statistics).await;
+        let fetched = self.fetch_all(session, &mut state, Opened { uid_next, uidvalidity, announce }, &mut storing, statistics).await;
         let last_batch = match storing {
             Some(last) => last.await?,
             None => Ok(Archived::default()),
@@ -292,11 +307,11 @@ impl FolderScan<'_> {
         &self,
         session: &mut imap::Session,
         state: &mut mailbox_folder::Model,
-        uid_next: Option<i64>,
-        uidvalidity: i64,
+        opened: Opened,
         storing: &mut Option<tokio::task::JoinHandle<Result<Archived, ScanError>>>,
         statistics: &mut archive::Statistics,
     ) -> Result<Archived, ScanError> {
+        let Opened { uid_next, uidvalidity, announce } = opened;
         let (app, mailbox) = (self.app, self.mailbox);
         let mut archived = Archived::default();
         loop {
@@ -371,12 +386,21 @@ impl FolderScan<'_> {
                 policy: self.policy,
                 batch,
                 highest,
+                announce,
             };
             *storing = Some(tokio::spawn(job.run()));
             state.last_uid = highest;
         }
         Ok(archived)
     }
+}
+
+/// What opening a folder told, for fetching from it.
+struct Opened {
+    uid_next: Option<i64>,
+    uidvalidity: i64,
+    /// Whether its new mail raises Email Received ([`StoreBatch::announce`]).
+    announce: bool,
 }
 
 /// Modification sequences are below 2^63 (RFC 7162 §7).
@@ -396,13 +420,16 @@ struct StoreBatch {
     batch: Vec<Fetched>,
     /// The folder's last UID once this batch is stored.
     highest: i64,
+    /// Whether its new mail raises Email Received: new mail in the inbox, once the folder's
+    /// first sync is done (connecting a mailbox does not announce the years of mail in it).
+    announce: bool,
 }
 
 impl StoreBatch {
     /// Stores the batch and the folder's new position in one transaction, then tells the
     /// owner of new linked mail.
     async fn run(self) -> Result<Archived, ScanError> {
-        let Self { app, mailbox, folder, uidvalidity, directory, policy, batch, highest } = self;
+        let Self { app, mailbox, folder, uidvalidity, directory, policy, batch, highest, announce } = self;
         let txn = api::db::begin_write(&app.db).await?;
         let place = Place { account_id: mailbox.account_id, mailbox_id: mailbox.id, folder: &folder, uidvalidity };
         let stored = archive::store(&txn, &place, batch, &directory, policy).await?;
@@ -414,11 +441,14 @@ impl StoreBatch {
             .filter(mailbox_folder::Column::Path.eq(folder.as_str()))
             .exec(&txn)
             .await?;
-        let events: Vec<AddressedEvent> = stored.linked.iter().map(|e| received(&mailbox, e)).collect();
-        let recorded = fanout::record_addressed(&txn, events).await?;
+        let events: Vec<OwnEvent> = match announce {
+            true => stored.new.iter().map(|e| received(&mailbox, e)).collect(),
+            false => Vec::new(),
+        };
+        let recorded = fanout::record_own(&txn, events, app.config.notification_collapse_window).await?;
         txn.commit().await?;
         api::notifications::announce(&app, &recorded.notifications).await;
-        Ok(Archived { archived: stored.archived, linked: stored.linked.len() })
+        Ok(Archived { archived: stored.new.len(), linked: stored.linked() })
     }
 }
 
@@ -432,19 +462,17 @@ fn key_of_header(header: &[u8]) -> String {
     }
 }
 
-/// Email Received for the mailbox's owner.
-fn received(mailbox: &mailbox::Model, e: &email::Model) -> AddressedEvent {
-    AddressedEvent {
+/// Email Received for the mailbox's owner (`fanout::record_own` decides by their switches).
+fn received(mailbox: &mailbox::Model, e: &email::Model) -> OwnEvent {
+    OwnEvent {
         kind: NotificationType::EmailReceived,
         account_id: mailbox.account_id,
         contact_id: e.contact_id,
         title: format!("Email from {}: {}", e.from_name.clone().or(e.from_address.clone()).unwrap_or_default(), e.subject.clone().unwrap_or_default()),
-        body: None,
         data: Some(serde_json::json!({ "emailId": e.id, "mailboxId": mailbox.id })),
-        action_url: None,
         occurred_at: Utc::now(),
         idempotency_key: format!("email:{}:received:{}", e.id, mailbox.user_id),
-        recipients: vec![mailbox.user_id],
+        user_id: mailbox.user_id,
     }
 }
 
@@ -489,6 +517,21 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             row.next_scan_at = sea_orm::Set(Some(next));
             Report { archived: Archived::default(), failed_folders: 0 }
         }
+        Err(ScanError::Grant(e)) if e.needs_sign_in() => {
+            // The grant's refresh already stopped the mailbox and told its owner.
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => "needs_reconnection").increment(1);
+            row.state = sea_orm::Set(mailbox::State::NeedsReconnection);
+            row.last_error = sea_orm::Set(Some(e.to_string()));
+            row.next_scan_at = sea_orm::Set(None);
+            Report { archived: Archived::default(), failed_folders: 0 }
+        }
+        Err(ScanError::Grant(e)) => {
+            metrics::counter!("herald_mailbox_scans_total", "outcome" => "error").increment(1);
+            row.state = sea_orm::Set(mailbox::State::Error);
+            row.last_error = sea_orm::Set(Some(e.to_string()));
+            row.next_scan_at = sea_orm::Set(Some(next));
+            Report { archived: Archived::default(), failed_folders: 0 }
+        }
         Err(ScanError::Imap(e)) => {
             let failure = imap::classify(&e);
             let outcome = if failure.reason == api::smtp::FailureReason::Authentication { "auth_failed" } else { "error" };
@@ -529,13 +572,17 @@ async fn settle(app: &AppState, mailbox: &mailbox::Model, outcome: Result<Scanne
             kind: NotificationType::SystemErrorInformation,
             account_id: mailbox.account_id,
             contact_id: None,
-            title: format!("Mailbox {} refused the login: update its password", mailbox.email_address),
+            title: match mailbox.auth_method {
+                mailbox::AuthMethod::Password => format!("Mailbox {} refused the login: update its password", mailbox.email_address),
+                mailbox::AuthMethod::Oauth2 => format!("Mailbox {} refused the sign-in: connect it again", mailbox.email_address),
+            },
             body: auth_message,
             data: Some(serde_json::json!({ "mailboxId": mailbox.id })),
             action_url: None,
             occurred_at: now,
             idempotency_key: format!("mailbox:{}:auth-failed:v{}", mailbox.id, mailbox.version),
             recipients: vec![mailbox.user_id],
+            email: false,
         };
         notifications = fanout::record_addressed(&txn, vec![event]).await?.notifications;
     }

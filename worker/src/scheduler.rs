@@ -120,6 +120,7 @@ pub async fn step(app: &AppState, kind: Kind, now: DateTime<Utc>, handoff: Optio
             occurred_at: now,
             idempotency_key: key,
             recipients,
+            email: false,
         });
         match kind {
             Kind::Reminder => report.reminders += 1,

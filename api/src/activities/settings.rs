@@ -93,7 +93,7 @@ impl ActivitySettings {
             port: row.smtp_port.map(|p| p as u16),
             security: row.smtp_security,
             username: row.smtp_username.clone(),
-            password: password.map(|p| p.expose().to_string()),
+            credential: password.map(|p| crate::smtp::Credential::Password(p.expose().to_string())),
         }))
     }
 }

@@ -304,9 +304,14 @@ pub struct Place<'a> {
 #[derive(Debug, Default)]
 pub struct Stored {
     /// Emails newly archived (linked or not).
-    pub archived: usize,
-    /// Those of them that are linked to a record.
-    pub linked: Vec<email::Model>,
+    pub new: Vec<email::Model>,
+}
+
+impl Stored {
+    /// Those of the new emails that are linked to a record.
+    pub fn linked(&self) -> usize {
+        self.new.iter().filter(|e| e.contact_id.is_some() || e.project_id.is_some()).count()
+    }
 }
 
 /// Stores a batch of fetched messages of one folder in `txn`: new ones once per account,
@@ -455,8 +460,7 @@ pub async fn store(txn: &impl ConnectionTrait, place: &Place<'_>, fetched: Vec<F
             .exec_without_returning(txn)
             .await?;
     }
-    let archived = stored.len();
-    Ok(Stored { archived, linked: stored.into_iter().filter(|e| e.contact_id.is_some() || e.project_id.is_some()).collect() })
+    Ok(Stored { new: stored })
 }
 
 /// New emails after which a bulk load considers refreshing the archive's statistics.

@@ -216,6 +216,7 @@ async fn raise_paused(txn: &sea_orm::DatabaseTransaction, account: &account::Mod
         occurred_at: account.updated_at,
         idempotency_key: format!("account:{}:paused:v{}", account.id, account.version),
         recipients: users,
+        email: false,
     };
     fanout::record_addressed(txn, vec![event]).await
 }

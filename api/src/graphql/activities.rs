@@ -395,6 +395,14 @@ impl OutboundMessage {
     async fn sent_at(&self) -> Option<DateTime<Utc>> {
         self.0.sent_at
     }
+    /// Emails: whose server the last attempt went through.
+    async fn sent_as(&self) -> Option<entity::outbox_message::SentAs> {
+        self.0.sent_as
+    }
+    /// Why the system account sent it when the settings asked for the owner's own account.
+    async fn sender_note(&self) -> Option<&str> {
+        self.0.sender_note.as_deref()
+    }
 }
 
 #[derive(InputObject, Default)]

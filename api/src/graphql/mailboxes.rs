@@ -1,8 +1,12 @@
-//! GraphQL for users' IMAP mailboxes and their connection test.
+//! GraphQL for users' mailboxes: settings, the connection test, and connecting through a
+//! provider's sign-in.
 
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use entity::{mailbox, mailbox_folder};
+use entity::{
+    mailbox::{self, AuthMethod, Provider},
+    mailbox_folder,
+};
 
 use super::{
     app, caller, parse_id,
@@ -11,8 +15,8 @@ use super::{
 use crate::{
     error::ApiError,
     imap::{self, Folder},
-    mailboxes::{self as service, Connection, MailboxPatch, NewMailbox, Options, TestInput},
-    smtp::{FailureReason, Security},
+    mailboxes::{self as service, Connection, MailboxPatch, NewMailbox, Options, Outgoing, SignIn, TestInput},
+    smtp::{self, FailureReason, Security},
 };
 
 pub struct Mailbox(pub mailbox::Model);
@@ -32,9 +36,41 @@ impl Mailbox {
     async fn username(&self) -> Option<&str> {
         self.0.username.as_deref()
     }
+    /// How the mailbox signs in to its servers.
+    async fn auth_method(&self) -> AuthMethod {
+        self.0.auth_method
+    }
     /// The password is write-only: this says whether one is stored.
     async fn password_set(&self) -> bool {
         self.0.password.is_some()
+    }
+    /// OAuth2 mailboxes: whose sign-in they use.
+    async fn provider(&self) -> Option<Provider> {
+        self.0.oauth_provider
+    }
+    /// OAuth2 mailboxes: when the owner last signed in with the provider (null: not connected
+    /// yet). The tokens themselves never leave the server.
+    async fn connected_at(&self) -> Option<DateTime<Utc>> {
+        self.0.oauth_connected_at
+    }
+    /// OAuth2 mailboxes: when the current access token expires (Herald renews it before).
+    async fn access_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.oauth_expires_at
+    }
+    /// The outgoing side (SMTP), when the mailbox sends as its owner.
+    async fn outgoing(&self) -> Option<MailboxOutgoing> {
+        let row = &self.0;
+        let host = row.smtp_host.clone()?;
+        let security = row.smtp_security.unwrap_or(Security::Starttls);
+        Some(MailboxOutgoing {
+            host,
+            port: row.smtp_port.unwrap_or(smtp::default_port(security).into()),
+            security,
+            username: row.smtp_username.clone(),
+            password_set: row.smtp_password.is_some(),
+            last_error: row.send_error.clone(),
+            last_error_at: row.send_error_at,
+        })
     }
     async fn host(&self) -> &str {
         &self.0.host
@@ -86,6 +122,22 @@ impl Mailbox {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// A mailbox's outgoing side: what sends as its owner (the USER_ACCOUNT sender).
+#[derive(SimpleObject)]
+pub struct MailboxOutgoing {
+    host: String,
+    port: i32,
+    security: Security,
+    /// Null: the mailbox's login.
+    username: Option<String>,
+    /// Whether it has a password of its own (else it signs in like the mailbox: with the
+    /// provider's grant, or the mailbox's password). Write-only.
+    password_set: bool,
+    /// Why the last send through it failed (cleared by the next one that works).
+    last_error: Option<String>,
+    last_error_at: Option<DateTime<Utc>>,
 }
 
 /// How the scans of one folder stand. IMAP's UIDs, UIDVALIDITY and mod-sequences are
@@ -153,6 +205,27 @@ pub struct TestMailboxConnectionPayload {
     folders: Vec<MailboxFolder>,
 }
 
+/// A mailbox's outgoing side (SMTP).
+#[derive(InputObject, Clone)]
+pub struct MailboxOutgoingInput {
+    pub host: String,
+    /// Defaults: 587 for STARTTLS, 465 for TLS, 25 otherwise.
+    pub port: Option<i32>,
+    #[graphql(default_with = "Security::Starttls")]
+    pub security: Security,
+    /// Null: the mailbox's login.
+    pub username: Option<String>,
+    /// Write-only; null signs in like the mailbox (its provider's grant, or its password).
+    /// On an update, omitted keeps the stored one.
+    pub password: Option<String>,
+}
+
+impl From<MailboxOutgoingInput> for Outgoing {
+    fn from(o: MailboxOutgoingInput) -> Self {
+        Self { host: o.host, port: o.port, security: o.security, username: o.username, password: o.password }
+    }
+}
+
 #[derive(InputObject)]
 pub struct CreateMailboxInput {
     /// Whose mailbox (defaults to the caller; company admins and API keys may name anyone in
@@ -161,12 +234,23 @@ pub struct CreateMailboxInput {
     pub email_address: String,
     /// Only when the login differs from the address.
     pub username: Option<String>,
-    /// Write-only.
-    pub password: String,
-    pub host: String,
-    /// Defaults: 993 for TLS, 143 otherwise.
+    /// PASSWORD (give `password`) or OAUTH2 (give `provider`, then connect the mailbox with
+    /// `connectMailbox`).
+    #[graphql(default_with = "AuthMethod::Password")]
+    pub auth_method: AuthMethod,
+    /// Write-only; required with PASSWORD.
+    pub password: Option<String>,
+    /// Required with OAUTH2.
+    pub provider: Option<Provider>,
+    /// Required with PASSWORD; defaults to the provider's IMAP server with OAUTH2.
+    pub host: Option<String>,
+    /// Defaults: 993 for TLS, 143 otherwise (the provider's with OAUTH2).
     pub port: Option<i32>,
+    #[graphql(default_with = "Security::Tls")]
     pub security: Security,
+    /// The outgoing side. Omitted: none for PASSWORD, the provider's SMTP server for OAUTH2;
+    /// null: none.
+    pub outgoing: MaybeUndefined<MailboxOutgoingInput>,
     #[graphql(default = true)]
     pub scan_active: bool,
     #[graphql(default = true)]
@@ -189,8 +273,15 @@ pub struct UpdateMailboxInput {
     pub email_address: Option<String>,
     /// Null: log in with the address.
     pub username: MaybeUndefined<String>,
-    /// Write-only; omitted keeps the stored one.
+    /// Write-only; omitted keeps the stored one. Giving one makes an OAUTH2 mailbox a
+    /// PASSWORD one.
     pub password: Option<String>,
+    /// Switch how the mailbox signs in: OAUTH2 needs `provider` (and then `connectMailbox`),
+    /// PASSWORD needs `password` unless one is stored.
+    pub auth_method: Option<AuthMethod>,
+    pub provider: Option<Provider>,
+    /// Null removes the outgoing side.
+    pub outgoing: MaybeUndefined<MailboxOutgoingInput>,
     pub host: Option<String>,
     /// Null: the security's default port.
     pub port: MaybeUndefined<i32>,
@@ -208,6 +299,38 @@ pub struct UpdateMailboxInput {
 #[derive(InputObject)]
 pub struct DeleteMailboxInput {
     pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ConnectMailboxInput {
+    /// An OAUTH2 mailbox the caller may manage.
+    pub mailbox_id: ID,
+    /// Where the browser comes back to after the provider's sign-in, with `herald_status`
+    /// (`connected` or `error`), `herald_mailbox` and `herald_error` in its query. Must start
+    /// with one of the server's allowed return URLs.
+    pub return_url: String,
+    /// Store the sign-in without first testing it on the IMAP server.
+    #[graphql(default = false)]
+    pub skip_test: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ConnectMailboxPayload {
+    /// Send the browser here: the provider's sign-in page.
+    authorization_url: String,
+    /// The sign-in must be completed by then.
+    expires_at: DateTime<Utc>,
+}
+
+/// A mail provider, and whether this server can sign mailboxes in with it.
+#[derive(SimpleObject)]
+pub struct MailProviderInfo {
+    provider: Provider,
+    /// False when the operator has not registered Herald with the provider: its mailboxes
+    /// cannot be connected here.
+    configured: bool,
+    imap_host: String,
+    smtp_host: String,
 }
 
 /// Test a stored mailbox (`mailboxId`), settings typed into the form (all of `emailAddress`,
@@ -250,6 +373,40 @@ impl MailboxQuery {
         let id = parse_id(&id, "id")?;
         Ok(Mailbox(service::find(&app(ctx)?.db, caller(ctx)?, id).await?))
     }
+
+    /// The mail providers mailboxes can sign in with, and which this server is set up for.
+    async fn mail_providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MailProviderInfo>> {
+        caller(ctx)?.require_read()?;
+        let app = app(ctx)?;
+        Ok([Provider::Microsoft, Provider::Google]
+            .into_iter()
+            .map(|provider| {
+                let servers = service::provider_servers(provider);
+                MailProviderInfo {
+                    provider,
+                    configured: app.oauth.is_configured(provider),
+                    imap_host: servers.imap_host.into(),
+                    smtp_host: servers.smtp_host.into(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// The sign-in a create or update asks for, from its method, password and provider.
+fn sign_in(method: Option<AuthMethod>, password: Option<String>, provider: Option<Provider>) -> async_graphql::Result<Option<SignIn>> {
+    Ok(match (method, password, provider) {
+        (Some(AuthMethod::Oauth2), None, Some(p)) => Some(SignIn::OAuth2(p)),
+        (Some(AuthMethod::Oauth2), Some(_), _) => return Err(ApiError::bad_input("input.password", "an OAUTH2 mailbox has no password").into()),
+        (Some(AuthMethod::Oauth2), None, None) => return Err(ApiError::bad_input("input.provider", "give the provider to sign in with").into()),
+        (_, _, Some(_)) if method != Some(AuthMethod::Oauth2) => {
+            return Err(ApiError::bad_input("input.provider", "a provider goes with authMethod OAUTH2").into())
+        }
+        (Some(AuthMethod::Password), Some(p), _) => Some(SignIn::Password(p)),
+        (Some(AuthMethod::Password), None, _) => return Err(ApiError::bad_input("input.password", "give the password to sign in with").into()),
+        (None, Some(p), _) => Some(SignIn::Password(p)),
+        (None, None, _) => None,
+    })
 }
 
 #[derive(Default)]
@@ -259,16 +416,27 @@ pub struct MailboxMutation;
 impl MailboxMutation {
     /// Adds a mailbox, after a successful connection test unless `skipTest`.
     async fn create_mailbox(&self, ctx: &Context<'_>, input: CreateMailboxInput) -> async_graphql::Result<MailboxPayload> {
+        let Some(sign_in) = sign_in(Some(input.auth_method), input.password, input.provider)? else {
+            return Err(ApiError::bad_input("input.password", "give the password to sign in with").into());
+        };
+        if matches!(sign_in, SignIn::Password(_)) && input.host.is_none() {
+            return Err(ApiError::bad_input("input.host", "give the IMAP server's host name").into());
+        }
         let new = NewMailbox {
             user_id: input.user_id.as_ref().map(|u| parse_id(u, "input.userId")).transpose()?,
             connection: Connection {
                 email_address: input.email_address,
                 username: input.username,
-                host: input.host,
+                host: input.host.unwrap_or_default(),
                 port: input.port,
                 security: input.security,
             },
-            password: input.password,
+            sign_in,
+            outgoing: match input.outgoing {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(o) => Some(Some(o.into())),
+            },
             options: Options {
                 scan_active: input.scan_active,
                 sync_clients: input.sync_clients,
@@ -284,6 +452,7 @@ impl MailboxMutation {
     /// Changes a mailbox; changed connection settings are tested first unless `skipTest`.
     async fn update_mailbox(&self, ctx: &Context<'_>, input: UpdateMailboxInput) -> async_graphql::Result<MailboxPayload> {
         let id = parse_id(&input.id, "input.id")?;
+        let sign_in = sign_in(input.auth_method, input.password.clone(), input.provider)?;
         let patch = MailboxPatch {
             expected_version: input.expected_version,
             email_address: input.email_address,
@@ -297,9 +466,24 @@ impl MailboxMutation {
             sync_leads: input.sync_leads,
             directories: input.directories,
             main: input.main,
+            sign_in,
+            outgoing: match input.outgoing {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(o) => Some(Some(o.into())),
+            },
             skip_test: input.skip_test,
         };
         Ok(MailboxPayload { mailbox: Mailbox(service::update(app(ctx)?, caller(ctx)?, id, patch).await?) })
+    }
+
+    /// Starts connecting an OAUTH2 mailbox through its provider's sign-in: send the browser to
+    /// `authorizationUrl`; the provider brings it back to Herald, which stores the sign-in
+    /// (after testing it on the IMAP server) and sends the browser on to `returnUrl`.
+    async fn connect_mailbox(&self, ctx: &Context<'_>, input: ConnectMailboxInput) -> async_graphql::Result<ConnectMailboxPayload> {
+        let id = parse_id(&input.mailbox_id, "input.mailboxId")?;
+        let started = service::connect::start(app(ctx)?, caller(ctx)?, id, &input.return_url, input.skip_test).await?;
+        Ok(ConnectMailboxPayload { authorization_url: started.authorization_url, expires_at: started.expires_at })
     }
 
     async fn delete_mailbox(&self, ctx: &Context<'_>, input: DeleteMailboxInput) -> async_graphql::Result<DeleteMailboxPayload> {

@@ -391,6 +391,8 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: Channel) -> outbox_m
         leased_until: None,
         claim_id: None,
         sent_at: None,
+        sent_as: None,
+        sender_note: None,
     }
 }
 
@@ -717,6 +719,9 @@ pub struct AddressedEvent {
     pub occurred_at: DateTime<Utc>,
     pub idempotency_key: String,
     pub recipients: Vec<Uuid>,
+    /// Also an email to each recipient whose Email AU switch for the type is on (sent through
+    /// the account's system sender). Reminders leave it off: their activity settings decide.
+    pub email: bool,
 }
 
 pub struct RecordedBatch {
@@ -731,7 +736,8 @@ pub struct RecordedBatch {
 /// An addressed event reaches only its recipients, and among them the active users of the
 /// event's account: a panel row when their System or AU switch for the type is on (the event
 /// is theirs, as if they were assigned), a text when Text AU is on and they have a phone.
-/// Emails are the caller's to queue ([`email_row`]): the activity settings decide them. It
+/// Emails are the caller's to queue ([`email_row`]) unless it asks for them by switch
+/// ([`AddressedEvent::email`]): the activity settings decide a reminder's. It
 /// does not roll up (a manager does not want every reminder of a sub-account) and does not
 /// fold (two reminders are about two activities).
 pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEvent>) -> ApiResult<RecordedBatch> {
@@ -777,11 +783,99 @@ pub async fn record_addressed(txn: &DatabaseTransaction, batch: Vec<AddressedEve
             if layers.enabled(user_id, type_info, Switch::TextAu) && user.phone.is_some() {
                 outbox.push(outbox_row(&event, user_id, Channel::Text));
             }
+            if input.email && layers.enabled(user_id, type_info, Switch::EmailAu) {
+                outbox.push(outbox_row(&event, user_id, Channel::Email));
+            }
         }
         events.push(event);
     }
     crate::db::insert_all::<event::Entity>(txn, &events).await?;
     crate::db::insert_all::<notification::Entity>(txn, &notifications).await?;
+    insert_outbox(txn, &outbox).await?;
+    Ok(RecordedBatch { events, notifications, outbox })
+}
+
+/// An event about one user's own things (mail arriving in their mailbox), judged as a
+/// published event is, but for that user alone: a panel row when their System switch for the
+/// type is on, or their AU switch and they are one of the contact's assigned users; a text
+/// (Text AU) and an email (Email AU) only when assigned. Events about the same contact and
+/// type fold into the user's unread row within `collapse_window`, as published ones do, so a
+/// burst of mail from one customer is one row. No roll-up: it is nobody else's mail.
+pub struct OwnEvent {
+    pub kind: NotificationType,
+    pub account_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub title: String,
+    pub data: Option<serde_json::Value>,
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency_key: String,
+    pub user_id: Uuid,
+}
+
+/// Records [`OwnEvent`]s in `txn` (taking their fold locks first, as a publish does).
+pub async fn record_own(txn: &DatabaseTransaction, batch: Vec<OwnEvent>, collapse_window: Duration) -> ApiResult<RecordedBatch> {
+    if batch.is_empty() {
+        return Ok(RecordedBatch { events: Vec::new(), notifications: Vec::new(), outbox: Vec::new() });
+    }
+    let now = Utc::now();
+    let contact_ids: Vec<Uuid> = unique(batch.iter().filter_map(|e| e.contact_id));
+    let fold_keys: Vec<i32> = match collapse_window.is_zero() {
+        true => Vec::new(),
+        false => batch.iter().filter_map(|e| e.contact_id.map(|c| fold_lock_key(e.account_id, e.kind, c))).collect(),
+    };
+    let (_, assignees) = contacts_locking_folds(txn, &contact_ids, fold_keys).await?;
+    let accounts: Vec<Uuid> = unique(batch.iter().map(|e| e.account_id));
+    let layers = AccountLayers::load_many(txn, &accounts, &unique(batch.iter().map(|e| e.kind))).await?;
+    let owners: Vec<Uuid> = unique(batch.iter().map(|e| e.user_id));
+    let users: HashMap<Uuid, user::Model> =
+        recipients(txn, user::Entity::find().filter(crate::db::id_in(txn.get_database_backend(), user::Column::Id, owners)))
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+    let mut events = Vec::with_capacity(batch.len());
+    let mut panels = Vec::with_capacity(batch.len());
+    let mut outbox = Vec::new();
+    for input in batch {
+        let event = event::Model {
+            id: Uuid::now_v7(),
+            account_id: input.account_id,
+            notification_type: input.kind,
+            contact_id: input.contact_id,
+            title: input.title,
+            body: None,
+            data: input.data,
+            action_url: None,
+            occurred_at: input.occurred_at,
+            idempotency_key: input.idempotency_key,
+            created_at: now,
+            published_by_user: None,
+            published_by_key: None,
+        };
+        let mut panel = Vec::new();
+        if let Some(user) = users.get(&input.user_id).filter(|u| u.account_id == input.account_id) {
+            let (type_info, layers) = (info(input.kind), &layers[&input.account_id]);
+            let assigned = input.contact_id.and_then(|c| assignees.get(&c)).is_some_and(|a| a.contains(&user.id));
+            if layers.enabled(user.id, type_info, Switch::System) || (assigned && layers.enabled(user.id, type_info, Switch::Au)) {
+                panel.push(user.id);
+            }
+            if assigned && layers.enabled(user.id, type_info, Switch::TextAu) && user.phone.is_some() {
+                outbox.push(outbox_row(&event, user.id, Channel::Text));
+            }
+            if assigned && layers.enabled(user.id, type_info, Switch::EmailAu) {
+                outbox.push(outbox_row(&event, user.id, Channel::Email));
+            }
+        }
+        panels.push(panel);
+        events.push(event);
+    }
+    crate::db::insert_all::<event::Entity>(txn, &events).await?;
+    // A row that several events folded into is announced once, as it stands last.
+    let mut notifications: Vec<notification::Model> = Vec::new();
+    for row in write_panels(txn, &events, &panels, collapse_window).await?.into_iter().flatten() {
+        notifications.retain(|n| n.id != row.id);
+        notifications.push(row);
+    }
     insert_outbox(txn, &outbox).await?;
     Ok(RecordedBatch { events, notifications, outbox })
 }
