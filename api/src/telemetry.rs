@@ -5,7 +5,7 @@
 //! [`crate::config::SecretString`]s or sealed); the libraries' protocol traces are another
 //! matter, so the targets in [`SECRET_BEARING`] are dropped whatever `HERALD_LOG` asks for.
 
-use tracing_subscriber::{filter::filter_fn, fmt, prelude::*, EnvFilter};
+use tracing_subscriber::{filter::filter_fn, fmt, fmt::MakeWriter, prelude::*, EnvFilter};
 
 /// Log targets whose events can carry credentials: async-imap's stream traces every command
 /// as written, `LOGIN "user" "password"` and `AUTHENTICATE` tokens included.
@@ -35,8 +35,16 @@ impl Drop for Held {
 pub fn init() {
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    init_with(filter, json, std::io::stdout);
+}
+
+/// The process's logging through `filter` into `writer` (tests read what a server logged).
+/// A second call is harmless: the first subscriber stays.
+pub fn init_with<W>(filter: EnvFilter, json: bool, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let registry = tracing_subscriber::registry().with(filter).with(filter_fn(|meta| may_log(meta.target())));
-    let layer = fmt::layer().with_target(false);
-    // A second init (tests) is harmless: the first subscriber stays.
+    let layer = fmt::layer().with_target(false).with_writer(writer);
     let _ = if json { registry.with(layer.json()).try_init() } else { registry.with(layer).try_init() };
 }

@@ -53,6 +53,38 @@ impl Drop for DbGuard {
     }
 }
 
+/// Everything the servers of this test binary log from the first call on, as Herald logs in
+/// production (its filter of secret-bearing targets included), with Herald's own events and
+/// the OAuth2 and HTTP clients' at DEBUG. Shared by every test running meanwhile: look for
+/// what only one test could have written.
+pub fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+        let sink = logs.clone();
+        let filter = tracing_subscriber::EnvFilter::new("info,api=debug,worker=debug,oauth2=trace,reqwest=debug,sqlx=warn,sea_orm=warn");
+        api::telemetry::init_with(filter, false, move || LogWriter(sink.clone()));
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut logs = self.0.lock().unwrap();
+        // Bounded: the tests running meanwhile log too.
+        if logs.len() < 256 << 20 {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn redis_url() -> Option<String> {
     std::env::var("HERALD_TEST_REDIS_URL").ok().filter(|v| !v.is_empty())
 }

@@ -128,6 +128,7 @@ async fn expire_stored_token(app: &TestApp) {
 
 #[tokio::test]
 async fn a_mailbox_signs_in_with_its_provider_is_scanned_over_xoauth2_and_survives_expiry_and_revocation() {
+    let logs = crate::helpers::captured_logs();
     let idp = TestIdp::start().await;
     let imap = TestImap::start_with(&[ANN], Some(&idp.url("/introspect"))).await;
     let app = spawn_with_provider(&idp).await;
@@ -212,13 +213,17 @@ async fn a_mailbox_signs_in_with_its_provider_is_scanned_over_xoauth2_and_surviv
     assert_eq!((tick.synced.mailboxes, tick.synced.archived), (1, 1), "{tick:?}");
     assert_eq!(archived(&app).await, 3);
 
-    // The tokens were sealed at rest and never answered, stored in the clear or audited.
+    // The tokens were sealed at rest and never answered, stored in the clear, audited or
+    // logged.
     let secrets = idp.issued_secrets();
     assert!(secrets.len() >= 4, "codes, refresh and access tokens: {secrets:?}");
     let stored = stored_text(&app).await;
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logged.contains("mailbox access token refreshed"), "the server's log was captured");
     for secret in &secrets {
         assert!(!stored.contains(secret.as_str()), "a token or code was stored in the clear");
         assert!(!answers.contains(secret.as_str()), "a token or code was answered");
+        assert!(!logged.contains(secret.as_str()), "a token or code was logged");
     }
     let audit = app.admin("{ auditLog(first: 20) { edges { node { action } } } }", json!({})).await;
     assert!(audit.to_string().contains("mailbox.connected"), "{audit:#}");
@@ -366,6 +371,18 @@ async fn a_user_account_reminder_goes_out_through_the_owners_own_server() {
     assert_eq!(body["data"]["createMailbox"]["mailbox"]["outgoing"]["host"], "127.0.0.1", "{body:#}");
     let (status, location) = connect(&app, &token, &id).await;
     assert_eq!((status, location.contains("herald_status=connected")), (StatusCode::SEE_OTHER, true), "{location}");
+    // The connection test signs in to both sides, and says which failed and why.
+    let test = "mutation($i: TestMailboxConnectionInput!) { testMailboxConnection(input: $i) { ok outgoing { ok failure { reason } } } }";
+    let tested = app.gql(Some(&token), test, json!({"i": {"mailboxId": id}})).await;
+    assert_eq!(tested["data"]["testMailboxConnection"], json!({"ok": true, "outgoing": {"ok": true, "failure": null}}), "{tested:#}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let typed = json!({"i": {"mailboxId": id, "outgoing": {"host": "127.0.0.1", "port": closed, "security": "NONE"}}});
+    let tested = app.gql(Some(&token), test, typed).await;
+    assert_eq!(
+        tested["data"]["testMailboxConnection"],
+        json!({"ok": true, "outgoing": {"ok": false, "failure": {"reason": "CONNECTION_REFUSED"}}}),
+        "{tested:#}"
+    );
 
     let activity = |title: &str| json!({"i": {"kind": "CALL", "title": title, "ownerId": owner, "dueAt": chrono::Utc::now() + chrono::Duration::minutes(30)}});
     let create = "mutation($i: CreateActivityInput!) { createActivity(input: $i) { activity { id } } }";
@@ -402,6 +419,91 @@ async fn a_user_account_reminder_goes_out_through_the_owners_own_server() {
     assert_eq!(own_smtp.received().len(), 1);
     system_smtp.stop().await;
     own_smtp.stop().await;
+    imap.stop().await;
+    idp.stop();
+}
+
+/// A send refused by the owner's own server fails the message and is recorded on the mailbox,
+/// without Email Failed Error: that server reports its bounces to its owner itself.
+#[tokio::test]
+async fn a_refusal_by_the_owners_server_is_recorded_not_notified() {
+    let idp = TestIdp::start().await;
+    let imap = TestImap::start_with(&[ANN], Some(&idp.url("/introspect"))).await;
+    let system_smtp = crate::helpers::TestSmtp::start(&[]).await;
+    let introspect = idp.url("/introspect");
+    let own_smtp = crate::helpers::TestSmtp::start(&["--oauth-introspect", &introspect, "--reject"]).await;
+    let app = spawn_with_provider(&idp).await;
+    let (owner, token) = app.user("Olga Owner", "USER").await;
+    app.switch_on(&token, "EMAIL_FAILED_ERROR", "SYSTEM").await;
+    let settings = json!({
+        "expectedVersion": 0,
+        "smtp": {"host": "127.0.0.1", "port": system_smtp.port, "security": "NONE", "username": system_smtp.user, "password": system_smtp.password},
+        "senderAddress": "crm@acme.example",
+        "activityAlerts": {"intervalHours": 24, "sender": "USER_ACCOUNT"},
+        "lateResponse": {"intervalHours": 2, "sender": "SYSTEM_ACCOUNT", "defaultPersonIds": []},
+    });
+    let saved = app
+        .gql(
+            Some(&app.admin_token),
+            "mutation($i: ChangeActivitySettingsInput!) { changeActivitySettings(input: $i) { activitySettings { version } } }",
+            json!({"i": settings}),
+        )
+        .await;
+    assert!(saved.get("errors").is_none(), "{saved:#}");
+    let input = json!({
+        "emailAddress": ANN.0, "authMethod": "OAUTH2", "provider": "MICROSOFT", "main": true, "scanActive": false,
+        "host": "127.0.0.1", "port": imap.port, "security": "NONE",
+        "outgoing": {"host": "127.0.0.1", "port": own_smtp.port, "security": "NONE"},
+    });
+    let id = app.gql(Some(&token), "mutation($i: CreateMailboxInput!) { createMailbox(input: $i) { mailbox { id } } }", json!({"i": input})).await["data"]
+        ["createMailbox"]["mailbox"]["id"]
+        .clone();
+    assert_eq!(connect(&app, &token, &id).await.0, StatusCode::SEE_OTHER);
+    app.admin(
+        "mutation($i: CreateActivityInput!) { createActivity(input: $i) { activity { id } } }",
+        json!({"i": {"kind": "CALL", "title": "Call Globex back", "ownerId": owner, "dueAt": chrono::Utc::now() + chrono::Duration::minutes(30)}}),
+    )
+    .await;
+    let worker = worker::Worker::new(app.state.clone()).await.unwrap();
+    let tick = worker.tick().await.unwrap();
+    assert_eq!(tick.delivered.failed, 1, "a 550 fails at once: {tick:?}");
+    let sent = app.admin("{ outboundMessages(first: 5) { edges { node { status sentAs lastError } } } }", json!({})).await;
+    let node = &sent["outboundMessages"]["edges"][0]["node"];
+    assert_eq!((node["status"].as_str(), node["sentAs"].as_str()), (Some("FAILED"), Some("USER_MAILBOX")), "{sent:#}");
+    assert!(node["lastError"].as_str().unwrap().contains("550"), "{sent:#}");
+    let outgoing = app.gql(Some(&token), "query($id: ID!) { mailbox(id: $id) { outgoing { lastError lastErrorAt } } }", json!({"id": id})).await;
+    assert!(outgoing["data"]["mailbox"]["outgoing"]["lastError"].as_str().unwrap().contains("550"), "{outgoing:#}");
+    let panel = app.gql(Some(&token), "{ notifications(first: 20) { edges { node { type } } } }", json!({})).await;
+    assert!(!panel.to_string().contains("EMAIL_FAILED_ERROR"), "{panel:#}");
+    assert!(system_smtp.received().is_empty() && own_smtp.received().is_empty());
+    system_smtp.stop().await;
+    own_smtp.stop().await;
+    imap.stop().await;
+    idp.stop();
+}
+
+/// Two sign-ins that find the same expired token at once renew it once: the second waits for
+/// the first's refresh (a provider that rotates refresh tokens would otherwise revoke one).
+#[tokio::test]
+async fn sign_ins_racing_for_an_expired_token_renew_it_once() {
+    use sea_orm::EntityTrait;
+    let idp = TestIdp::start().await;
+    let imap = TestImap::start_with(&[ANN], Some(&idp.url("/introspect"))).await;
+    let app = spawn_with_provider(&idp).await;
+    let (_, token) = app.user("Ann Inbox", "USER").await;
+    let id = create_oauth_mailbox(&app, &token, &imap).await["id"].clone();
+    assert_eq!(connect(&app, &token, &id).await.0, StatusCode::SEE_OTHER);
+    idp.expire_access_tokens();
+    expire_stored_token(&app).await;
+    let row = entity::mailbox::Entity::find_by_id(id.as_str().unwrap().parse::<uuid::Uuid>().unwrap()).one(&app.state.db).await.unwrap().unwrap();
+    let (a, b, c) = tokio::join!(
+        api::mailboxes::grant::access_token(&app.state, &row),
+        api::mailboxes::grant::access_token(&app.state, &row),
+        api::mailboxes::grant::access_token(&app.state, &row),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert!(a == b && b == c, "all three sign in with the one renewed token");
+    assert_eq!(idp.refreshes(), 1);
     imap.stop().await;
     idp.stop();
 }

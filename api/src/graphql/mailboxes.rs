@@ -199,10 +199,20 @@ pub struct ConnectionFailure {
 
 #[derive(SimpleObject)]
 pub struct TestMailboxConnectionPayload {
+    /// The IMAP side signed in and listed its folders.
     ok: bool,
     failure: Option<ConnectionFailure>,
     /// The server's folders, when the test passed.
     folders: Vec<MailboxFolder>,
+    /// The outgoing side (SMTP), when the mailbox has one (or one was typed): signed in, or
+    /// why not. Null when there is none.
+    outgoing: Option<OutgoingTest>,
+}
+
+#[derive(SimpleObject)]
+pub struct OutgoingTest {
+    ok: bool,
+    failure: Option<ConnectionFailure>,
 }
 
 /// A mailbox's outgoing side (SMTP).
@@ -346,6 +356,8 @@ pub struct TestMailboxConnectionInput {
     pub host: Option<String>,
     pub port: Option<i32>,
     pub security: Option<Security>,
+    /// An outgoing side to test (a stored mailbox's own is tested when this is omitted).
+    pub outgoing: Option<MailboxOutgoingInput>,
 }
 
 #[derive(SimpleObject)]
@@ -492,8 +504,9 @@ impl MailboxMutation {
         Ok(DeleteMailboxPayload { deleted_mailbox_id: ID(deleted.id.to_string()) })
     }
 
-    /// Logs in and lists the folders, in at most 10 s. A failure is an answer (`ok: false`
-    /// and why), not an error. A success raises Test Inbox Read for the mailbox's owner.
+    /// Logs in and lists the folders, and signs in to the outgoing side if there is one, in at
+    /// most 10 s each. A failure is an answer (`ok: false` and why, per side), not an error. A
+    /// success of the IMAP side raises Test Inbox Read for the mailbox's owner.
     async fn test_mailbox_connection(&self, ctx: &Context<'_>, input: TestMailboxConnectionInput) -> async_graphql::Result<TestMailboxConnectionPayload> {
         let mailbox_id = input.mailbox_id.as_ref().map(|m| parse_id(m, "input.mailboxId")).transpose()?;
         let user_id = input.user_id.as_ref().map(|u| parse_id(u, "input.userId")).transpose()?;
@@ -522,12 +535,16 @@ impl MailboxMutation {
                 }
             }
         };
-        let outcome = service::test(app(ctx)?, caller(ctx)?, TestInput { mailbox_id, connection, password: input.password, user_id }).await?;
-        Ok(match outcome {
-            Ok(folders) => TestMailboxConnectionPayload { ok: true, failure: None, folders: folders.into_iter().map(MailboxFolder::from).collect() },
-            Err(f) => {
-                TestMailboxConnectionPayload { ok: false, failure: Some(ConnectionFailure { reason: f.reason, message: f.message }), folders: Vec::new() }
-            }
+        let outgoing = input.outgoing.map(Outgoing::from);
+        let tested = service::test(app(ctx)?, caller(ctx)?, TestInput { mailbox_id, connection, password: input.password, user_id, outgoing }).await?;
+        let failure = |f: crate::smtp::Failure| ConnectionFailure { reason: f.reason, message: f.message };
+        let outgoing = tested.outgoing.map(|o| match o {
+            Ok(()) => OutgoingTest { ok: true, failure: None },
+            Err(f) => OutgoingTest { ok: false, failure: Some(failure(f)) },
+        });
+        Ok(match tested.incoming {
+            Ok(folders) => TestMailboxConnectionPayload { ok: true, failure: None, folders: folders.into_iter().map(MailboxFolder::from).collect(), outgoing },
+            Err(f) => TestMailboxConnectionPayload { ok: false, failure: Some(failure(f)), folders: Vec::new(), outgoing },
         })
     }
 }

@@ -707,10 +707,21 @@ pub struct TestInput {
     pub password: Option<String>,
     /// Whose inbox it is, for the Test Inbox Read notice (defaults to the caller).
     pub user_id: Option<Uuid>,
+    /// An outgoing side typed into the form (else the stored mailbox's, if it has one).
+    pub outgoing: Option<Outgoing>,
 }
 
-/// Logs in and lists the folders (at most 10 s); a failure is an answer, not an error.
-pub async fn test(app: &AppState, caller: &Caller, input: TestInput) -> ApiResult<Result<Vec<Folder>, Failure>> {
+/// What `testMailboxConnection` found, side by side.
+pub struct Tested {
+    /// IMAP: the folders, or why the sign-in or listing failed.
+    pub incoming: Result<Vec<Folder>, Failure>,
+    /// SMTP, when there is an outgoing side: signed in, or why not.
+    pub outgoing: Option<Result<(), Failure>>,
+}
+
+/// Logs in and lists the folders, and signs in to the outgoing side if there is one (at most
+/// 10 s each); a failure is an answer, not an error.
+pub async fn test(app: &AppState, caller: &Caller, input: TestInput) -> ApiResult<Tested> {
     let stored = match input.mailbox_id {
         Some(id) => Some(find(&app.db, caller, id).await?),
         None => None,
@@ -726,22 +737,51 @@ pub async fn test(app: &AppState, caller: &Caller, input: TestInput) -> ApiResul
         (None, Some(m)) => Connection::of(m),
         (None, None) => return Err(ApiError::bad_input("input", "give a mailboxId or the connection settings")),
     };
-    let credential = match (input.password, &stored) {
-        (Some(p), _) => Credential::Password(p),
-        (None, Some(m)) if m.auth_method == AuthMethod::Oauth2 => match grant::access_token(app, m).await {
-            Ok(token) => Credential::AccessToken(token),
-            Err(e) => {
-                return Ok(Err(Failure { reason: FailureReason::Authentication, smtp_code: None, message: e.to_string(), transient: !e.needs_sign_in() }));
-            }
-        },
-        (None, Some(m)) => Credential::Password(open_password(app, m)?),
+    let grant_failure =
+        |e: grant::GrantError| Failure { reason: FailureReason::Authentication, smtp_code: None, message: e.to_string(), transient: !e.needs_sign_in() };
+    let credential = match (&input.password, &stored) {
+        (Some(p), _) => Ok(Credential::Password(p.clone())),
+        (None, Some(m)) if m.auth_method == AuthMethod::Oauth2 => grant::access_token(app, m).await.map(Credential::AccessToken).map_err(grant_failure),
+        (None, Some(m)) => Ok(Credential::Password(open_password(app, m)?)),
         (None, None) => return Err(ApiError::bad_input("input.password", "give the password")),
     };
-    let outcome = imap::probe(&connection.server(credential)).await;
-    if outcome.is_ok() {
+    let outgoing = match (input.outgoing.map(Outgoing::checked).transpose()?, &stored) {
+        (Some(typed), _) => {
+            // Typed without a password of its own: it signs in as the mailbox would.
+            let credential = match (&typed.password, &credential) {
+                (Some(p), _) => Ok(Credential::Password(p.clone())),
+                (None, Ok(c)) => Ok(c.clone()),
+                (None, Err(f)) => Err(f.clone()),
+            };
+            let username = Some(typed.username.clone().unwrap_or_else(|| connection.login().to_string()));
+            Some(credential.map(|c| SmtpServer {
+                host: typed.host,
+                port: typed.port.map(|p| p as u16),
+                security: typed.security,
+                username,
+                credential: Some(c),
+            }))
+        }
+        (None, Some(m)) => match smtp_server_of(app, m).await {
+            Ok(server) => server.map(Ok),
+            Err(CredentialError::Grant(e)) => Some(Err(grant_failure(e))),
+            Err(CredentialError::Api(e)) => return Err(e),
+        },
+        (None, None) => None,
+    };
+    let incoming = match credential {
+        Ok(credential) => imap::probe(&connection.server(credential)).await,
+        Err(failure) => Err(failure),
+    };
+    let outgoing = match outgoing {
+        Some(Ok(server)) => Some(crate::smtp::probe(&server, None, None).await),
+        Some(Err(failure)) => Some(Err(failure)),
+        None => None,
+    };
+    if incoming.is_ok() {
         announce_test(app, caller.account_id, owner, &connection.email_address).await?;
     }
-    Ok(outcome)
+    Ok(Tested { incoming, outgoing })
 }
 
 /// Where the scans of a mailbox's folders stand, by path (the mailbox was read by a caller
