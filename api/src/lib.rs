@@ -43,6 +43,7 @@ pub mod error;
 mod graphiql;
 pub mod graphql;
 pub mod imap;
+pub mod integrations;
 pub mod mailboxes;
 pub mod net;
 pub mod notifications;

@@ -135,6 +135,8 @@ pub const ACCOUNT_TABLES: &[&str] = &[
     "notification_roll_up",
     "email_settings",
     "sms_gateway",
+    "report_recipient",
+    "report_settings",
     "audit_event",
     "\"user\"",
 ];

@@ -41,6 +41,8 @@ pub mod operator_key;
 pub mod outbox_message;
 pub mod platform_event;
 pub mod project;
+pub mod report_recipient;
+pub mod report_settings;
 pub mod sms_gateway;
 pub mod user;
 

@@ -24,6 +24,7 @@ mod m20261205_000013_account_primary_admin;
 mod m20261205_000014_operators;
 mod m20261205_000015_operator_audit;
 mod m20261206_000016_mail_accounts;
+mod m20261206_000017_report_settings;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_operators::Migration),
             Box::new(m20261205_000015_operator_audit::Migration),
             Box::new(m20261206_000016_mail_accounts::Migration),
+            Box::new(m20261206_000017_report_settings::Migration),
         ]
     }
 }

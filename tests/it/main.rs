@@ -11,6 +11,7 @@ mod embedded;
 mod graphiql;
 mod helpers;
 mod http;
+mod integrations;
 mod mail_accounts;
 mod mailboxes;
 mod migrations;

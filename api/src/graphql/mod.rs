@@ -13,6 +13,7 @@ mod audit;
 pub mod connection;
 mod contacts;
 mod guard;
+mod integrations;
 pub mod loaders;
 mod mailboxes;
 mod notifications;
@@ -45,6 +46,7 @@ pub struct Query(
     activities::ActivityQuery,
     mailboxes::MailboxQuery,
     archive::ArchiveQuery,
+    integrations::IntegrationQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
@@ -62,6 +64,7 @@ pub struct Mutation(
     activities::ActivityMutation,
     mailboxes::MailboxMutation,
     archive::ArchiveMutation,
+    integrations::IntegrationMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,
