@@ -137,6 +137,7 @@ pub const ACCOUNT_TABLES: &[&str] = &[
     "sms_gateway",
     "report_recipient",
     "report_settings",
+    "integration",
     "audit_event",
     "\"user\"",
 ];

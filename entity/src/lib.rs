@@ -27,6 +27,7 @@ pub mod email_location;
 pub mod email_settings;
 pub mod email_tombstone;
 pub mod event;
+pub mod integration;
 pub mod mail_security;
 pub mod mailbox;
 pub mod mailbox_folder;

@@ -25,6 +25,7 @@ mod m20261205_000014_operators;
 mod m20261205_000015_operator_audit;
 mod m20261206_000016_mail_accounts;
 mod m20261206_000017_report_settings;
+mod m20261206_000018_integrations;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_operator_audit::Migration),
             Box::new(m20261206_000016_mail_accounts::Migration),
             Box::new(m20261206_000017_report_settings::Migration),
+            Box::new(m20261206_000018_integrations::Migration),
         ]
     }
 }

@@ -358,6 +358,33 @@ fn cases() -> Vec<Case> {
             foreign: Foreign::OwnDataOnly,
             as_user: Forbidden,
         },
+        Case { field: "integrations", operation: "{ integrations { id provider } }", foreign: Foreign::OwnDataOnly, as_user: Forbidden },
+        Case { field: "integration", operation: r#"{ integration(id: "{integration}") { id provider } }"#, foreign: NF, as_user: Forbidden },
+        Case { field: "integrationProperties", operation: "{ integrationProperties(provider: HUBSPOT) { name } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case {
+            field: "createIntegration",
+            operation: "mutation { createIntegration(input: {provider: ZOHO}) { integration { id } } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "setIntegrationEnabled",
+            operation: r#"mutation { setIntegrationEnabled(input: {id: "{integration}", expectedVersion: 1, enabled: true}) { integration { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "saveIntegrationSettings",
+            operation: r#"mutation { saveIntegrationSettings(input: {id: "{integration}", expectedVersion: 1, settings: {sync: {direction: BOTH, frequencyMinutes: 15, objects: [CONTACTS], conflictRule: MOST_RECENT}, mapping: [], filters: [], communication: {logEmails: true, logCalls: true, logMeetings: false, logNotes: false, logTexts: false}}}) { integration { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "resetIntegrationTab",
+            operation: r#"mutation { resetIntegrationTab(input: {id: "{integration}", expectedVersion: 1, tab: SYNC}) { changed } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
         Case { field: "syncedEmails", operation: "{ syncedEmails { nodes { id subject contact { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
         Case { field: "archivedEmail", operation: r#"{ archivedEmail(id: "{email}") { id subject } }"#, foreign: NF, as_user: Hidden },
         Case { field: "emailSettings", operation: "{ emailSettings { scanAll version } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
@@ -472,8 +499,14 @@ async fn seed(app: &TestApp) -> Owner {
         };
         model.into_active_model().insert(&app.state.db).await.unwrap().id.to_string()
     };
+    let integration = app.admin(r#"mutation { createIntegration(input: {provider: HUBSPOT, features: [SYNC]}) { integration { id } } }"#, json!({})).await
+        ["createIntegration"]["integration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     Owner {
         ids: vec![
+            ("integration", integration),
             ("account", app.account_id.clone()),
             ("user", user),
             ("contact", contact),
@@ -490,7 +523,7 @@ async fn seed(app: &TestApp) -> Owner {
 /// Everything the owner has, as its admin sees it: must not change during the sweep.
 async fn snapshot(app: &TestApp) -> Value {
     app.admin(
-        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } mailboxes { id version scanActive } syncedEmails { nodes { id contact { id } } } emailSettings { version } }",
+        "{ account { name version } accountNotificationDefaults { version } users { nodes { id name role } } contacts { nodes { id name assignees { id } persons { id name } } } projects { nodes { id name } } apiKeys { nodes { id revokedAt } } activities { nodes { id title version completedAt } } activitySettings { version } smsGateway { version } mailboxes { id version scanActive } integrations { id version enabled } syncedEmails { nodes { id contact { id } } } emailSettings { version } }",
         json!({}),
     )
     .await

@@ -1,13 +1,19 @@
-//! GraphQL for integrations and their reports: the system reports recipients.
+//! GraphQL for integrations and their reports: the system reports recipients, the account's
+//! integrations and their settings tabs.
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::{
-    app, caller, parse_ids,
+    app, caller, parse_id, parse_ids,
     users::{related_user, Role, User},
 };
-use crate::integrations::recipients::{self as service, ChangeInput, Recipient};
+use crate::integrations::{
+    connections::{self, Features},
+    recipients::{self as service, ChangeInput, Recipient},
+    settings::{self, Property, Tab, Tabs},
+};
+use entity::integration::{self, Health, Provider};
 
 /// Who receives the account's integration reports (Account > Report settings).
 pub struct ReportSettings(service::ReportSettings);
@@ -82,6 +88,115 @@ pub struct ReportSettingsPayload {
     report_settings: ReportSettings,
 }
 
+/// An integration of the account with another CRM.
+pub struct Integration(integration::Model);
+
+/// What an integration has turned on.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrationFeature {
+    Sync,
+    Filters,
+    Communication,
+}
+
+fn features_of(list: &[IntegrationFeature]) -> Features {
+    Features {
+        sync: list.contains(&IntegrationFeature::Sync),
+        filters: list.contains(&IntegrationFeature::Filters),
+        communication: list.contains(&IntegrationFeature::Communication),
+    }
+}
+
+#[Object]
+impl Integration {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn provider(&self) -> Provider {
+        self.0.provider
+    }
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    async fn features(&self) -> Vec<IntegrationFeature> {
+        let f = connections::features(&self.0);
+        [(IntegrationFeature::Sync, f.sync), (IntegrationFeature::Filters, f.filters), (IntegrationFeature::Communication, f.communication)]
+            .into_iter()
+            .filter_map(|(feature, on)| on.then_some(feature))
+            .collect()
+    }
+    /// As its integration service last reported (DISABLED while off).
+    async fn health(&self) -> Health {
+        self.0.health
+    }
+    async fn last_sync_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_sync_at
+    }
+    /// The problems reported and not resolved yet.
+    async fn problems(&self) -> Vec<String> {
+        serde_json::from_value(self.0.problems.clone()).unwrap_or_default()
+    }
+    /// The settings tabs a front end offers, in order (Back and Next): FILTERS and
+    /// COMMUNICATION only while that feature is on.
+    async fn tabs(&self) -> Vec<Tab> {
+        connections::tabs_available(&self.0)
+    }
+    /// The tabs' settings.
+    async fn settings(&self) -> Tabs {
+        connections::tabs(&self.0)
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateIntegrationInput {
+    pub provider: Provider,
+    #[graphql(default)]
+    pub features: Vec<IntegrationFeature>,
+}
+
+#[derive(InputObject)]
+pub struct SetIntegrationEnabledInput {
+    pub id: ID,
+    pub expected_version: i32,
+    pub enabled: bool,
+    /// The features it has on from now (omitted: as they are).
+    pub features: Option<Vec<IntegrationFeature>>,
+}
+
+#[derive(InputObject)]
+pub struct SaveIntegrationSettingsInput {
+    pub id: ID,
+    pub expected_version: i32,
+    /// Every tab at once; validated together.
+    pub settings: Tabs,
+}
+
+#[derive(InputObject)]
+pub struct ResetIntegrationTabInput {
+    pub id: ID,
+    pub expected_version: i32,
+    /// SYNC, or FILTERS or COMMUNICATION while that feature is on.
+    pub tab: Tab,
+}
+
+#[derive(SimpleObject)]
+pub struct IntegrationPayload {
+    integration: Integration,
+}
+
+#[derive(SimpleObject)]
+pub struct ResetIntegrationTabPayload {
+    integration: Integration,
+    /// The settings of the tab that the reset changed (none when they were the defaults).
+    changed: Vec<String>,
+}
+
 #[derive(Default)]
 pub struct IntegrationQuery;
 
@@ -96,6 +211,21 @@ impl IntegrationQuery {
     /// then the active added users, each once.
     async fn report_recipients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReportRecipient>> {
         Ok(service::current_recipients(&app(ctx)?.db, caller(ctx)?).await?.into_iter().map(ReportRecipient::from).collect())
+    }
+
+    /// The account's integrations (company admins, READ keys).
+    async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
+        Ok(connections::list(&app(ctx)?.db, caller(ctx)?).await?.into_iter().map(Integration).collect())
+    }
+
+    async fn integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Integration> {
+        Ok(Integration(connections::find(&app(ctx)?.db, caller(ctx)?, parse_id(&id, "id")?).await?))
+    }
+
+    /// The provider's contact properties a CRM field can be mapped to.
+    async fn integration_properties(&self, ctx: &Context<'_>, provider: Provider) -> async_graphql::Result<Vec<Property>> {
+        caller(ctx)?.require_read()?;
+        Ok(settings::properties(provider).to_vec())
     }
 }
 
@@ -114,6 +244,36 @@ impl IntegrationMutation {
         )
         .await?;
         Ok(ReportSettingsPayload { report_settings: ReportSettings(saved) })
+    }
+
+    /// Adds the account's integration with a provider, off, with the recommended settings.
+    async fn create_integration(&self, ctx: &Context<'_>, input: CreateIntegrationInput) -> async_graphql::Result<IntegrationPayload> {
+        let row = connections::create(app(ctx)?, caller(ctx)?, input.provider, features_of(&input.features)).await?;
+        Ok(IntegrationPayload { integration: Integration(row) })
+    }
+
+    /// Turns an integration on or off (raising Integration Enabled / Disabled), and sets its
+    /// features.
+    async fn set_integration_enabled(&self, ctx: &Context<'_>, input: SetIntegrationEnabledInput) -> async_graphql::Result<IntegrationPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        let features = input.features.as_deref().map(features_of);
+        let row = connections::set_enabled(app(ctx)?, caller(ctx)?, id, input.expected_version, input.enabled, features).await?;
+        Ok(IntegrationPayload { integration: Integration(row) })
+    }
+
+    /// Save: stores every tab at once, validated together (each error names its tab and
+    /// field), against `expectedVersion`; audited.
+    async fn save_integration_settings(&self, ctx: &Context<'_>, input: SaveIntegrationSettingsInput) -> async_graphql::Result<IntegrationPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        let row = connections::save_settings(app(ctx)?, caller(ctx)?, id, input.expected_version, input.settings).await?;
+        Ok(IntegrationPayload { integration: Integration(row) })
+    }
+
+    /// Reset: restores one tab to its recommended settings and says what changed.
+    async fn reset_integration_tab(&self, ctx: &Context<'_>, input: ResetIntegrationTabInput) -> async_graphql::Result<ResetIntegrationTabPayload> {
+        let id = parse_id(&input.id, "input.id")?;
+        let (row, changed) = connections::reset_tab(app(ctx)?, caller(ctx)?, id, input.expected_version, input.tab).await?;
+        Ok(ResetIntegrationTabPayload { integration: Integration(row), changed: changed.into_iter().map(String::from).collect() })
     }
 
     /// Restores the defaults: company admins, no added users, no BCC.
