@@ -228,7 +228,8 @@ pub(crate) fn records_use(last: Option<chrono::DateTime<Utc>>, now: chrono::Date
     last.is_none_or(|t| now - t > chrono::Duration::minutes(1))
 }
 
-fn hash_secret(secret_part: &str) -> String {
+/// The SHA-256 of a secret, hex: what is stored in its place.
+pub(crate) fn hash_secret(secret_part: &str) -> String {
     hex(&Sha256::digest(secret_part.as_bytes()))
 }
 

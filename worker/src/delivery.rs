@@ -584,34 +584,33 @@ impl Courier {
             Ok(None) => return (self.held_for_settings(m, settings), None),
             Err(e) => return (Outcome::Failed(e, Route::default()), None),
         };
-        let (mailer, route) = match &sender.via {
-            Via::Mailbox(mailbox) => match self.mailbox_mailer(mailbox).await {
-                Ok(mailer) => (mailer, Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) }),
+        // Through the owner's mailbox when the sender says so and it can send; else the system.
+        let mut through_mailbox = None;
+        if let Via::Mailbox(mailbox) = &sender.via {
+            match self.mailbox_mailer(mailbox).await {
+                Ok(mailer) => through_mailbox = Some((mailer, Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) })),
                 // The owner's sign-in is gone: the system sends, as for an owner without one.
                 Err(MailboxUnusable::NeedsSignIn(why)) => {
-                    let fallback = compose::sender(settings, facts, None);
-                    match fallback {
+                    sender = match compose::sender(settings, facts, None) {
                         Ok(Some(mut s)) => {
                             s.note = Some(format!("the activity owner's mailbox cannot send ({why}): sent by the system account, replies to the owner"));
-                            sender = s;
+                            s
                         }
                         Ok(None) => return (self.held_for_settings(m, settings), None),
                         Err(e) => return (Outcome::Failed(e, Route::default()), None),
-                    }
-                    match self.mailer(settings) {
-                        Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None }),
-                        Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
-                        Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
-                    }
+                    };
                 }
                 Err(MailboxUnusable::Later(why)) => {
                     let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) };
                     return (Outcome::Retry(format!("the activity owner's mailbox cannot send now: {why}"), route), None);
                 }
-            },
-            Via::System => match self.mailer(settings) {
+            }
+        }
+        let (mailer, route) = match through_mailbox {
+            Some(chosen) => chosen,
+            None => match self.mailer(settings) {
                 Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None }),
-                Ok(None) => return (held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"), None),
+                Ok(None) => return (no_smtp_server(m, settings), None),
                 Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
             },
         };
@@ -646,7 +645,7 @@ impl Courier {
     /// first, then the sender address.
     fn held_for_settings(&self, m: &outbox_message::Model, settings: &settings::ActivitySettings) -> Outcome {
         match self.mailer(settings) {
-            Ok(None) => held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings"),
+            Ok(None) => no_smtp_server(m, settings),
             _ => held(m, settings, "no-sender-address", "no sender address is set in the activity settings"),
         }
     }
@@ -769,6 +768,10 @@ impl Courier {
 /// told once per version of the settings.
 fn held(m: &outbox_message::Model, settings: &settings::ActivitySettings, what: &str, reason: &str) -> Outcome {
     Outcome::Held { reason: reason.to_string(), notice: Some(format!("outbox-held:{}:{what}:v{}", m.account_id, settings.version())) }
+}
+
+fn no_smtp_server(m: &outbox_message::Model, settings: &settings::ActivitySettings) -> Outcome {
+    held(m, settings, "no-smtp-server", "no SMTP server is set in the activity settings")
 }
 
 /// Marks a claimed message HELD, giving back the attempt its claim counted, if this worker

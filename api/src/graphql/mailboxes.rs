@@ -230,6 +230,15 @@ pub struct MailboxOutgoingInput {
     pub password: Option<String>,
 }
 
+/// Omitted: as it is (or the default); null: none; a value: that one.
+fn outgoing_of(input: MaybeUndefined<MailboxOutgoingInput>) -> Option<Option<Outgoing>> {
+    match input {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(o) => Some(Some(o.into())),
+    }
+}
+
 impl From<MailboxOutgoingInput> for Outgoing {
     fn from(o: MailboxOutgoingInput) -> Self {
         Self { host: o.host, port: o.port, security: o.security, username: o.username, password: o.password }
@@ -444,11 +453,7 @@ impl MailboxMutation {
                 security: input.security,
             },
             sign_in,
-            outgoing: match input.outgoing {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(o) => Some(Some(o.into())),
-            },
+            outgoing: outgoing_of(input.outgoing),
             options: Options {
                 scan_active: input.scan_active,
                 sync_clients: input.sync_clients,
@@ -479,11 +484,7 @@ impl MailboxMutation {
             directories: input.directories,
             main: input.main,
             sign_in,
-            outgoing: match input.outgoing {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(o) => Some(Some(o.into())),
-            },
+            outgoing: outgoing_of(input.outgoing),
             skip_test: input.skip_test,
         };
         Ok(MailboxPayload { mailbox: Mailbox(service::update(app(ctx)?, caller(ctx)?, id, patch).await?) })

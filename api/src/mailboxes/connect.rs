@@ -24,7 +24,6 @@ use entity::{
     oauth_authorization, user,
 };
 use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{find, require_manage, slot, snapshot, Connection, ACCESS_TOKEN_COLUMN, REFRESH_TOKEN_COLUMN};
@@ -46,8 +45,9 @@ fn verifier_slot(row: &oauth_authorization::Model) -> SecretSlot<'static> {
     SecretSlot { account_id: row.account_id, table: TABLE, row_id: row.id, column: VERIFIER_COLUMN }
 }
 
+/// Only the state's SHA-256 is kept, as for API keys' secrets.
 fn state_hash(state: &str) -> String {
-    Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::hash_secret(state)
 }
 
 pub struct Started {

@@ -114,10 +114,7 @@ fn usable(app: &AppState, row: &mailbox::Model, ahead: Duration) -> Result<Optio
     }
     let ahead = chrono::Duration::from_std(ahead).unwrap_or_default();
     match (&row.oauth_access_token, row.oauth_expires_at) {
-        (Some(envelope), Some(expires)) if expires > Utc::now() + ahead => {
-            let token = app.keyring.open(slot(row, ACCESS_TOKEN_COLUMN), envelope).map_err(|e| ApiError::Internal(e.into()))?;
-            Ok(Some(token.expose().to_string()))
-        }
+        (Some(envelope), Some(expires)) if expires > Utc::now() + ahead => Ok(Some(super::open(app, row, ACCESS_TOKEN_COLUMN, envelope)?)),
         _ => Ok(None),
     }
 }
@@ -164,8 +161,8 @@ async fn refresh(app: &AppState, row: &mailbox::Model) -> Result<String, GrantEr
     let (Some(provider), Some(envelope)) = (row.oauth_provider, &row.oauth_refresh_token) else {
         return Err(GrantError::NotConnected);
     };
-    let refresh_token = app.keyring.open(slot(row, REFRESH_TOKEN_COLUMN), envelope).map_err(|e| ApiError::Internal(e.into()))?;
-    match app.oauth.refresh(provider, refresh_token.expose()).await {
+    let refresh_token = super::open(app, row, REFRESH_TOKEN_COLUMN, envelope)?;
+    match app.oauth.refresh(provider, &refresh_token).await {
         Ok(tokens) => {
             let mut update = mailbox::Entity::update_many()
                 .col_expr(mailbox::Column::OauthAccessToken, Expr::value(app.keyring.seal(slot(row, ACCESS_TOKEN_COLUMN), &tokens.access_token)))

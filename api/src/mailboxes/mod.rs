@@ -92,6 +92,15 @@ pub fn provider_servers(provider: Provider) -> ProviderServers {
     }
 }
 
+/// A provider the operator has registered Herald with: else NOT_CONFIGURED, not a failed
+/// sign-in.
+fn require_configured(app: &AppState, provider: Provider) -> ApiResult<()> {
+    match app.oauth.is_configured(provider) {
+        true => Ok(()),
+        false => Err(ApiError::NotConfigured(format!("sign-in with {provider:?} is not configured on this server"))),
+    }
+}
+
 /// May the caller manage `owner`'s mailboxes?
 pub(crate) fn require_manage(caller: &Caller, owner: Uuid) -> ApiResult<()> {
     match &caller.principal {
@@ -359,9 +368,7 @@ pub async fn create(app: &AppState, caller: &Caller, input: NewMailbox) -> ApiRe
         return Err(ApiError::bad_input("input.userId", "not a user of this account"));
     }
     if let Some(p) = provider {
-        if !app.oauth.is_configured(p) {
-            return Err(ApiError::NotConfigured(format!("sign-in with {p:?} is not configured on this server")));
-        }
+        require_configured(app, p)?;
     }
     // An OAuth2 mailbox has nothing to sign in with until its owner connects it.
     let tested = !input.skip_test && provider.is_none();
@@ -526,9 +533,7 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: MailboxPat
         return Err(ApiError::bad_input("input.password", "give the password to sign in with"));
     }
     if let Some(p) = provider.filter(|p| Some(*p) != before.oauth_provider) {
-        if !app.oauth.is_configured(p) {
-            return Err(ApiError::NotConfigured(format!("sign-in with {p:?} is not configured on this server")));
-        }
+        require_configured(app, p)?;
     }
     let outgoing = patch.outgoing.clone().map(|o| o.map(Outgoing::checked).transpose()).transpose()?;
     let directories = patch.directories.as_deref().map(check_directories).transpose()?;
@@ -542,14 +547,15 @@ pub async fn update(app: &AppState, caller: &Caller, id: Uuid, patch: MailboxPat
         || connection.host != old.host
         || connection.port != old.port
         || connection.security != old.security;
-    let credential = match (auth_method, &password) {
-        (AuthMethod::Password, Some(p)) => Some(Credential::Password(p.clone())),
-        (AuthMethod::Password, None) => Some(Credential::Password(open_password(app, &before)?)),
-        (AuthMethod::Oauth2, _) if !drops_grant && before.oauth_refresh_token.is_some() => match grant::access_token(app, &before).await {
-            Ok(token) => Some(Credential::AccessToken(token)),
-            Err(e) => return Err(ApiError::bad_input("input", format!("the mailbox's sign-in with its provider cannot be used: {e}"))),
+    // Without a new password the mailbox signs in as stored, unless it waits for a grant.
+    let credential = match &password {
+        Some(p) => Some(Credential::Password(p.clone())),
+        None if auth_method == AuthMethod::Oauth2 && (drops_grant || before.oauth_refresh_token.is_none()) => None,
+        None => match credential_of(app, &before).await {
+            Ok(c) => Some(c),
+            Err(CredentialError::Grant(e)) => return Err(ApiError::bad_input("input", format!("the mailbox's sign-in with its provider cannot be used: {e}"))),
+            Err(CredentialError::Api(e)) => return Err(e),
         },
-        (AuthMethod::Oauth2, _) => None,
     };
     let tested = reconnects && !patch.skip_test && credential.is_some();
     if let (true, Some(credential)) = (tested, credential) {
@@ -665,11 +671,15 @@ pub enum CredentialError {
 /// The mailbox's IMAP server with its credential: the password opened, or a fresh access
 /// token (refreshed first if it is about to expire).
 pub async fn server_of(app: &AppState, row: &mailbox::Model) -> Result<ImapServer, CredentialError> {
-    let credential = match row.auth_method {
+    Ok(Connection::of(row).server(credential_of(app, row).await?))
+}
+
+/// What the stored mailbox signs in with: its password opened, or a fresh access token.
+async fn credential_of(app: &AppState, row: &mailbox::Model) -> Result<Credential, CredentialError> {
+    Ok(match row.auth_method {
         AuthMethod::Password => Credential::Password(open_password(app, row)?),
         AuthMethod::Oauth2 => Credential::AccessToken(grant::access_token(app, row).await?),
-    };
-    Ok(Connection::of(row).server(credential))
+    })
 }
 
 /// The mailbox's outgoing side with its credential (`None` when it has none): its own
@@ -690,6 +700,7 @@ pub async fn smtp_server_of(app: &AppState, row: &mailbox::Model) -> Result<Opti
     }))
 }
 
+/// A sealed secret of the row, opened.
 fn open(app: &AppState, row: &mailbox::Model, column: &'static str, envelope: &str) -> ApiResult<String> {
     Ok(app.keyring.open(slot(row, column), envelope).map_err(|e| ApiError::Internal(e.into()))?.expose().to_string())
 }
@@ -741,8 +752,11 @@ pub async fn test(app: &AppState, caller: &Caller, input: TestInput) -> ApiResul
         |e: grant::GrantError| Failure { reason: FailureReason::Authentication, smtp_code: None, message: e.to_string(), transient: !e.needs_sign_in() };
     let credential = match (&input.password, &stored) {
         (Some(p), _) => Ok(Credential::Password(p.clone())),
-        (None, Some(m)) if m.auth_method == AuthMethod::Oauth2 => grant::access_token(app, m).await.map(Credential::AccessToken).map_err(grant_failure),
-        (None, Some(m)) => Ok(Credential::Password(open_password(app, m)?)),
+        (None, Some(m)) => match credential_of(app, m).await {
+            Ok(c) => Ok(c),
+            Err(CredentialError::Grant(e)) => Err(grant_failure(e)),
+            Err(CredentialError::Api(e)) => return Err(e),
+        },
         (None, None) => return Err(ApiError::bad_input("input.password", "give the password")),
     };
     let outgoing = match (input.outgoing.map(Outgoing::checked).transpose()?, &stored) {
