@@ -38,7 +38,12 @@ pub fn list(caller: &Caller, filter: MessageFilter) -> ApiResult<sea_orm::Select
         select = select.filter(outbox_message::Column::Channel.eq(channel));
     }
     if let Some(recipient) = filter.recipient_id {
-        select = select.filter(outbox_message::Column::UserId.eq(recipient));
+        // A message to that user, or an addressed email that names them: the recipients' JSON
+        // as text holds `"userId":"…"` (SQLite keeps it compact; PostgreSQL writes `": "`).
+        let text = || sea_orm::sea_query::Expr::col(outbox_message::Column::Recipients).cast_as(sea_orm::sea_query::Alias::new("TEXT"));
+        let named =
+            sea_orm::Condition::any().add(text().like(format!("%\"userId\":\"{recipient}\"%"))).add(text().like(format!("%\"userId\": \"{recipient}\"%")));
+        select = select.filter(sea_orm::Condition::any().add(outbox_message::Column::UserId.eq(recipient)).add(named));
     }
     Ok(select)
 }
@@ -60,9 +65,9 @@ pub async fn release_held(db: &impl ConnectionTrait, account_id: Uuid, now: Date
         return Ok(0);
     }
     let backend = db.get_database_backend();
-    let events = event::Entity::find().filter(crate::db::id_in(backend, event::Column::Id, held.iter().map(|m| m.event_id))).all(db).await?;
+    let events = event::Entity::find().filter(crate::db::id_in(backend, event::Column::Id, held.iter().filter_map(|m| m.event_id))).all(db).await?;
     let passed: std::collections::HashSet<Uuid> = events.iter().filter(|e| reminder_due_before(e, now)).map(|e| e.id).collect();
-    let (dropped, released): (Vec<_>, Vec<_>) = held.iter().partition(|m| passed.contains(&m.event_id));
+    let (dropped, released): (Vec<_>, Vec<_>) = held.iter().partition(|m| m.event_id.is_some_and(|e| passed.contains(&e)));
     if !dropped.is_empty() {
         outbox_message::Entity::update_many()
             .col_expr(outbox_message::Column::Status, Expr::value(Status::Failed))

@@ -1,6 +1,12 @@
-//! A text or email to an assigned user, queued by the fan-out in the event's transaction and
-//! delivered by the worker. Unique per event, user and channel: never queued twice. Activity
-//! reminders and escalations are events too, so their emails are outbox rows like any other.
+//! A text or email, delivered by the worker. Two shapes:
+//! - **to one user** about an event (`user_id`, `event_id`): queued by the fan-out in the
+//!   event's transaction and rendered when sent; unique per event, user and channel, so never
+//!   queued twice. Activity reminders and escalations are events too.
+//! - **addressed** (`recipients`, an email): To, Cc and Bcc lists of users or plain addresses,
+//!   rendered once when queued (`subject`, `body_text`, `body_html`) and sent as one message;
+//!   unique per account and `source_key` (what it reports: an integration's state change, a
+//!   window of mapping errors), so never queued twice either. Integration reports use it;
+//!   workflow communications to customers' contacts will.
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -59,8 +65,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub account_id: Uuid,
-    pub event_id: Uuid,
-    pub user_id: Uuid,
+    /// The event a message is about (every message to one user has one).
+    pub event_id: Option<Uuid>,
+    /// The user a message is for; `None` for an addressed email.
+    pub user_id: Option<Uuid>,
     pub channel: Channel,
     /// `Pending` waits for `next_attempt_at`, `Sending` is claimed by a worker until
     /// `leased_until`, `Held` waits for its account (`api::outbox`).
@@ -80,6 +88,44 @@ pub struct Model {
     /// settings asked for another (the owner's mailbox has no outgoing side, say).
     pub sent_as: Option<SentAs>,
     pub sender_note: Option<String>,
+    /// Addressed emails: To, Cc and Bcc (a JSON list of [`Recipient`]).
+    pub recipients: Option<Json>,
+    pub subject: Option<String>,
+    pub body_text: Option<String>,
+    pub body_html: Option<String>,
+    /// Addressed emails: what the message is for, unique per account.
+    pub source_key: Option<String>,
+}
+
+/// Where an addressed email's recipient stands in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum), graphql(name = "RecipientField"))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Field {
+    To,
+    Cc,
+    /// In the envelope only: never in a header anyone receives.
+    Bcc,
+}
+
+/// One recipient of an addressed email: a user of the account (their address when queued) or
+/// a plain address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    pub field: Field,
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+}
+
+impl Model {
+    /// An addressed email's recipients (an unreadable list is none: the worker fails it).
+    pub fn addressed(&self) -> Option<Vec<Recipient>> {
+        self.recipients.as_ref().map(|r| serde_json::from_value(r.clone()).unwrap_or_default())
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub company_admins: bool,
     pub company_supervisors: bool,
     pub bcc: Option<String>,
+    /// Contact mapping errors reported within this many minutes go out as one email.
+    pub mapping_error_window_minutes: i32,
     pub version: i32,
     pub updated_at: DateTimeUtc,
     pub updated_by: Option<Uuid>,

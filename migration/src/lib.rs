@@ -26,6 +26,7 @@ mod m20261205_000015_operator_audit;
 mod m20261206_000016_mail_accounts;
 mod m20261206_000017_report_settings;
 mod m20261206_000018_integrations;
+mod m20261206_000019_integration_reports;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_mail_accounts::Migration),
             Box::new(m20261206_000017_report_settings::Migration),
             Box::new(m20261206_000018_integrations::Migration),
+            Box::new(m20261206_000019_integration_reports::Migration),
         ]
     }
 }

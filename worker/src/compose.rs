@@ -15,7 +15,7 @@ pub use api::activities::records::ActivityData;
 use api::activities::settings::{ActivitySettings, AlertSender, LateSender};
 use api::smtp;
 use chrono::{DateTime, Utc};
-use entity::{account, contact, event, event::NotificationType, user};
+use entity::{account, contact, event, event::NotificationType, outbox_message, user};
 use lettre::message::{header, Mailbox, MultiPart};
 use minijinja::{context, Environment, Value};
 
@@ -198,8 +198,7 @@ pub enum Via {
 /// header.
 pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>, owner_mailbox: Option<&entity::mailbox::Model>) -> Result<Option<Sender>, String> {
     let system = |reply_to: Option<Mailbox>, note: Option<String>| -> Result<Option<Sender>, String> {
-        let Some(address) = settings.sender_address() else { return Ok(None) };
-        Ok(Some(Sender { from: mailbox("system sender", settings.sender_name(), address)?, reply_to, via: Via::System, note }))
+        Ok(system_sender(settings)?.map(|s| Sender { reply_to, note, ..s }))
     };
     match facts.event.notification_type {
         NotificationType::ActivityReminder if settings.alert_sender() == AlertSender::UserAccount => {
@@ -231,6 +230,47 @@ pub fn sender(settings: &ActivitySettings, facts: &Facts<'_>, owner_mailbox: Opt
         }
         _ => system(None, None),
     }
+}
+
+/// The account's system sender, as addressed emails (reports) are sent: `Ok(None)` when the
+/// activity settings have no sender address.
+pub fn system_sender(settings: &ActivitySettings) -> Result<Option<Sender>, String> {
+    let Some(address) = settings.sender_address() else { return Ok(None) };
+    Ok(Some(Sender { from: mailbox("system sender", settings.sender_name(), address)?, reply_to: None, via: Via::System, note: None }))
+}
+
+/// Builds an addressed email: To and Cc in its headers, Bcc in its envelope only (lettre
+/// drops the `Bcc:` header once the envelope is made). Its Message-ID is derived from the
+/// outbox id, the same on every attempt.
+pub fn addressed_message(
+    outbox_id: uuid::Uuid,
+    from: &Sender,
+    recipients: &[outbox_message::Recipient],
+    rendered: RenderedEmail,
+    date: DateTime<Utc>,
+) -> Result<lettre::Message, String> {
+    use outbox_message::Field;
+    let mut builder = lettre::Message::builder()
+        .message_id(Some(smtp::message_id(outbox_id)))
+        .date(date.into())
+        .from(from.from.clone())
+        .subject(rendered.subject)
+        .header(AutoSubmitted);
+    if recipients.iter().all(|r| r.field == Field::Bcc) {
+        return Err("the email has no To or Cc recipient".into());
+    }
+    for r in recipients {
+        let to = mailbox("recipient", r.name.as_deref(), &r.address)?;
+        builder = match r.field {
+            Field::To => builder.to(to),
+            Field::Cc => builder.cc(to),
+            Field::Bcc => builder.bcc(to),
+        };
+    }
+    if let Some(reply_to) = &from.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html)).map_err(|e| format!("the email could not be built: {e}"))
 }
 
 /// Builds the email for outbox message `outbox_id`. Its Message-ID is derived from the

@@ -49,7 +49,7 @@ use api::{
 use chrono::{DateTime, Utc};
 use entity::{
     account, contact, event, mailbox, outbox_message,
-    outbox_message::{Channel, SentAs, Status},
+    outbox_message::{Channel, Field, Recipient, SentAs, Status},
     user,
 };
 use futures_util::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
@@ -491,10 +491,10 @@ impl Courier {
     async fn load(&self, claimed: &[outbox_message::Model]) -> anyhow::Result<Context> {
         let db = &self.app.db;
         let backend = db.get_database_backend();
-        let event_ids: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).collect();
+        let event_ids: HashSet<Uuid> = claimed.iter().filter_map(|m| m.event_id).collect();
         let events: HashMap<Uuid, event::Model> =
             event::Entity::find().filter(api::db::id_in(backend, event::Column::Id, event_ids)).all(db).await?.into_iter().map(|e| (e.id, e)).collect();
-        let mut user_ids: HashSet<Uuid> = claimed.iter().map(|m| m.user_id).collect();
+        let mut user_ids: HashSet<Uuid> = claimed.iter().filter_map(|m| m.user_id).collect();
         user_ids.extend(events.values().filter_map(ActivityData::of).map(|a| a.owner_id));
         let users = user::Entity::find().filter(api::db::id_in(backend, user::Column::Id, user_ids)).all(db).await?.into_iter().map(|u| (u.id, u)).collect();
         let account_ids: HashSet<Uuid> = claimed.iter().map(|m| m.account_id).collect();
@@ -535,7 +535,12 @@ impl Courier {
 
     /// Sends a message; answers the outcome and, when it went past the gate, the permit.
     async fn attempt(&self, m: &outbox_message::Model, ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
-        let (Some(event), Some(recipient), Some(account)) = (ctx.events.get(&m.event_id), ctx.users.get(&m.user_id), ctx.accounts.get(&m.account_id)) else {
+        if let Some(recipients) = m.addressed() {
+            return self.addressed(m, &recipients, ctx).await;
+        }
+        let (Some(event), Some(recipient), Some(account)) =
+            (m.event_id.and_then(|e| ctx.events.get(&e)), m.user_id.and_then(|u| ctx.users.get(&u)), ctx.accounts.get(&m.account_id))
+        else {
             return (Outcome::Failed("the event, recipient or account no longer exists".into(), Route::default()), None);
         };
         if !recipient.active {
@@ -627,18 +632,43 @@ impl Courier {
             Err(e) => return (Outcome::Failed(format!("the email could not be built: {e}"), route), None),
         };
         let (sent, permit) = mailer.send_gated(&message, &self.gate).await;
-        let outcome = match sent {
-            Ok(()) => Outcome::Sent(route),
-            Err(e) => {
-                let failure = smtp::classify(&e);
-                if failure.transient {
-                    Outcome::Retry(failure.message, route)
-                } else {
-                    Outcome::Failed(failure.message, route)
-                }
-            }
+        (outcome_of(sent, route), permit)
+    }
+
+    /// An addressed email: rendered when queued, sent as one message by the account's system
+    /// sender, To and Cc in its headers, Bcc in its envelope only.
+    async fn addressed(&self, m: &outbox_message::Model, recipients: &[Recipient], ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
+        let Some(account) = ctx.accounts.get(&m.account_id) else {
+            return (Outcome::Failed("the account no longer exists".into(), Route::default()), None);
         };
-        (outcome, permit)
+        if account.paused {
+            return (Outcome::Held { reason: "the account is paused".into(), notice: None }, None);
+        }
+        let Some(settings) = ctx.settings.get(&m.account_id) else {
+            return (Outcome::Retry("no activity settings".into(), Route::default()), None);
+        };
+        let sender = match compose::system_sender(settings) {
+            Ok(Some(sender)) => sender,
+            Ok(None) => return (self.held_for_settings(m, settings), None),
+            Err(e) => return (Outcome::Failed(e, Route::default()), None),
+        };
+        let mailer = match self.mailer(settings) {
+            Ok(Some(t)) => t,
+            Ok(None) => return (no_smtp_server(m, settings), None),
+            Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
+        };
+        let route = Route { sent_as: Some(SentAs::System), note: None, mailbox: None };
+        let rendered = compose::RenderedEmail {
+            subject: m.subject.clone().unwrap_or_default(),
+            text: m.body_text.clone().unwrap_or_default(),
+            html: m.body_html.clone().unwrap_or_default(),
+        };
+        let message = match compose::addressed_message(m.id, &sender, recipients, rendered, m.created_at) {
+            Ok(msg) => msg,
+            Err(e) => return (Outcome::Failed(e, route), None),
+        };
+        let (sent, permit) = mailer.send_gated(&message, &self.gate).await;
+        (outcome_of(sent, route), permit)
     }
 
     /// An email the system would send, held for what its settings lack: the SMTP server
@@ -764,6 +794,21 @@ impl Courier {
     }
 }
 
+/// What the SMTP server's answer makes of an email's attempt.
+fn outcome_of(sent: Result<(), smtp::SendError>, route: Route) -> Outcome {
+    match sent {
+        Ok(()) => Outcome::Sent(route),
+        Err(e) => {
+            let failure = smtp::classify(&e);
+            if failure.transient {
+                Outcome::Retry(failure.message, route)
+            } else {
+                Outcome::Failed(failure.message, route)
+            }
+        }
+    }
+}
+
 /// An email held for want of something in the account's activity settings; its admins are
 /// told once per version of the settings.
 fn held(m: &outbox_message::Model, settings: &settings::ActivitySettings, what: &str, reason: &str) -> Outcome {
@@ -834,20 +879,26 @@ async fn tell_admins(app: &AppState, account_id: Uuid, key: &str, reason: &str) 
     Ok(())
 }
 
-/// The Email Failed Error notification to the user an email was for.
+/// The Email Failed Error notification to the user an email was for (the users among an
+/// addressed email's recipients).
 fn failure_event(m: &outbox_message::Model, error: &str, ctx: &Context) -> AddressedEvent {
-    let about = ctx.events.get(&m.event_id).map(|e| e.title.clone()).unwrap_or_else(|| "a notification".into());
+    let event = m.event_id.and_then(|e| ctx.events.get(&e));
+    let about = m.subject.clone().or_else(|| event.map(|e| e.title.clone())).unwrap_or_else(|| "a notification".into());
+    let recipients = match m.user_id {
+        Some(user) => vec![user],
+        None => m.addressed().unwrap_or_default().iter().filter(|r| r.field != Field::Bcc).filter_map(|r| r.user_id).collect(),
+    };
     AddressedEvent {
         kind: NotificationType::EmailFailedError,
         account_id: m.account_id,
-        contact_id: ctx.events.get(&m.event_id).and_then(|e| e.contact_id),
+        contact_id: event.and_then(|e| e.contact_id),
         title: format!("An email could not be sent: {about}"),
         body: Some(error.chars().take(1000).collect()),
         data: Some(serde_json::json!({ "outboundMessageId": m.id, "eventId": m.event_id, "messageId": smtp::message_id(m.id) })),
         action_url: None,
         occurred_at: Utc::now(),
         idempotency_key: format!("outbox:{}:failed", m.id),
-        recipients: vec![m.user_id],
+        recipients,
         email: false,
     }
 }

@@ -39,6 +39,8 @@ pub struct TickReport {
     pub delivered: delivery::Delivered,
     pub synced: mailsync::Synced,
     pub grants: api::mailboxes::grant::Refreshed,
+    /// Contact mapping error emails queued as their windows ended.
+    pub reports: usize,
 }
 
 impl TickReport {
@@ -56,8 +58,8 @@ impl Worker {
         &self.state
     }
 
-    /// Runs what is due now: reminders and escalations first (they queue emails), then the
-    /// outbox.
+    /// Runs what is due now: reminders, escalations and the integration report windows first
+    /// (they queue emails), then the outbox.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
         self.tick_at(Utc::now()).await
     }
@@ -66,10 +68,11 @@ impl Worker {
     /// sleeping through intervals and back-offs.
     pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<TickReport> {
         let scheduled = scheduler::run(&self.state, now).await?;
+        let reports = api::integrations::reports::close_due_windows(&self.state, now).await?;
         let delivered = self.courier.run(now, None).await?;
         let grants = api::mailboxes::grant::refresh_due(&self.state, now, GRANTS_PER_STEP).await?;
         let synced = mailsync::run(&self.state, now).await?;
-        Ok(TickReport { scheduled, delivered, synced, grants })
+        Ok(TickReport { scheduled, delivered, synced, grants, reports })
     }
 
     /// Works until `shutdown` completes. The scheduler and the courier run side by side, so
@@ -111,11 +114,18 @@ impl Worker {
             let done = api::mailboxes::grant::refresh_due(&self.state, Utc::now(), GRANTS_PER_STEP).await?;
             Ok(done.refreshed + done.revoked == GRANTS_PER_STEP as usize)
         });
+        let reports = repeat("report windows", period, stopping.clone(), None, || async {
+            let queued_now = api::integrations::reports::close_due_windows(&self.state, Utc::now()).await?;
+            if queued_now > 0 {
+                queued.notify_one();
+            }
+            Ok(queued_now > 0)
+        });
         let sample = repeat("gauges", GAUGE_PERIOD, stopping.clone(), None, || async {
             gauges::sample(&self.state, Utc::now()).await?;
             Ok(false)
         });
-        let work = async { tokio::join!(schedule, deliver, sync, grants, sample) };
+        let work = async { tokio::join!(schedule, deliver, sync, grants, reports, sample) };
         tokio::pin!(work, shutdown);
         tokio::select! {
             _ = &mut work => {}

@@ -375,12 +375,28 @@ impl OutboundMessage {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// The user a message to one user is for (`None` for an addressed email: see `recipients`).
     async fn recipient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        user(ctx, self.0.user_id).await
+        match self.0.user_id {
+            Some(id) => user(ctx, id).await,
+            None => Ok(None),
+        }
     }
-    /// The event the message is about.
-    async fn event_id(&self) -> ID {
-        ID(self.0.event_id.to_string())
+    /// An addressed email's To, Cc and Bcc, as queued (empty for a message to one user).
+    async fn recipients(&self) -> Vec<OutboundRecipient> {
+        self.0.addressed().unwrap_or_default().into_iter().map(OutboundRecipient).collect()
+    }
+    /// An addressed email's subject, rendered when it was queued.
+    async fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+    /// What an addressed email is for (`integration:…:reauthentication:v3`, …): unique per account.
+    async fn source_key(&self) -> Option<&str> {
+        self.0.source_key.as_deref()
+    }
+    /// The event the message is about, if one.
+    async fn event_id(&self) -> Option<ID> {
+        self.0.event_id.map(|e| ID(e.to_string()))
     }
     /// The Message-ID header of the email (the same on every attempt).
     async fn message_id(&self) -> Option<String> {
@@ -405,10 +421,31 @@ impl OutboundMessage {
     }
 }
 
+/// One recipient of an addressed email.
+pub struct OutboundRecipient(entity::outbox_message::Recipient);
+
+#[Object]
+impl OutboundRecipient {
+    async fn field(&self) -> entity::outbox_message::Field {
+        self.0.field
+    }
+    async fn address(&self) -> &str {
+        &self.0.address
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    /// The user it is, when a user of the account.
+    async fn user_id(&self) -> Option<ID> {
+        self.0.user_id.map(|u| ID(u.to_string()))
+    }
+}
+
 #[derive(InputObject, Default)]
 pub struct OutboundMessageFilter {
     pub status: Option<OutboundStatus>,
     pub channel: Option<OutboundChannel>,
+    /// Messages to this user, and addressed emails that name them (To, Cc or Bcc).
     pub recipient_id: Option<ID>,
 }
 
@@ -493,7 +530,7 @@ impl ActivityQuery {
         )
         .await?;
         if loaders::wants(ctx, "recipient") {
-            let users = page.edges.iter().map(|e| loaders::UserId(e.node.0.user_id)).collect();
+            let users = page.edges.iter().filter_map(|e| e.node.0.user_id.map(loaders::UserId)).collect();
             loaders::prefetch(loaders(ctx)?, users).await.map_err(ApiError::from)?;
         }
         Ok(page)

@@ -3,8 +3,8 @@
 //! company admins read them).
 //!
 //! Turning one on or off raises Integration Enabled or Integration Disabled for the account
-//! (each user's panel by their switches); the emails to the report recipients come with the
-//! addressed outbox.
+//! (each user's panel by their switches) and queues the email to the report recipients, in
+//! the transaction that made the change ([`super::reports::toggled`]).
 
 use chrono::Utc;
 use entity::integration::{self, Health, Provider};
@@ -17,10 +17,6 @@ use crate::{
     audit::Change,
     auth::Caller,
     error::{ApiError, ApiResult},
-    notifications::{
-        catalog::NotificationType,
-        publish::{self, NewEvent, Publisher},
-    },
     state::AppState,
 };
 
@@ -153,29 +149,28 @@ pub async fn set_enabled(
     let mut change = Change::begin(app, caller).await?;
     let action = if enabled { "integration.enabled" } else { "integration.disabled" };
     let saved = save(&mut change, &before, after, action).await?;
-    change.commit().await?;
+    let mut notifications = Vec::new();
     if before.enabled != saved.enabled {
-        announce_toggle(app, &saved).await?;
+        let by = who(change.db(), caller).await?;
+        notifications = super::reports::toggled(change.db(), &saved, &by).await?.0;
     }
+    change.commit().await?;
+    crate::notifications::announce(app, &notifications).await;
     Ok(saved)
 }
 
-async fn announce_toggle(app: &AppState, row: &integration::Model) -> ApiResult<()> {
-    let Some(account) = entity::account::Entity::find_by_id(row.account_id).one(&app.db).await? else { return Ok(()) };
-    let (kind, verb) = if row.enabled { (NotificationType::IntegrationEnabled, "enabled") } else { (NotificationType::IntegrationDisabled, "disabled") };
-    let event = NewEvent {
-        kind,
-        account_id: Some(row.account_id),
-        contact_id: None,
-        title: format!("{:?} integration {verb}", row.provider),
-        body: None,
-        data: Some(serde_json::json!({ "integrationId": row.id, "provider": row.provider })),
-        action_url: None,
-        occurred_at: Some(row.updated_at),
-        idempotency_key: format!("integration:{}:{verb}:v{}", row.id, row.version),
-    };
-    publish::record(app, Publisher::System, &account, event).await?;
-    Ok(())
+/// Who a change was made by, as a recipient reads it.
+async fn who(db: &impl ConnectionTrait, caller: &Caller) -> ApiResult<String> {
+    match &caller.principal {
+        crate::auth::Principal::User { user_id, .. } => {
+            Ok(entity::user::Entity::find_by_id(*user_id).one(db).await?.map(|u| u.name).unwrap_or_else(|| "a user".into()))
+        }
+        crate::auth::Principal::ApiKey { key_id, .. } => Ok(entity::api_key::Entity::find_by_id(*key_id)
+            .one(db)
+            .await?
+            .map(|k| format!("the API key \"{}\"", k.name))
+            .unwrap_or_else(|| "an API key".into())),
+    }
 }
 
 /// Saves all the tabs at once, validated together.

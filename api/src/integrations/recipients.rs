@@ -32,6 +32,10 @@ pub use entity::user::Role;
 /// Users that may be added by name, at most.
 pub const MAX_ADDED_USERS: usize = 100;
 
+/// The grouping window of contact mapping errors, by default and at most (a day).
+pub const DEFAULT_WINDOW_MINUTES: i32 = 15;
+pub const MAX_WINDOW_MINUTES: i32 = 24 * 60;
+
 /// The roles that may receive reports (seeds/000).
 pub const REPORT_ROLES: [Role; 3] = [Role::BillingAdmin, Role::CompanyAdmin, Role::CompanySupervisor];
 
@@ -41,6 +45,8 @@ pub struct ReportSettings {
     pub roles: Vec<Role>,
     pub user_ids: Vec<Uuid>,
     pub bcc: Option<String>,
+    /// Contact mapping errors reported within this many minutes go out as one email.
+    pub mapping_error_window_minutes: i32,
     /// 0 while never saved.
     pub version: i32,
     #[serde(skip)]
@@ -49,7 +55,14 @@ pub struct ReportSettings {
 
 impl ReportSettings {
     fn defaults() -> Self {
-        Self { roles: vec![Role::CompanyAdmin], user_ids: Vec::new(), bcc: None, version: 0, updated_at: None }
+        Self {
+            roles: vec![Role::CompanyAdmin],
+            user_ids: Vec::new(),
+            bcc: None,
+            mapping_error_window_minutes: DEFAULT_WINDOW_MINUTES,
+            version: 0,
+            updated_at: None,
+        }
     }
 
     fn of(row: report_settings::Model, user_ids: Vec<Uuid>) -> Self {
@@ -57,7 +70,14 @@ impl ReportSettings {
             .into_iter()
             .filter_map(|(role, on)| on.then_some(role))
             .collect();
-        Self { roles, user_ids, bcc: row.bcc, version: row.version, updated_at: Some(row.updated_at) }
+        Self {
+            roles,
+            user_ids,
+            bcc: row.bcc,
+            mapping_error_window_minutes: row.mapping_error_window_minutes,
+            version: row.version,
+            updated_at: Some(row.updated_at),
+        }
     }
 }
 
@@ -128,6 +148,8 @@ pub struct ChangeInput {
     pub roles: Vec<Role>,
     pub user_ids: Vec<Uuid>,
     pub bcc: Option<String>,
+    /// `None` keeps the default.
+    pub mapping_error_window_minutes: Option<i32>,
 }
 
 /// Saves the settings whole (company admins, WRITE keys).
@@ -145,11 +167,15 @@ pub async fn change(app: &AppState, caller: &Caller, input: ChangeInput) -> ApiR
         Some(b) => Some(validate::email("input.bcc", b)?),
         None => None,
     };
-    let wanted = ReportSettings { roles: input.roles, user_ids, bcc, version: input.expected_version, updated_at: None };
+    let window = input.mapping_error_window_minutes.unwrap_or(DEFAULT_WINDOW_MINUTES);
+    if !(1..=MAX_WINDOW_MINUTES).contains(&window) {
+        return Err(ApiError::bad_input("input.mappingErrorWindowMinutes", format!("from 1 to {MAX_WINDOW_MINUTES} minutes")));
+    }
+    let wanted = ReportSettings { roles: input.roles, user_ids, bcc, mapping_error_window_minutes: window, version: input.expected_version, updated_at: None };
     save(app, caller, input.expected_version, wanted, "report_settings.changed").await
 }
 
-/// Restores the defaults: company admins, no added users, no BCC.
+/// Restores the defaults: company admins, no added users, no BCC, a 15-minute window.
 pub async fn reset(app: &AppState, caller: &Caller, expected_version: i32) -> ApiResult<ReportSettings> {
     caller.require_admin_or_write_key()?;
     save(app, caller, expected_version, ReportSettings::defaults(), "report_settings.reset").await
@@ -180,6 +206,7 @@ async fn save(app: &AppState, caller: &Caller, expected_version: i32, wanted: Re
         company_admins: wanted.roles.contains(&Role::CompanyAdmin),
         company_supervisors: wanted.roles.contains(&Role::CompanySupervisor),
         bcc: wanted.bcc.clone(),
+        mapping_error_window_minutes: wanted.mapping_error_window_minutes,
         version: before.version + 1,
         updated_at: now,
         updated_by: caller.user_id(),

@@ -380,8 +380,8 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: Channel) -> outbox_m
     outbox_message::Model {
         id: Uuid::now_v7(),
         account_id: event.account_id,
-        event_id: event.id,
-        user_id,
+        event_id: Some(event.id),
+        user_id: Some(user_id),
         channel,
         status: Status::Pending,
         attempts: 0,
@@ -393,6 +393,11 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: Channel) -> outbox_m
         sent_at: None,
         sent_as: None,
         sender_note: None,
+        recipients: None,
+        subject: None,
+        body_text: None,
+        body_html: None,
+        source_key: None,
     }
 }
 
