@@ -10,14 +10,18 @@
 //!    [`graphql`]: the schemas (built once by the server over the services), thin resolvers
 //!    grouped by area, connections and DataLoaders, and the one mapping of [`error::ApiError`]
 //!    to GraphQL error codes. [`cli`]: the `api` binary's commands.
-//! 2. Use cases: [`crm`], [`activities`], [`mailboxes`],
-//!    [`archive`], [`api_keys`], [`session`], [`platform`], [`notifications`] (publishing,
-//!    the Control and Roll-up settings, the panel and its feed); every change runs in an [`audit::Change`] (transaction + audit
-//!    row); [`owned`] finds and deletes an account's rows within the caller's account only.
+//! 2. Use cases: [`crm`], [`activities`], [`mailboxes`], [`integrations`] (and their
+//!    reports), [`workflows`] (automatic communications), [`archive`], [`api_keys`],
+//!    [`session`], [`platform`], [`notifications`] (publishing, the Control and Roll-up
+//!    settings, the panel and its feed); every change runs in an [`audit::Change`]
+//!    (transaction + audit row); [`owned`] finds and deletes an account's rows within the
+//!    caller's account only.
 //! 3. Engines the use cases and the worker share: the fan-out ([`notifications::fanout`]) and
 //!    the switches it resolves ([`notifications::switches`]), announcing new rows to open
 //!    panels ([`notifications::announce`]), the archive's linking rules, delivery planning
-//!    ([`activities::plan`]), the [`outbox`].
+//!    ([`activities::plan`]), the [`outbox`], the integration report windows
+//!    ([`integrations::reports::close_due_windows`]) and the workflow runs
+//!    ([`workflows::send::run_due`]).
 //! 4. Infrastructure: [`db`] (connections, migrations, the write lock, array statements),
 //!    [`bus`] (pub/sub over Redis or in process), [`crypto`] and [`secrets`] (secrets at rest,
 //!    key rotation), [`smtp`], [`imap`], [`oauth`] (mail providers' sign-in), [`auth`] (tokens, keys, roles), [`telemetry`].
@@ -58,6 +62,7 @@ pub mod smtp;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
+pub mod workflows;
 pub mod ws;
 
 use std::future::Future;

@@ -15,6 +15,12 @@ pub struct Model {
     pub position: Option<String>,
     /// Marked when mail to this person bounced or the address is known bad.
     pub invalid: bool,
+    /// E.164 (`+33612345678`).
+    pub phone: Option<String>,
+    /// Where letters go: `{line1, line2, postalCode, city, region, country}` (api::workflows).
+    pub postal_address: Option<Json>,
+    /// The customer's main contact (at most one per contact).
+    pub main: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

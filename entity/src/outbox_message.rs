@@ -95,6 +95,9 @@ pub struct Model {
     pub body_html: Option<String>,
     /// Addressed emails: what the message is for, unique per account.
     pub source_key: Option<String>,
+    /// Addressed emails sent as a user (workflow communications): through their main
+    /// mailbox's outgoing side when it can send, else by the system with them in `Reply-To:`.
+    pub sender_user_id: Option<Uuid>,
 }
 
 /// Where an addressed email's recipient stands in it.

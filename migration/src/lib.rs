@@ -27,6 +27,7 @@ mod m20261206_000016_mail_accounts;
 mod m20261206_000017_report_settings;
 mod m20261206_000018_integrations;
 mod m20261206_000019_integration_reports;
+mod m20261206_000020_workflows;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_report_settings::Migration),
             Box::new(m20261206_000018_integrations::Migration),
             Box::new(m20261206_000019_integration_reports::Migration),
+            Box::new(m20261206_000020_workflows::Migration),
         ]
     }
 }

@@ -400,10 +400,10 @@ async fn a_server_without_pipelining_gets_the_envelope_command_by_command() {
 }
 
 /// What the SMS receiver got: the account in the path, the form, the Authorization header.
-type Texts = Arc<Mutex<Vec<(String, HashMap<String, String>, String)>>>;
+pub type Texts = Arc<Mutex<Vec<(String, HashMap<String, String>, String)>>>;
 
 /// A local HTTP receiver in the shape of Twilio's Messages API, recording what it got.
-async fn sms_receiver(answer: u16) -> (String, Texts) {
+pub async fn sms_receiver(answer: u16) -> (String, Texts) {
     use axum::{extract::State, http::HeaderMap, routing::post, Form, Router};
     let seen: Texts = Arc::default();
     let app = Router::new()

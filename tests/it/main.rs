@@ -19,4 +19,5 @@ mod notifications;
 mod outages;
 mod schema;
 mod tenancy;
+mod workflows;
 mod ws;

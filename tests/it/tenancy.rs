@@ -415,6 +415,79 @@ fn cases() -> Vec<Case> {
             foreign: NF,
             as_user: Forbidden,
         },
+        Case {
+            field: "communicationCalendar",
+            operation: "{ communicationCalendar { schedulingTime version } }",
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "changeCommunicationCalendar",
+            operation: r#"mutation { changeCommunicationCalendar(input: {expectedVersion: 0, schedulingTime: "09:00"}) { version } }"#,
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case { field: "userGroups", operation: "{ userGroups { id name members { id } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case {
+            field: "createUserGroup",
+            operation: r#"mutation { createUserGroup(input: {name: "Desk", memberIds: ["{user}"]}) { userGroup { id } } }"#,
+            foreign: Foreign::Denied(&["BAD_USER_INPUT"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateUserGroup",
+            operation: r#"mutation { updateUserGroup(input: {id: "{group}", expectedVersion: 1, name: "Renamed"}) { userGroup { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case { field: "deleteUserGroup", operation: r#"mutation { deleteUserGroup(input: {id: "{group}"}) { userGroup { id } } }"#, foreign: NF, as_user: Forbidden },
+        Case { field: "workflows", operation: "{ workflows { id name actions { id } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case { field: "workflow", operation: r#"{ workflow(id: "{workflow}") { id name } }"#, foreign: NF, as_user: Allowed },
+        Case { field: "workflowTemplateFields", operation: "{ workflowTemplateFields }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
+        Case {
+            field: "createWorkflow",
+            operation: r#"mutation { createWorkflow(input: {name: "W", actions: [{kind: SMS, name: "t", bodyTemplate: "b", sendAutomatically: true, sender: USER, senderUserId: "{user}"}]}) { workflow { id } } }"#,
+            foreign: Foreign::Denied(&["BAD_USER_INPUT"]),
+            as_user: Forbidden,
+        },
+        Case {
+            field: "updateWorkflow",
+            operation: r#"mutation { updateWorkflow(input: {id: "{workflow}", expectedVersion: 1, name: "W", active: true, actions: []}) { workflow { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
+        Case { field: "deleteWorkflow", operation: r#"mutation { deleteWorkflow(input: {id: "{workflow}"}) { workflow { id } } }"#, foreign: NF, as_user: Forbidden },
+        Case {
+            field: "enrollInWorkflow",
+            operation: r#"mutation { enrollInWorkflow(input: {workflowId: "{workflow}", contactId: "{contact}"}) { enrollment { id } } }"#,
+            foreign: NF_OR_INPUT,
+            as_user: Forbidden,
+        },
+        Case { field: "endEnrollment", operation: r#"mutation { endEnrollment(input: {id: "{enrollment}"}) { enrollment { id } } }"#, foreign: NF, as_user: Forbidden },
+        Case {
+            field: "plannedActions",
+            operation: r#"{ plannedActions(filter: {contactId: "{contact}"}) { nodes { id subject body contact { id } } } }"#,
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "customerTimeline",
+            operation: r#"{ customerTimeline(contactId: "{contact}") { nodes { id body } } }"#,
+            foreign: Foreign::OwnDataOnly,
+            as_user: Allowed,
+        },
+        Case {
+            field: "teamActivity",
+            operation: r#"{ teamActivity(period: WEEK, from: "2026-12-01", to: "2026-12-31") { kind automated manual } }"#,
+            foreign: Foreign::OwnDataOnly,
+            as_user: Forbidden,
+        },
+        Case {
+            field: "completePlannedAction",
+            operation: r#"mutation { completePlannedAction(input: {id: "{action}"}) { plannedAction { id } } }"#,
+            foreign: NF,
+            as_user: Forbidden,
+        },
         Case { field: "syncedEmails", operation: "{ syncedEmails { nodes { id subject contact { id } } } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
         Case { field: "archivedEmail", operation: r#"{ archivedEmail(id: "{email}") { id subject } }"#, foreign: NF, as_user: Hidden },
         Case { field: "emailSettings", operation: "{ emailSettings { scanAll version } }", foreign: Foreign::OwnDataOnly, as_user: Allowed },
@@ -534,9 +607,37 @@ async fn seed(app: &TestApp) -> Owner {
         .as_str()
         .unwrap()
         .to_string();
+    let group = app
+        .admin(&format!(r#"mutation {{ createUserGroup(input: {{name: "Desk", memberIds: ["{user}"]}}) {{ userGroup {{ id }} }} }}"#), json!({}))
+        .await["createUserGroup"]["userGroup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let workflow = app
+        .admin(
+            &format!(
+                r#"mutation {{ createWorkflow(input: {{name: "Dunning", actions: [{{kind: EMAIL, name: "Reminder", subjectTemplate: "Invoice", bodyTemplate: "Dear {{{{ contact.name }}}}", sendAutomatically: true, sender: USER, senderUserId: "{user}"}}]}}) {{ workflow {{ id }} }} }}"#
+            ),
+            json!({}),
+        )
+        .await["createWorkflow"]["workflow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enrollment = app
+        .admin(&format!(r#"mutation {{ enrollInWorkflow(input: {{workflowId: "{workflow}", contactId: "{contact}"}}) {{ enrollment {{ id }} }} }}"#), json!({}))
+        .await["enrollInWorkflow"]["enrollment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let action = app.admin("{ plannedActions { nodes { id } } }", json!({})).await["plannedActions"]["nodes"][0]["id"].as_str().unwrap().to_string();
     Owner {
         ids: vec![
+            ("action", action),
             ("integration", integration),
+            ("group", group),
+            ("workflow", workflow),
+            ("enrollment", enrollment),
             ("account", app.account_id.clone()),
             ("user", user),
             ("contact", contact),

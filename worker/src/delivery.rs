@@ -91,6 +91,8 @@ struct Route {
     note: Option<String>,
     /// The user's mailbox whose outgoing side it was.
     mailbox: Option<Uuid>,
+    /// The address in `From:` (addressed emails: a workflow action records it).
+    from: Option<String>,
 }
 
 /// The delivery side of a worker: its connection pools live as long as it does.
@@ -496,6 +498,7 @@ impl Courier {
             event::Entity::find().filter(api::db::id_in(backend, event::Column::Id, event_ids)).all(db).await?.into_iter().map(|e| (e.id, e)).collect();
         let mut user_ids: HashSet<Uuid> = claimed.iter().filter_map(|m| m.user_id).collect();
         user_ids.extend(events.values().filter_map(ActivityData::of).map(|a| a.owner_id));
+        user_ids.extend(claimed.iter().filter_map(|m| m.sender_user_id));
         let users = user::Entity::find().filter(api::db::id_in(backend, user::Column::Id, user_ids)).all(db).await?.into_iter().map(|u| (u.id, u)).collect();
         let account_ids: HashSet<Uuid> = claimed.iter().map(|m| m.account_id).collect();
         let accounts =
@@ -515,8 +518,11 @@ impl Courier {
                 gateways.insert(account_id, opened);
             }
         }
-        let owners: HashSet<Uuid> =
+        // Whose own mailbox may send: reminders' owners, and the users addressed emails are
+        // sent as (workflow communications).
+        let mut owners: HashSet<Uuid> =
             events.values().filter(|e| e.notification_type == NotificationType::ActivityReminder).filter_map(ActivityData::of).map(|a| a.owner_id).collect();
+        owners.extend(claimed.iter().filter_map(|m| m.sender_user_id));
         let owner_mailboxes = if owners.is_empty() {
             HashMap::new()
         } else {
@@ -593,7 +599,7 @@ impl Courier {
         let mut through_mailbox = None;
         if let Via::Mailbox(mailbox) = &sender.via {
             match self.mailbox_mailer(mailbox).await {
-                Ok(mailer) => through_mailbox = Some((mailer, Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) })),
+                Ok(mailer) => through_mailbox = Some((mailer, Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id), from: None })),
                 // The owner's sign-in is gone: the system sends, as for an owner without one.
                 Err(MailboxUnusable::NeedsSignIn(why)) => {
                     sender = match compose::sender(settings, facts, None) {
@@ -606,7 +612,7 @@ impl Courier {
                     };
                 }
                 Err(MailboxUnusable::Later(why)) => {
-                    let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id) };
+                    let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id), from: None };
                     return (Outcome::Retry(format!("the activity owner's mailbox cannot send now: {why}"), route), None);
                 }
             }
@@ -614,7 +620,7 @@ impl Courier {
         let (mailer, route) = match through_mailbox {
             Some(chosen) => chosen,
             None => match self.mailer(settings) {
-                Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None }),
+                Ok(Some(t)) => (t, Route { sent_as: Some(SentAs::System), note: sender.note.clone(), mailbox: None, from: None }),
                 Ok(None) => return (no_smtp_server(m, settings), None),
                 Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
             },
@@ -635,8 +641,10 @@ impl Courier {
         (outcome_of(sent, route), permit)
     }
 
-    /// An addressed email: rendered when queued, sent as one message by the account's system
-    /// sender, To and Cc in its headers, Bcc in its envelope only.
+    /// An addressed message, rendered when queued. An email is one message, To and Cc in its
+    /// headers, Bcc in its envelope only, sent by the account's system sender, or as the user
+    /// it names (`sender_user_id`): through their main mailbox's outgoing side when it can
+    /// send, else by the system with them in `Reply-To:`. A text goes to its one number.
     async fn addressed(&self, m: &outbox_message::Model, recipients: &[Recipient], ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let Some(account) = ctx.accounts.get(&m.account_id) else {
             return (Outcome::Failed("the account no longer exists".into(), Route::default()), None);
@@ -644,31 +652,99 @@ impl Courier {
         if account.paused {
             return (Outcome::Held { reason: "the account is paused".into(), notice: None }, None);
         }
+        if m.channel == Channel::Text {
+            return self.addressed_text(m, recipients, ctx).await;
+        }
         let Some(settings) = ctx.settings.get(&m.account_id) else {
             return (Outcome::Retry("no activity settings".into(), Route::default()), None);
         };
-        let sender = match compose::system_sender(settings) {
+        let as_user = m.sender_user_id.and_then(|u| ctx.users.get(&u));
+        if m.sender_user_id.is_some() && as_user.is_none() {
+            return (Outcome::Failed("the user it is sent as no longer exists".into(), Route::default()), None);
+        }
+        // Through the user's own mailbox when it can send.
+        let mut note = None;
+        if let Some((user, mailbox)) = as_user.and_then(|u| ctx.owner_mailboxes.get(&u.id).map(|mb| (u, mb))) {
+            match self.mailbox_mailer(mailbox).await {
+                Ok(mailer) => {
+                    let from = match compose::mailbox("sender", Some(&user.name), &mailbox.email_address) {
+                        Ok(f) => f,
+                        Err(e) => return (Outcome::Failed(e, Route::default()), None),
+                    };
+                    let sender = compose::Sender { from, reply_to: None, via: Via::Mailbox(Box::new(mailbox.clone())), note: None };
+                    let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id), from: Some(mailbox.email_address.clone()) };
+                    return self.send_addressed(m, &sender, recipients, &mailer, route).await;
+                }
+                Err(MailboxUnusable::NeedsSignIn(why)) => {
+                    note = Some(format!("the sender's mailbox cannot send ({why}): sent by the system account, replies to the sender"))
+                }
+                Err(MailboxUnusable::Later(why)) => {
+                    let route = Route { sent_as: Some(SentAs::UserMailbox), note: None, mailbox: Some(mailbox.id), from: None };
+                    return (Outcome::Retry(format!("the sender's mailbox cannot send now: {why}"), route), None);
+                }
+            }
+        } else if as_user.is_some() {
+            note = Some("the sender has no connected outgoing mailbox: sent by the system account, replies to the sender".into());
+        }
+        let mut sender = match compose::system_sender(settings) {
             Ok(Some(sender)) => sender,
             Ok(None) => return (self.held_for_settings(m, settings), None),
             Err(e) => return (Outcome::Failed(e, Route::default()), None),
         };
+        if let Some(user) = as_user {
+            // Never the user's address in From through the system's server: replies reach them.
+            match compose::mailbox("sender", Some(&user.name), &user.email) {
+                Ok(reply_to) => sender.reply_to = Some(reply_to),
+                Err(e) => return (Outcome::Failed(e, Route::default()), None),
+            }
+        }
         let mailer = match self.mailer(settings) {
             Ok(Some(t)) => t,
             Ok(None) => return (no_smtp_server(m, settings), None),
             Err(e) => return (Outcome::Retry(format!("the SMTP settings cannot be used: {e}"), Route::default()), None),
         };
-        let route = Route { sent_as: Some(SentAs::System), note: None, mailbox: None };
+        let route = Route { sent_as: Some(SentAs::System), note, mailbox: None, from: settings.sender_address().map(String::from) };
+        self.send_addressed(m, &sender, recipients, &mailer, route).await
+    }
+
+    async fn send_addressed(
+        &self,
+        m: &outbox_message::Model,
+        sender: &compose::Sender,
+        recipients: &[Recipient],
+        mailer: &smtp::Mailer,
+        route: Route,
+    ) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let rendered = compose::RenderedEmail {
             subject: m.subject.clone().unwrap_or_default(),
             text: m.body_text.clone().unwrap_or_default(),
             html: m.body_html.clone().unwrap_or_default(),
         };
-        let message = match compose::addressed_message(m.id, &sender, recipients, rendered, m.created_at) {
+        let message = match compose::addressed_message(m.id, sender, recipients, rendered, m.created_at) {
             Ok(msg) => msg,
             Err(e) => return (Outcome::Failed(e, route), None),
         };
         let (sent, permit) = mailer.send_gated(&message, &self.gate).await;
         (outcome_of(sent, route), permit)
+    }
+
+    /// An addressed text: its body to its one number, through the account's SMS gateway.
+    async fn addressed_text(&self, m: &outbox_message::Model, recipients: &[Recipient], ctx: &Context) -> (Outcome, Option<SemaphorePermit<'_>>) {
+        let Some(phone) = recipients.first().map(|r| r.address.as_str()) else {
+            return (Outcome::Failed("the text has no recipient".into(), Route::default()), None);
+        };
+        let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
+            let reason = "no SMS gateway is set for the account".to_string();
+            return (Outcome::Held { notice: Some(format!("outbox-held:{}:no-sms-gateway", m.account_id)), reason }, None);
+        };
+        let body = m.body_text.clone().unwrap_or_default();
+        let permit = self.gate.acquire().await.expect("the gate is never closed");
+        let outcome = match sms::send(&self.http, gateway, phone, &body).await {
+            Ok(()) => Outcome::Sent(Route::default()),
+            Err(f) if f.transient => Outcome::Retry(f.message, Route::default()),
+            Err(f) => Outcome::Failed(f.message, Route::default()),
+        };
+        (outcome, Some(permit))
     }
 
     /// An email the system would send, held for what its settings lack: the SMTP server
@@ -728,6 +804,9 @@ impl Courier {
                 if let Some(mailbox) = route.mailbox {
                     self.record_send(mailbox, None).await;
                 }
+                if let Some(from) = &route.from {
+                    self.record_workflow(m, Some(from), None).await;
+                }
             }
             Outcome::Held { reason, notice } => {
                 tracing::info!(message = %m.id, reason = %reason, "message held for its account");
@@ -768,9 +847,34 @@ impl Courier {
                 if let Some(mailbox) = route.mailbox {
                     self.record_send(mailbox, Some(&error)).await;
                 }
+                self.record_workflow(m, None, Some(&error)).await;
             }
         }
         Ok(())
+    }
+
+    /// Records on the workflow action a message was for the `From:` it went out with, or that
+    /// it failed (best effort: the message holds its outcome).
+    async fn record_workflow(&self, m: &outbox_message::Model, from: Option<&String>, failed: Option<&String>) {
+        use sea_orm::sea_query::Expr;
+        // `workflow-action:<planned action>:<contact person>`.
+        let Some(action) =
+            m.source_key.as_deref().and_then(|k| k.strip_prefix("workflow-action:")).and_then(|k| k.split(':').next()).and_then(|id| id.parse::<Uuid>().ok())
+        else {
+            return;
+        };
+        let mut update = entity::planned_action::Entity::update_many().filter(entity::planned_action::Column::Id.eq(action));
+        if let Some(from) = from {
+            update = update.col_expr(entity::planned_action::Column::FromAddress, Expr::value(from.clone()));
+        }
+        if let Some(error) = failed {
+            update = update
+                .col_expr(entity::planned_action::Column::Status, Expr::value(entity::planned_action::Status::Failed))
+                .col_expr(entity::planned_action::Column::TodoReason, Expr::value(error.chars().take(1000).collect::<String>()));
+        }
+        if let Err(e) = update.exec(&self.app.db).await {
+            tracing::warn!(message = %m.id, error = %e, "recording the workflow action's outcome failed");
+        }
     }
 
     /// Records on a user's mailbox how its last send went (best effort: the message itself

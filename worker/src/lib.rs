@@ -41,6 +41,8 @@ pub struct TickReport {
     pub grants: api::mailboxes::grant::Refreshed,
     /// Contact mapping error emails queued as their windows ended.
     pub reports: usize,
+    /// Workflow runs started and the automatic actions they sent or turned into to-dos.
+    pub workflows: api::workflows::send::Ran,
 }
 
 impl TickReport {
@@ -58,8 +60,8 @@ impl Worker {
         &self.state
     }
 
-    /// Runs what is due now: reminders, escalations and the integration report windows first
-    /// (they queue emails), then the outbox.
+    /// Runs what is due now: reminders, escalations, the integration report windows and the
+    /// workflow runs first (they queue emails and texts), then the outbox.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
         self.tick_at(Utc::now()).await
     }
@@ -69,10 +71,11 @@ impl Worker {
     pub async fn tick_at(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<TickReport> {
         let scheduled = scheduler::run(&self.state, now).await?;
         let reports = api::integrations::reports::close_due_windows(&self.state, now).await?;
+        let workflows = api::workflows::send::run_due(&self.state, now).await?;
         let delivered = self.courier.run(now, None).await?;
         let grants = api::mailboxes::grant::refresh_due(&self.state, now, GRANTS_PER_STEP).await?;
         let synced = mailsync::run(&self.state, now).await?;
-        Ok(TickReport { scheduled, delivered, synced, grants, reports })
+        Ok(TickReport { scheduled, delivered, synced, grants, reports, workflows })
     }
 
     /// Works until `shutdown` completes. The scheduler and the courier run side by side, so
@@ -121,11 +124,18 @@ impl Worker {
             }
             Ok(queued_now > 0)
         });
+        let workflows = repeat("workflow runs", period, stopping.clone(), None, || async {
+            let ran = api::workflows::send::run_due(&self.state, Utc::now()).await?;
+            if ran.sent > 0 {
+                queued.notify_one();
+            }
+            Ok(false)
+        });
         let sample = repeat("gauges", GAUGE_PERIOD, stopping.clone(), None, || async {
             gauges::sample(&self.state, Utc::now()).await?;
             Ok(false)
         });
-        let work = async { tokio::join!(schedule, deliver, sync, grants, reports, sample) };
+        let work = async { tokio::join!(schedule, deliver, sync, grants, reports, workflows, sample) };
         tokio::pin!(work, shutdown);
         tokio::select! {
             _ = &mut work => {}

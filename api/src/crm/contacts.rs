@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use entity::{contact, contact::ContactKind, contact_assignee, contact_person, user};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
@@ -258,6 +259,75 @@ pub struct NewPerson {
     pub email: Option<String>,
     pub position: Option<String>,
     pub invalid: bool,
+    pub phone: Option<String>,
+    pub postal_address: Option<PostalAddress>,
+    /// The customer's main contact (the others lose the mark).
+    pub main: bool,
+}
+
+/// Where letters to a contact person go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostalAddress {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    /// ISO 3166-1 alpha-2, upper-case.
+    pub country: String,
+}
+
+impl PostalAddress {
+    /// The address checked and trimmed; errors name `field.line1`, `field.country`, ….
+    pub fn checked(self, field: &str) -> ApiResult<Self> {
+        let line1 = validate::name(&format!("{field}.line1"), &self.line1)?;
+        let city = validate::name(&format!("{field}.city"), &self.city)?;
+        let country = self.country.trim().to_uppercase();
+        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(ApiError::bad_input(format!("{field}.country"), "an ISO 3166-1 alpha-2 country code, e.g. FR"));
+        }
+        Ok(Self {
+            line1,
+            line2: validate::optional_text(&format!("{field}.line2"), self.line2.as_deref())?,
+            postal_code: validate::optional_text(&format!("{field}.postalCode"), self.postal_code.as_deref())?,
+            city,
+            region: validate::optional_text(&format!("{field}.region"), self.region.as_deref())?,
+            country,
+        })
+    }
+
+    /// A person's address as stored (an unreadable one is none).
+    pub fn of(person: &contact_person::Model) -> Option<Self> {
+        person.postal_address.clone().and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// The lines of an envelope.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![self.line1.clone()];
+        lines.extend(self.line2.clone());
+        let town = [self.postal_code.clone(), Some(self.city.clone())].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        lines.push(town);
+        lines.extend(self.region.clone());
+        lines.push(self.country.clone());
+        lines
+    }
+}
+
+fn address_json(address: Option<PostalAddress>, field: &str) -> ApiResult<Option<serde_json::Value>> {
+    address.map(|a| a.checked(field)).transpose()?.map(|a| serde_json::to_value(a).map_err(|e| ApiError::Internal(e.into()))).transpose()
+}
+
+/// Takes the main mark from the contact's other persons.
+async fn unmark_main(db: &impl ConnectionTrait, contact_id: Uuid, keep: Uuid) -> ApiResult<()> {
+    contact_person::Entity::update_many()
+        .col_expr(contact_person::Column::Main, sea_orm::sea_query::Expr::value(false))
+        .filter(contact_person::Column::ContactId.eq(contact_id))
+        .filter(contact_person::Column::Id.ne(keep))
+        .filter(contact_person::Column::Main.eq(true))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn create_person(app: &AppState, caller: &Caller, input: NewPerson) -> ApiResult<contact_person::Model> {
@@ -265,6 +335,8 @@ pub async fn create_person(app: &AppState, caller: &Caller, input: NewPerson) ->
     let name = validate::name("input.name", &input.name)?;
     let email = input.email.as_deref().filter(|e| !e.trim().is_empty()).map(|e| validate::email("input.email", e)).transpose()?;
     let position = validate::optional_text("input.position", input.position.as_deref())?;
+    let phone = input.phone.as_deref().filter(|p| !p.trim().is_empty()).map(|p| validate::phone("input.phone", p)).transpose()?;
+    let postal_address = address_json(input.postal_address, "input.postalAddress")?;
     let mut change = Change::begin(app, caller).await?;
     let contact = find(change.db(), caller, input.contact_id).await.map_err(|e| match e {
         ApiError::NotFound(_) => ApiError::bad_input("input.contactId", "contact not found"),
@@ -279,6 +351,9 @@ pub async fn create_person(app: &AppState, caller: &Caller, input: NewPerson) ->
         email,
         position,
         invalid: input.invalid,
+        phone,
+        postal_address,
+        main: input.main,
         created_at: now,
         updated_at: now,
     }
@@ -286,7 +361,11 @@ pub async fn create_person(app: &AppState, caller: &Caller, input: NewPerson) ->
     .reset_all()
     .insert(change.db())
     .await?;
+    if model.main {
+        unmark_main(change.db(), model.contact_id, model.id).await?;
+    }
     change.record(model.account_id, "contact_person.created", "ContactPerson", model.id, None::<&()>, Some(&model)).await?;
+    crate::workflows::plan::contacts_changed(change.db(), model.account_id, model.contact_id, now).await?;
     change.commit().await?;
     Ok(model)
 }
@@ -297,6 +376,9 @@ pub struct PersonPatch {
     pub email: Option<Option<String>>,
     pub position: Option<Option<String>>,
     pub invalid: Option<bool>,
+    pub phone: Option<Option<String>>,
+    pub postal_address: Option<Option<PostalAddress>>,
+    pub main: Option<bool>,
 }
 
 pub async fn update_person(app: &AppState, caller: &Caller, patch: PersonPatch) -> ApiResult<contact_person::Model> {
@@ -308,6 +390,15 @@ pub async fn update_person(app: &AppState, caller: &Caller, patch: PersonPatch) 
         None => None,
     };
     let position = patch.position.as_ref().map(|p| validate::optional_text("input.position", p.as_deref())).transpose()?;
+    let phone = match &patch.phone {
+        Some(Some(p)) if !p.trim().is_empty() => Some(Some(validate::phone("input.phone", p)?)),
+        Some(_) => Some(None),
+        None => None,
+    };
+    let postal_address = match patch.postal_address {
+        Some(a) => Some(address_json(a, "input.postalAddress")?),
+        None => None,
+    };
     let mut change = Change::begin(app, caller).await?;
     let before = find_person(change.db(), caller, patch.id).await?;
     let mut row = before.clone().into_active_model();
@@ -323,9 +414,23 @@ pub async fn update_person(app: &AppState, caller: &Caller, patch: PersonPatch) 
     if let Some(invalid) = patch.invalid {
         row.invalid = Set(invalid);
     }
-    row.updated_at = Set(Utc::now());
+    if let Some(phone) = phone {
+        row.phone = Set(phone);
+    }
+    if let Some(address) = postal_address {
+        row.postal_address = Set(address);
+    }
+    if let Some(main) = patch.main {
+        row.main = Set(main);
+    }
+    let now = Utc::now();
+    row.updated_at = Set(now);
     let after = row.update(change.db()).await?;
+    if after.main {
+        unmark_main(change.db(), after.contact_id, after.id).await?;
+    }
     change.record(after.account_id, "contact_person.updated", "ContactPerson", after.id, Some(&before), Some(&after)).await?;
+    crate::workflows::plan::contacts_changed(change.db(), after.account_id, after.contact_id, now).await?;
     change.commit().await?;
     Ok(after)
 }

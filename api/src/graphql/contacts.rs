@@ -1,4 +1,4 @@
-use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, ID};
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{contact, contact_person};
 
@@ -98,6 +98,18 @@ impl ContactPerson {
     /// True when mail to this person is known to fail.
     async fn invalid(&self) -> bool {
         self.0.invalid
+    }
+    /// E.164, e.g. +33612345678.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// Where letters go.
+    async fn postal_address(&self) -> Option<PostalAddress> {
+        service::PostalAddress::of(&self.0).map(PostalAddress::from)
+    }
+    /// The customer's main contact (at most one per contact).
+    async fn main(&self) -> bool {
+        self.0.main
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Contact> {
         let contact = loaders(ctx)?.load_one(loaders::ContactId(self.0.contact_id)).await.map_err(ApiError::from)?.ok_or(ApiError::NotFound("contact"))?;
@@ -201,6 +213,31 @@ pub struct ContactAssigneesInput {
     pub user_ids: Vec<ID>,
 }
 
+/// A postal address.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "PostalAddressInput")]
+pub struct PostalAddress {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. FR.
+    pub country: String,
+}
+
+impl From<service::PostalAddress> for PostalAddress {
+    fn from(a: service::PostalAddress) -> Self {
+        Self { line1: a.line1, line2: a.line2, postal_code: a.postal_code, city: a.city, region: a.region, country: a.country }
+    }
+}
+
+impl From<PostalAddress> for service::PostalAddress {
+    fn from(a: PostalAddress) -> Self {
+        Self { line1: a.line1, line2: a.line2, postal_code: a.postal_code, city: a.city, region: a.region, country: a.country }
+    }
+}
+
 #[derive(InputObject)]
 pub struct CreateContactPersonInput {
     pub contact_id: ID,
@@ -209,6 +246,12 @@ pub struct CreateContactPersonInput {
     pub position: Option<String>,
     #[graphql(default)]
     pub invalid: bool,
+    /// E.164; spaces, dashes, dots and parentheses are dropped.
+    pub phone: Option<String>,
+    pub postal_address: Option<PostalAddress>,
+    /// Makes this person the customer's main contact.
+    #[graphql(default)]
+    pub main: bool,
 }
 
 #[derive(InputObject)]
@@ -218,6 +261,9 @@ pub struct UpdateContactPersonInput {
     pub email: MaybeUndefined<String>,
     pub position: MaybeUndefined<String>,
     pub invalid: Option<bool>,
+    pub phone: MaybeUndefined<String>,
+    pub postal_address: MaybeUndefined<PostalAddress>,
+    pub main: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -317,6 +363,9 @@ impl ContactMutation {
             email: input.email,
             position: input.position,
             invalid: input.invalid,
+            phone: input.phone,
+            postal_address: input.postal_address.map(Into::into),
+            main: input.main,
         };
         Ok(ContactPersonPayload(service::create_person(app(ctx)?, caller(ctx)?, new).await?))
     }
@@ -328,6 +377,9 @@ impl ContactMutation {
             email: maybe(input.email),
             position: maybe(input.position),
             invalid: input.invalid,
+            phone: maybe(input.phone),
+            postal_address: maybe(input.postal_address).map(|a| a.map(Into::into)),
+            main: input.main,
         };
         Ok(ContactPersonPayload(service::update_person(app(ctx)?, caller(ctx)?, patch).await?))
     }

@@ -21,6 +21,7 @@ mod panel;
 mod platform;
 mod projects;
 mod users;
+mod workflows;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, SDLExportOptions, Schema, ID};
 use uuid::Uuid;
@@ -47,6 +48,7 @@ pub struct Query(
     mailboxes::MailboxQuery,
     archive::ArchiveQuery,
     integrations::IntegrationQuery,
+    workflows::WorkflowQuery,
     notifications::NotificationQuery,
     notifications::NotificationControlQuery,
     notifications::NotificationRollUpQuery,
@@ -65,6 +67,7 @@ pub struct Mutation(
     mailboxes::MailboxMutation,
     archive::ArchiveMutation,
     integrations::IntegrationMutation,
+    workflows::WorkflowMutation,
     notifications::NotificationControlMutation,
     notifications::NotificationRollUpMutation,
     panel::PanelMutation,

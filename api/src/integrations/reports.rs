@@ -423,6 +423,7 @@ async fn queue(
         body_text: Some(email.text),
         body_html: Some(email.html),
         source_key: Some(source_key),
+        sender_user_id: None,
     };
     Ok(Some(row.into_active_model().reset_all().insert(txn).await?))
 }

@@ -398,6 +398,7 @@ fn outbox_row(event: &event::Model, user_id: Uuid, channel: Channel) -> outbox_m
         body_text: None,
         body_html: None,
         source_key: None,
+        sender_user_id: None,
     }
 }
 
