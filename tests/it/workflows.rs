@@ -4,6 +4,7 @@
 //! emails themselves against the real SMTP server.
 
 use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
 use worker::Worker;
 
@@ -518,4 +519,273 @@ async fn the_scheduling_time_follows_the_time_zone_across_daylight_saving() {
     assert_eq!(sent_at(utc(2026, 3, 9, 23, 29)).await, 0);
     assert_eq!(sent_at(utc(2026, 3, 9, 23, 30)).await, 1);
     assert_eq!(smtp.wait_for(3, 20).await.len(), 3);
+}
+
+/// A letter goes out as a PDF kept for download: opened, its text is the letter.
+#[tokio::test]
+async fn letters_are_rendered_to_pdf_and_kept_for_download() {
+    let app = spawn_app().await;
+    let (ann, _) = app.user("Ann Assigned", "USER").await;
+    let (globex, persons) = customer(&app, "Globex", &[("Bob Buyer", None, None, true, false)], &[&ann]).await;
+    let created = create_workflow(
+        &app,
+        json!([{"kind": "LETTER", "name": "Formal notice", "subjectTemplate": "Formal notice: invoice overdue",
+                "bodyTemplate": "Dear {{ contact.name }},\n\nOur invoice to {{ customer.name }} is overdue. Please pay within eight days.\n\nRegards,\n{{ sender.name }}",
+                "sendAutomatically": true, "sender": "ASSIGNED_USER"}]),
+    )
+    .await;
+    let workflow = created["data"]["createWorkflow"]["workflow"]["id"].as_str().unwrap_or_else(|| panic!("{created:#}")).to_string();
+    enroll(&app, &workflow, &globex, "2026-12-07").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    // No postal address: a to-do.
+    let ran = worker.tick_at(utc(2026, 12, 7, 9, 0)).await.unwrap();
+    assert_eq!(ran.workflows.todo, 1, "{ran:?}");
+    assert_eq!(actions(&app).await[0]["fallback"], "NO_ADDRESS");
+    ok(
+        &app,
+        "mutation($i: UpdateContactPersonInput!) { updateContactPerson(input: $i) { contactPerson { id } } }",
+        json!({"i": {"id": persons[0], "postalAddress": {"line1": "12 rue de la Paix", "postalCode": "75002", "city": "Paris", "country": "fr"}}}),
+    )
+    .await;
+    let ran = worker.tick_at(Utc::now() + chrono::Duration::days(4)).await.unwrap();
+    assert_eq!(ran.workflows.sent, 1, "{ran:?}");
+    let listed = ok(&app, "{ plannedActions { nodes { status recipients { address } letters { fileName sizeBytes contentBase64 } } } }", json!({})).await;
+    let action = &listed["plannedActions"]["nodes"][0];
+    assert_eq!(action["status"], "SENT");
+    assert_eq!(action["recipients"][0]["address"], "12 rue de la Paix, 75002 Paris, FR");
+    let letter = &action["letters"][0];
+    assert!(letter["fileName"].as_str().unwrap().ends_with("Bob-Buyer.pdf"), "{letter:#}");
+    use base64::Engine;
+    let pdf = base64::engine::general_purpose::STANDARD.decode(letter["contentBase64"].as_str().unwrap()).unwrap();
+    assert_eq!(pdf.len() as i64, letter["sizeBytes"].as_i64().unwrap());
+    let doc = lopdf::Document::load_mem(&pdf).expect("a PDF a reader opens");
+    let text = doc.extract_text(&[1]).unwrap();
+    for wanted in [
+        "Acme",
+        "Ann Assigned",
+        "Bob Buyer",
+        "12 rue de la Paix",
+        "75002 Paris",
+        "Formal notice: invoice overdue",
+        "Dear Bob Buyer,",
+        "Our invoice to Globex is overdue.",
+    ] {
+        assert!(text.contains(wanted), "{wanted:?} in {text:?}");
+    }
+}
+
+/// Two `herald` processes run the same account's day; one is killed with SIGKILL while the run
+/// is half done. The survivor sends the rest: every action exactly once (one outbox message
+/// per action, one run for the date), every email arrives. PostgreSQL only: SQLite runs one
+/// worker.
+#[tokio::test]
+async fn two_workers_one_killed_mid_run_send_every_action_once() {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    use std::collections::HashMap;
+    if std::env::var("HERALD_TEST_DATABASE_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!("skipped on SQLite: several workers need PostgreSQL (CI runs this on PostgreSQL)");
+        return;
+    }
+    const N: usize = 2000;
+    let app = spawn_app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    use_smtp(&app, &smtp).await;
+    let (ann, _) = app.user("Ann Assigned", "USER").await;
+    let created = create_workflow(&app, json!([email_action("Reminder", 0, json!({"sender": "ASSIGNED_USER"}))])).await;
+    let wf = &created["data"]["createWorkflow"]["workflow"];
+    let (workflow, action): (uuid::Uuid, uuid::Uuid) = (wf["id"].as_str().unwrap().parse().unwrap(), wf["actions"][0]["id"].as_str().unwrap().parse().unwrap());
+    let account: uuid::Uuid = app.account_id.parse().unwrap();
+    let ann: uuid::Uuid = ann.parse().unwrap();
+    // N customers enrolled ten days ago, written straight to the database: the run for the
+    // last business day covers them all.
+    let now = Utc::now();
+    let on = now.date_naive() - chrono::Duration::days(10);
+    let (mut contacts, mut persons, mut assignees, mut enrollments, mut planned) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..N {
+        let contact = uuid::Uuid::now_v7();
+        contacts.push(entity::contact::Model {
+            id: contact,
+            account_id: account,
+            kind: entity::contact::ContactKind::Customer,
+            name: format!("Customer {i}"),
+            main_email: None,
+            email_domain: None,
+            valid: true,
+            created_at: now,
+            updated_at: now,
+        });
+        persons.push(entity::contact_person::Model {
+            id: uuid::Uuid::now_v7(),
+            account_id: account,
+            contact_id: contact,
+            name: format!("Buyer {i}"),
+            email: Some(format!("buyer{i}@customer.example")),
+            position: None,
+            invalid: false,
+            phone: None,
+            postal_address: None,
+            main: true,
+            created_at: now,
+            updated_at: now,
+        });
+        assignees.push(entity::contact_assignee::Model { contact_id: contact, user_id: ann, account_id: account, position: 0, assigned_at: now });
+        let enrollment = uuid::Uuid::now_v7();
+        enrollments.push(entity::enrollment::Model {
+            id: enrollment,
+            account_id: account,
+            workflow_id: workflow,
+            contact_id: contact,
+            enrolled_on: on,
+            status: entity::enrollment::Status::Active,
+            created_at: now,
+            ended_at: None,
+        });
+        planned.push(entity::planned_action::Model {
+            id: uuid::Uuid::now_v7(),
+            account_id: account,
+            enrollment_id: enrollment,
+            workflow_id: workflow,
+            action_id: Some(action),
+            contact_id: contact,
+            position: 0,
+            kind: entity::planned_action::Kind::Email,
+            trigger: entity::planned_action::Trigger::Automated,
+            status: entity::planned_action::Status::Planned,
+            due_on: on,
+            assignee_id: Some(ann),
+            sender_user_id: None,
+            todo_reason: None,
+            fallback: None,
+            from_address: None,
+            recipients: None,
+            subject: None,
+            body: None,
+            outbox_message_id: None,
+            document_id: None,
+            billing: false,
+            done_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    let db = &app.state.db;
+    api::db::insert_all::<entity::contact::Entity>(db, &contacts).await.unwrap();
+    api::db::insert_all::<entity::contact_person::Entity>(db, &persons).await.unwrap();
+    api::db::insert_all::<entity::contact_assignee::Entity>(db, &assignees).await.unwrap();
+    api::db::insert_all::<entity::enrollment::Entity>(db, &enrollments).await.unwrap();
+    api::db::insert_all::<entity::planned_action::Entity>(db, &planned).await.unwrap();
+
+    let spawn = || app.spawn_herald(&[("HERALD_WORKER_POLL_MS", "50"), ("HERALD_DELIVERY_CONCURRENCY", "1"), ("HERALD_DELIVERY_LEASE_SECS", "2")]);
+    let (mut a, _dir_a) = spawn();
+    let (mut b, _dir_b) = spawn();
+    let sent = || async {
+        entity::planned_action::Entity::find().filter(entity::planned_action::Column::Status.eq(entity::planned_action::Status::Sent)).count(db).await.unwrap()
+            as usize
+    };
+    // Kill one as soon as the run is under way.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sent().await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let at_kill = sent().await;
+    eprintln!("killed one worker with {at_kill} of {N} actions sent");
+    assert!(at_kill < N, "the kill came mid-run");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let delivered = entity::outbox_message::Entity::find().filter(entity::outbox_message::Column::Status.eq("SENT")).count(db).await.unwrap() as usize;
+        if (sent().await == N && delivered == N) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.start_kill().unwrap();
+    assert_eq!(sent().await, N, "every action sent");
+    let queued = entity::outbox_message::Entity::find().filter(entity::outbox_message::Column::SourceKey.like("workflow-action:%")).count(db).await.unwrap();
+    assert_eq!(queued as usize, N, "one message per action: none queued twice");
+    let runs = entity::workflow_run::Entity::find().filter(entity::workflow_run::Column::AccountId.eq(account)).count(db).await.unwrap();
+    assert_eq!(runs, 1, "one run for the date");
+    let got = smtp.wait_for(N, 30).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id.entry(r.message_id()).or_default() += 1;
+    }
+    let duplicates: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert_eq!(per_id.len(), N, "every email arrived");
+    // Delivery's own bound: the one message the killed worker's connection had in flight.
+    assert!(duplicates.len() <= 1, "at most the killed worker's in-flight message twice: {duplicates:?}");
+    smtp.stop().await;
+}
+
+/// A sender with a connected mailbox sends as themselves, through their own server, From
+/// their address; the action records that From.
+#[tokio::test]
+async fn a_sender_with_an_outgoing_mailbox_sends_from_it() {
+    let app = spawn_app().await;
+    let system = TestSmtp::start(&[]).await;
+    use_smtp(&app, &system).await;
+    let own = TestSmtp::start(&[]).await;
+    let (ann, _) = app.user("Ann Assigned", "USER").await;
+    ok(
+        &app,
+        "mutation($i: CreateMailboxInput!) { createMailbox(input: $i) { mailbox { id } } }",
+        json!({"i": {"userId": ann, "emailAddress": "ann@own.example", "host": "imap.own.example", "security": "TLS", "password": "p", "main": true,
+                     "scanActive": false, "skipTest": true,
+                     "outgoing": {"host": "127.0.0.1", "port": own.port, "security": "NONE", "username": own.user, "password": own.password}}}),
+    )
+    .await;
+    let (globex, _) = customer(&app, "Globex", &[("Bob Buyer", Some("bob@globex.example"), None, true, false)], &[&ann]).await;
+    let created = create_workflow(&app, json!([email_action("Reminder", 0, json!({"sender": "ASSIGNED_USER"}))])).await;
+    let workflow = created["data"]["createWorkflow"]["workflow"]["id"].as_str().unwrap().to_string();
+    enroll(&app, &workflow, &globex, "2026-12-07").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    worker.tick_at(utc(2026, 12, 7, 9, 0)).await.unwrap();
+    let got = own.wait_for(1, 20).await;
+    assert_eq!(got.len(), 1, "through Ann's own server");
+    assert!(system.received().is_empty(), "not through the system's");
+    let parsed = got[0].parsed();
+    assert_eq!(parsed.from().and_then(|f| f.first()).and_then(|a| a.address()), Some("ann@own.example"));
+    assert_eq!(parsed.from().and_then(|f| f.first()).and_then(|a| a.name()), Some("Ann Assigned"));
+    assert!(parsed.reply_to().is_none());
+    assert_eq!(got[0].rcpt_tos, vec!["bob@globex.example"]);
+    assert_eq!(actions(&app).await[0]["fromAddress"], "ann@own.example", "the actual From");
+    let sent = ok(&app, "{ outboundMessages(first: 5) { nodes { sentAs senderNote } } }", json!({})).await;
+    assert_eq!(sent["outboundMessages"]["nodes"][0]["sentAs"], "USER_MAILBOX", "{sent:#}");
+}
+
+/// A worker that was down from Wednesday to Monday noon catches up with one run, Monday's,
+/// sending what fell due meanwhile, not one run per missed day.
+#[tokio::test]
+async fn a_worker_that_was_down_catches_up_with_one_run() {
+    let app = spawn_app().await;
+    let smtp = TestSmtp::start(&[]).await;
+    use_smtp(&app, &smtp).await;
+    let (ann, _) = app.user("Ann Assigned", "USER").await;
+    let (globex, _) = customer(&app, "Globex", &[("Bob", Some("bob@globex.example"), None, true, false)], &[&ann]).await;
+    let created = create_workflow(
+        &app,
+        json!([
+            email_action("Wednesday", 0, json!({"sender": "ASSIGNED_USER"})),
+            email_action("Thursday", 1, json!({"sender": "ASSIGNED_USER"})),
+            email_action("Friday", 1, json!({"sender": "ASSIGNED_USER"})),
+            email_action("Monday", 3, json!({"sender": "ASSIGNED_USER"})),
+            email_action("Tuesday", 1, json!({"sender": "ASSIGNED_USER"}))
+        ]),
+    )
+    .await;
+    let workflow = created["data"]["createWorkflow"]["workflow"]["id"].as_str().unwrap().to_string();
+    enroll(&app, &workflow, &globex, "2026-12-09").await;
+    let worker = Worker::new(app.state.clone()).await.unwrap();
+    let wednesday = worker.tick_at(utc(2026, 12, 9, 9, 0)).await.unwrap();
+    assert_eq!((wednesday.workflows.runs, wednesday.workflows.sent), (1, 1));
+    // Down until Monday noon.
+    let monday = worker.tick_at(utc(2026, 12, 14, 12, 0)).await.unwrap();
+    assert_eq!((monday.workflows.runs, monday.workflows.sent), (1, 3), "one run sends Thursday's, Friday's and Monday's: {monday:?}");
+    let runs = entity::workflow_run::Entity::find().count(&app.state.db).await.unwrap();
+    assert_eq!(runs, 2, "Wednesday's and Monday's, none for the missed days");
+    let listed = actions(&app).await;
+    assert_eq!(listed.iter().filter(|a| a["status"] == "PLANNED").count(), 1, "Tuesday's waits");
 }

@@ -461,6 +461,10 @@ impl Courier {
         };
         self.settle(&m, &outcome, &ctx).await?;
         drop(passed);
+        // After the permit is given back: the next message goes out meanwhile.
+        if let Outcome::Sent(Route { from: Some(from), .. }) = &outcome {
+            self.record_workflow(&m, Some(from), None).await;
+        }
         Ok(outcome)
     }
 
@@ -803,9 +807,6 @@ impl Courier {
                 self.settler.settle(m, Status::Sent, None, now, Some(now), route).await?;
                 if let Some(mailbox) = route.mailbox {
                     self.record_send(mailbox, None).await;
-                }
-                if let Some(from) = &route.from {
-                    self.record_workflow(m, Some(from), None).await;
                 }
             }
             Outcome::Held { reason, notice } => {

@@ -409,6 +409,10 @@ impl PlannedAction {
     async fn body(&self) -> Option<&str> {
         self.0.body.as_deref()
     }
+    /// Letters: the PDF documents posted, one per contact.
+    async fn letters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LetterDocument>> {
+        Ok(crate::workflows::letters::documents_of(&app(ctx)?.db, caller(ctx)?, self.0.id).await?.into_iter().map(LetterDocument).collect())
+    }
     async fn outbound_message_id(&self) -> Option<ID> {
         self.0.outbox_message_id.map(|m| ID(m.to_string()))
     }
@@ -417,6 +421,30 @@ impl PlannedAction {
     }
     async fn done_at(&self) -> Option<DateTime<Utc>> {
         self.0.done_at
+    }
+}
+
+/// A letter as posted: the PDF kept for download.
+pub struct LetterDocument(entity::letter_document::Model);
+
+#[Object]
+impl LetterDocument {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn file_name(&self) -> &str {
+        &self.0.file_name
+    }
+    async fn size_bytes(&self) -> i32 {
+        self.0.pdf.len() as i32
+    }
+    /// The PDF, base64-encoded.
+    async fn content_base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&self.0.pdf)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 

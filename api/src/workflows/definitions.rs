@@ -142,9 +142,6 @@ async fn checked_actions(
             ),
             _ => None,
         };
-        if a.send_automatically && a.kind == Kind::Letter {
-            return Err(ApiError::bad_input(field("sendAutomatically"), "letters are not sent automatically yet: the postal provider is still to come"));
-        }
         if a.send_automatically && !a.kind.can_send_automatically() {
             return Err(ApiError::bad_input(
                 field("sendAutomatically"),

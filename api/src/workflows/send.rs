@@ -26,14 +26,15 @@ use entity::{
     workflow_action::{Kind, Recipients, Sender},
     workflow_run,
 };
+use futures_util::StreamExt;
 use minijinja::context;
 use sea_orm::{
     sea_query::{Expr, OnConflict},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
-use super::{calendar, groups, plan::Fallback, templates};
+use super::{calendar, groups, letters, plan::Fallback, templates};
 use crate::{
     error::{ApiError, ApiResult},
     notifications::{
@@ -191,33 +192,54 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<Ran> {
         .into_tuple()
         .all(db)
         .await?;
-    for account_id in accounts {
-        let Some(account) = account::Entity::find_by_id(account_id).one(db).await? else { continue };
-        if account.paused {
-            continue;
+    // Accounts side by side: each is a few round trips per batch, so one alone leaves the
+    // database waiting on this process. SQLite has one writer.
+    let lanes = if db.get_database_backend() == DbBackend::Postgres { ACCOUNT_LANES } else { 1 };
+    let mut runs = futures_util::stream::iter(accounts).map(|account_id| run_account(app, account_id, now)).buffer_unordered(lanes);
+    while let Some(done) = runs.next().await {
+        let done = done?;
+        ran.runs += done.runs;
+        ran.sent += done.sent;
+        ran.todo += done.todo;
+    }
+    Ok(ran)
+}
+
+/// Accounts run at once on PostgreSQL.
+const ACCOUNT_LANES: usize = 4;
+
+/// One account: starts its run if one is due, then sends what its latest run covers.
+async fn run_account(app: &AppState, account_id: Uuid, now: DateTime<Utc>) -> ApiResult<Ran> {
+    let db = &app.db;
+    let mut ran = Ran::default();
+    let Some(account) = account::Entity::find_by_id(account_id).one(db).await? else { return Ok(ran) };
+    if account.paused {
+        return Ok(ran);
+    }
+    let (cal, _) = calendar::load(db, &account).await?;
+    let last = calendar::last_run(db, account_id).await?;
+    if let Some(day) = cal.due_run(now, last) {
+        let row = workflow_run::Model { account_id, run_on: day, started_at: now, finished_at: None, sent: 0, todo: 0 };
+        let inserted = workflow_run::Entity::insert(row.into_active_model())
+            .on_conflict(OnConflict::columns([workflow_run::Column::AccountId, workflow_run::Column::RunOn]).do_nothing().to_owned())
+            .exec_without_returning(db)
+            .await?;
+        ran.runs += inserted as usize;
+    }
+    let Some(covered) = (if ran.runs > 0 { cal.due_run(now, last) } else { calendar::last_run(db, account_id).await? }) else { return Ok(ran) };
+    loop {
+        let (sent, todo, taken) = send_batch(app, &account, covered, now).await?;
+        ran.sent += sent;
+        ran.todo += todo;
+        if taken < BATCH as usize {
+            break;
         }
-        let (cal, _) = calendar::load(db, &account).await?;
-        let last = calendar::last_run(db, account_id).await?;
-        if let Some(day) = cal.due_run(now, last) {
-            let row = workflow_run::Model { account_id, run_on: day, started_at: now, finished_at: None, sent: 0, todo: 0 };
-            let inserted = workflow_run::Entity::insert(row.into_active_model())
-                .on_conflict(OnConflict::columns([workflow_run::Column::AccountId, workflow_run::Column::RunOn]).do_nothing().to_owned())
-                .exec_without_returning(db)
-                .await?;
-            ran.runs += inserted as usize;
-        }
-        let Some(covered) = calendar::last_run(db, account_id).await? else { continue };
-        loop {
-            let (sent, todo, taken) = send_batch(app, &account, covered, now).await?;
-            ran.sent += sent;
-            ran.todo += todo;
-            if taken < BATCH as usize {
-                break;
-            }
-        }
+    }
+    if ran.sent + ran.todo > 0 {
         workflow_run::Entity::update_many()
             .col_expr(workflow_run::Column::FinishedAt, Expr::value(now))
             .col_expr(workflow_run::Column::Sent, Expr::col(workflow_run::Column::Sent).add(ran.sent as i32))
+            .col_expr(workflow_run::Column::Todo, Expr::col(workflow_run::Column::Todo).add(ran.todo as i32))
             .filter(workflow_run::Column::AccountId.eq(account_id))
             .filter(workflow_run::Column::RunOn.eq(covered))
             .exec(db)
@@ -262,11 +284,15 @@ async fn send_batch(app: &AppState, account: &account::Model, covered: NaiveDate
     }
     let facts = Facts::load(&txn, account, &taken).await?;
     let (mut sent, mut todo) = (0, 0);
-    let mut notifications = Vec::new();
+    // The batch is written in a few statements: its messages, its actions' new state, the
+    // to-dos' notifications.
+    let (mut messages, mut updated, mut events) = (Vec::new(), Vec::with_capacity(taken.len()), Vec::new());
     for row in &taken {
         match facts.outcome(row) {
             Ok(out) => {
-                out.write(&txn, row, now).await?;
+                let (queued, after) = out.prepare(&txn, account, row, now).await?;
+                messages.extend(queued);
+                updated.push(after);
                 sent += 1;
             }
             Err((fallback, reason)) => {
@@ -279,10 +305,9 @@ async fn send_batch(app: &AppState, account: &account::Model, covered: NaiveDate
                 after.assignee_id = responsible.or(row.assignee_id);
                 after.version += 1;
                 after.updated_at = now;
-                planned_action::Entity::update(after.clone().into_active_model().reset_all()).exec(&txn).await?;
                 if let Some(user) = after.assignee_id {
                     let name = facts.contacts.get(&row.contact_id).map(|c| c.name.clone()).unwrap_or_default();
-                    let event = AddressedEvent {
+                    events.push(AddressedEvent {
                         kind: NotificationType::AutomatedCommunicationNeedsAttention,
                         account_id: account.id,
                         contact_id: Some(row.contact_id),
@@ -294,13 +319,35 @@ async fn send_batch(app: &AppState, account: &account::Model, covered: NaiveDate
                         idempotency_key: format!("workflow-todo:{}:v{}", row.id, after.version),
                         recipients: vec![user],
                         email: false,
-                    };
-                    notifications.extend(fanout::record_addressed(&txn, vec![event]).await?.notifications);
+                    });
                 }
+                updated.push(after);
                 todo += 1;
             }
         }
     }
+    crate::db::insert_all::<outbox_message::Entity>(&txn, &messages).await?;
+    let conflict = OnConflict::column(planned_action::Column::Id)
+        .update_columns([
+            planned_action::Column::Trigger,
+            planned_action::Column::Status,
+            planned_action::Column::AssigneeId,
+            planned_action::Column::SenderUserId,
+            planned_action::Column::TodoReason,
+            planned_action::Column::Fallback,
+            planned_action::Column::FromAddress,
+            planned_action::Column::Recipients,
+            planned_action::Column::Subject,
+            planned_action::Column::Body,
+            planned_action::Column::OutboxMessageId,
+            planned_action::Column::DocumentId,
+            planned_action::Column::DoneAt,
+            planned_action::Column::Version,
+            planned_action::Column::UpdatedAt,
+        ])
+        .to_owned();
+    planned_action::Entity::insert_many(updated.into_iter().map(|r| r.into_active_model())).on_conflict(conflict).exec_without_returning(&txn).await?;
+    let notifications = if events.is_empty() { Vec::new() } else { fanout::record_addressed(&txn, events).await?.notifications };
     txn.commit().await?;
     crate::notifications::announce(app, &notifications).await;
     Ok((sent, todo, taken.len()))
@@ -417,22 +464,32 @@ struct Send {
 }
 
 impl Send {
-    /// Marks the action SENT with what it sends, and queues it: one email or text per
-    /// contact, each under a source key of the action and the contact (never queued twice).
-    async fn write(self, db: &impl ConnectionTrait, row: &planned_action::Model, now: DateTime<Utc>) -> ApiResult<()> {
+    /// What the action queues (one email or text per contact, each under a source key of the
+    /// action and the contact: never queued twice) and its new state, SENT with what it sent.
+    /// Letters are posted here.
+    async fn prepare(
+        self,
+        db: &DatabaseTransaction,
+        account: &account::Model,
+        row: &planned_action::Model,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(Vec<outbox_message::Model>, planned_action::Model)> {
         let recipients =
             serde_json::json!(self.messages.iter().map(|m| serde_json::json!({ "name": m.to.person.name, "address": m.to.address })).collect::<Vec<_>>());
         let channel = match self.kind {
             Kind::Email => Channel::Email,
             Kind::Sms => Channel::Text,
-            // Letters are refused as automatic when the workflow is saved until the postal
-            // provider lands; calls and tasks are never automatic.
-            Kind::Letter | Kind::Call | Kind::Task => {
+            Kind::Letter => {
+                let document = self.post(db, account, row, now).await?;
+                return Ok((Vec::new(), self.done(row, recipients, None, document, now)));
+            }
+            // Calls and tasks are never automatic (refused when the workflow is saved).
+            Kind::Call | Kind::Task => {
                 return Err(ApiError::Internal(anyhow::anyhow!("a {:?} action cannot be sent automatically", self.kind)));
             }
         };
         let email = channel == Channel::Email;
-        let mut outbox_id = None;
+        let mut queued = Vec::with_capacity(self.messages.len());
         for m in &self.messages {
             let to = Recipient { field: Field::To, address: m.to.address.clone(), name: Some(m.to.person.name.clone()), user_id: None };
             let message = outbox_message::Model {
@@ -458,9 +515,41 @@ impl Send {
                 source_key: Some(format!("workflow-action:{}:{}", row.id, m.to.person.id)),
                 sender_user_id: Some(self.sender.id),
             };
-            let message = message.into_active_model().reset_all().insert(db).await?;
-            outbox_id.get_or_insert(message.id);
+            queued.push(message);
         }
+        let after = self.done(row, recipients, queued.first().map(|m| m.id), None, now);
+        Ok((queued, after))
+    }
+
+    /// Letters: one per contact, rendered to PDF and handed to the postal provider.
+    async fn post(&self, db: &DatabaseTransaction, account: &account::Model, row: &planned_action::Model, now: DateTime<Utc>) -> ApiResult<Option<Uuid>> {
+        let mut document = None;
+        for m in &self.messages {
+            let letter = letters::Letter {
+                from_organisation: account.name.clone(),
+                from_name: self.sender.name.clone(),
+                to_name: m.to.person.name.clone(),
+                address_lines: crate::crm::contacts::PostalAddress::of(&m.to.person).map(|a| a.lines()).unwrap_or_default(),
+                date: row.due_on.max(now.date_naive()),
+                subject: Some(m.subject.clone()).filter(|s| !s.is_empty()),
+                body: m.body.clone(),
+            };
+            let pdf = letters::render(&letter);
+            let id = letters::provider().post(db, row.account_id, row.id, &letter, pdf, now).await?;
+            document.get_or_insert(id);
+        }
+        Ok(document)
+    }
+
+    /// The action SENT, with what it sent.
+    fn done(
+        &self,
+        row: &planned_action::Model,
+        recipients: serde_json::Value,
+        outbox_id: Option<Uuid>,
+        document: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> planned_action::Model {
         let first = self.messages.first();
         let mut after = row.clone();
         after.status = Status::Sent;
@@ -470,10 +559,107 @@ impl Send {
         after.subject = first.map(|m| m.subject.clone()).filter(|s| !s.is_empty());
         after.body = first.map(|m| m.body.clone());
         after.outbox_message_id = outbox_id;
+        after.document_id = document;
         after.done_at = Some(now);
         after.version += 1;
         after.updated_at = now;
-        planned_action::Entity::update(after.into_active_model().reset_all()).exec(db).await?;
-        Ok(())
+        after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use entity::user::Role;
+
+    use super::*;
+
+    fn action(kind: Kind, recipients: Recipients, position: Option<&str>) -> workflow_action::Model {
+        workflow_action::Model {
+            id: Uuid::now_v7(),
+            account_id: Uuid::nil(),
+            workflow_id: Uuid::nil(),
+            position: 0,
+            kind,
+            name: "a".into(),
+            delay_days: 0,
+            delay_from: workflow_action::DelayFrom::Enrollment,
+            subject_template: None,
+            body_template: None,
+            recipients,
+            recipient_position: position.map(String::from),
+            send_automatically: true,
+            sender: Some(Sender::AssignedUser),
+            sender_user_id: None,
+            sender_group_id: None,
+            billing: false,
+        }
+    }
+
+    fn person(name: &str, email: Option<&str>, position: Option<&str>, main: bool, invalid: bool) -> contact_person::Model {
+        contact_person::Model {
+            id: Uuid::now_v7(),
+            account_id: Uuid::nil(),
+            contact_id: Uuid::nil(),
+            name: name.into(),
+            email: email.map(String::from),
+            position: position.map(String::from),
+            invalid,
+            phone: None,
+            postal_address: None,
+            main,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn reason(r: Result<Vec<To>, (Fallback, String)>) -> Fallback {
+        r.map(|_| ()).expect_err("a fallback").0
+    }
+
+    #[test]
+    fn every_recipient_fallback_has_its_reason() {
+        let email = |r, p| action(Kind::Email, r, p);
+        assert_eq!(reason(recipients_for(&email(Recipients::MainContact, None), &[])), Fallback::NoContacts);
+        let bob = person("Bob", Some("bob@x.example"), Some("Buyer"), false, false);
+        assert_eq!(reason(recipients_for(&email(Recipients::MainContact, None), std::slice::from_ref(&bob))), Fallback::NoMainContact);
+        let main_invalid = person("Ann", Some("ann@x.example"), None, true, true);
+        assert_eq!(reason(recipients_for(&email(Recipients::MainContact, None), &[main_invalid, bob.clone()])), Fallback::ContactInvalid);
+        assert_eq!(reason(recipients_for(&email(Recipients::Position, Some("Finance")), std::slice::from_ref(&bob))), Fallback::NoPosition);
+        let no_email = person("Cy", None, None, true, false);
+        assert_eq!(reason(recipients_for(&email(Recipients::MainContact, None), &[no_email])), Fallback::NoEmail);
+        assert_eq!(reason(recipients_for(&action(Kind::Sms, Recipients::AllContacts, None), std::slice::from_ref(&bob))), Fallback::NoPhone);
+        assert_eq!(reason(recipients_for(&action(Kind::Letter, Recipients::AllContacts, None), std::slice::from_ref(&bob))), Fallback::NoAddress);
+        // Invalid ones are skipped while others remain; positions ignore case.
+        let invalid = person("Dee", Some("dee@x.example"), Some("buyer"), false, true);
+        let to = recipients_for(&email(Recipients::Position, Some("BUYER")), &[bob, invalid]).unwrap();
+        assert_eq!(to.iter().map(|t| t.address.as_str()).collect::<Vec<_>>(), vec!["bob@x.example"]);
+    }
+
+    fn user(name: &str, active: bool) -> user::Model {
+        user::Model {
+            id: Uuid::now_v7(),
+            account_id: Uuid::nil(),
+            name: name.into(),
+            email: format!("{}@acme.example", name.to_lowercase()),
+            phone: None,
+            role: Role::User,
+            active,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_deactivated_first_assignee_is_not_replaced_by_the_second() {
+        let (first, second) = (user("First", false), user("Second", true));
+        let users: HashMap<Uuid, user::Model> = [(first.id, first.clone()), (second.id, second.clone())].into();
+        let a = action(Kind::Email, Recipients::MainContact, None);
+        let e = resolve_sender(&a, &users, &[first.id, second.id], &[]).unwrap_err();
+        assert!(e.contains("first assigned user is deactivated"), "{e}");
+        let mut by_user = a.clone();
+        by_user.sender = Some(Sender::User);
+        by_user.sender_user_id = None;
+        assert!(resolve_sender(&by_user, &users, &[], &[]).unwrap_err().contains("deleted"));
     }
 }
