@@ -461,10 +461,6 @@ impl Courier {
         };
         self.settle(&m, &outcome, &ctx).await?;
         drop(passed);
-        // After the permit is given back: the next message goes out meanwhile.
-        if let Outcome::Sent(Route { from: Some(from), .. }) = &outcome {
-            self.record_workflow(&m, Some(from), None).await;
-        }
         Ok(outcome)
     }
 
@@ -858,12 +854,7 @@ impl Courier {
     /// it failed (best effort: the message holds its outcome).
     async fn record_workflow(&self, m: &outbox_message::Model, from: Option<&String>, failed: Option<&String>) {
         use sea_orm::sea_query::Expr;
-        // `workflow-action:<planned action>:<contact person>`.
-        let Some(action) =
-            m.source_key.as_deref().and_then(|k| k.strip_prefix("workflow-action:")).and_then(|k| k.split(':').next()).and_then(|id| id.parse::<Uuid>().ok())
-        else {
-            return;
-        };
+        let Some(action) = workflow_action_of(m) else { return };
         let mut update = entity::planned_action::Entity::update_many().filter(entity::planned_action::Column::Id.eq(action));
         if let Some(from) = from {
             update = update.col_expr(entity::planned_action::Column::FromAddress, Expr::value(from.clone()));
@@ -897,6 +888,11 @@ impl Courier {
             tracing::warn!(mailbox = %mailbox, error = %e, "recording the mailbox's last send failed");
         }
     }
+}
+
+/// The workflow action an outbox message was queued for (`workflow-action:<action>:<person>`).
+fn workflow_action_of(m: &outbox_message::Model) -> Option<Uuid> {
+    m.source_key.as_deref()?.strip_prefix("workflow-action:")?.split(':').next()?.parse().ok()
 }
 
 /// What the SMTP server's answer makes of an email's attempt.
@@ -1088,6 +1084,9 @@ struct Settle {
     sent_at: Option<DateTime<Utc>>,
     sent_as: Option<SentAs>,
     sender_note: Option<String>,
+    /// A workflow action sent: its id and the `From:` it went out with, written with the
+    /// batch (not a statement of its own per message).
+    workflow_from: Option<(Uuid, String)>,
     /// Whether this worker still held the message; an error message if the write failed.
     written: tokio::sync::oneshot::Sender<Result<bool, BatchFailed>>,
 }
@@ -1130,8 +1129,22 @@ impl Settler {
         route: &Route,
     ) -> anyhow::Result<bool> {
         let (written, answer) = tokio::sync::oneshot::channel();
-        let settle =
-            Settle { id: m.id, claim: m.claim_id, status, error, next_attempt_at, sent_at, sent_as: route.sent_as, sender_note: route.note.clone(), written };
+        let workflow_from = match (status, &route.from) {
+            (Status::Sent, Some(from)) => workflow_action_of(m).map(|action| (action, from.clone())),
+            _ => None,
+        };
+        let settle = Settle {
+            id: m.id,
+            claim: m.claim_id,
+            status,
+            error,
+            next_attempt_at,
+            sent_at,
+            sent_as: route.sent_as,
+            sender_note: route.note.clone(),
+            workflow_from,
+            written,
+        };
         self.queue.send(settle).await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
         let kept = answer.await.map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))??;
         if !kept {
@@ -1161,7 +1174,33 @@ async fn write_settles(db: &sea_orm::DatabaseConnection, batch: &[Settle]) -> Re
         backend => settles_values(backend, batch),
     };
     let rows = db.query_all(statement).await?;
-    Ok(rows.iter().filter_map(|r| r.try_get::<Uuid>("", "id").ok()).collect())
+    let kept: HashSet<Uuid> = rows.iter().filter_map(|r| r.try_get::<Uuid>("", "id").ok()).collect();
+    let sent: Vec<&(Uuid, String)> = batch.iter().filter(|s| kept.contains(&s.id)).filter_map(|s| s.workflow_from.as_ref()).collect();
+    if !sent.is_empty() {
+        db.execute(workflow_froms(db.get_database_backend(), &sent)).await?;
+    }
+    Ok(kept)
+}
+
+/// The `From:` of each workflow action just sent, in one statement.
+fn workflow_froms(backend: DbBackend, sent: &[&(Uuid, String)]) -> Statement {
+    match backend {
+        DbBackend::Postgres => {
+            use sea_orm::sea_query::ArrayType as T;
+            let mut v = api::db::Unnest::new();
+            v.column("pid", T::Uuid, sent.iter().map(|(id, _)| (*id).into())).column("from_address", T::String, sent.iter().map(|(_, f)| f.clone().into()));
+            let sql = format!("UPDATE planned_action SET from_address = v.from_address FROM {} WHERE planned_action.id = v.pid", v.source("v"));
+            Statement::from_sql_and_values(backend, sql, v.into_values())
+        }
+        _ => {
+            let tuples = vec!["(?, ?)"; sent.len()].join(", ");
+            let values: Vec<Value> = sent.iter().flat_map(|(id, f)| [(*id).into(), f.clone().into()]).collect();
+            let sql = format!(
+                "WITH v (pid, from_address) AS (VALUES {tuples}) UPDATE planned_action SET from_address = v.from_address FROM v WHERE planned_action.id = v.pid"
+            );
+            Statement::from_sql_and_values(backend, sql, values)
+        }
+    }
 }
 
 /// PostgreSQL: the outcomes as one array per column ([`api::db::Unnest`]: the same statement
