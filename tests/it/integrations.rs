@@ -235,8 +235,13 @@ struct Reporting {
 }
 
 async fn reporting(window_minutes: i64) -> Reporting {
+    reporting_with(window_minutes, &[]).await
+}
+
+/// [`reporting`] with the SMTP server started with `smtp_args`.
+async fn reporting_with(window_minutes: i64, smtp_args: &[&str]) -> Reporting {
     let app = spawn_app().await;
-    let smtp = TestSmtp::start(&[]).await;
+    let smtp = TestSmtp::start(smtp_args).await;
     use_smtp(&app, &smtp).await;
     app.user("Bea Billing", "BILLING_ADMIN").await;
     let (sam, _) = app.user("Sam Super", "COMPANY_SUPERVISOR").await;
@@ -569,4 +574,32 @@ async fn report_emails_wait_for_the_smtp_server_and_then_go_out() {
     let got = smtp.wait_for(1, 20).await;
     assert_eq!(got.len(), 1);
     assert!(got[0].parsed().subject().unwrap().contains("Zoho integration enabled"));
+}
+
+/// A report email the server refuses for good is FAILED, and the users it was for (To, not the
+/// BCC) are told in their panel; nothing is retried.
+#[tokio::test]
+async fn a_refused_report_email_fails_and_tells_its_recipients() {
+    let r = reporting_with(15, &["--reject"]).await;
+    let (_, bea_token) = {
+        let who = r.app.admin("{ reportRecipients { user { id name } } }", json!({})).await;
+        let bea = who["reportRecipients"].as_array().unwrap().iter().find(|x| x["user"]["name"] == "Bea Billing").unwrap()["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (bea.clone(), r.app.token_for(&bea))
+    };
+    r.report("reportIntegrationReauthenticationRequired", reauth("hs-auth-1")).await;
+    let ticked = r.deliver(chrono::Utc::now()).await;
+    assert!(ticked.delivered.failed >= 1, "{ticked:?}");
+    let sent = r.app.admin("{ outboundMessages(first: 10) { nodes { status subject lastError } } }", json!({})).await;
+    let reauth_mail =
+        sent["outboundMessages"]["nodes"].as_array().unwrap().iter().find(|n| n["subject"].as_str().unwrap().contains("reconnect")).unwrap().clone();
+    assert_eq!(reauth_mail["status"], "FAILED", "{sent:#}");
+    assert!(reauth_mail["lastError"].as_str().unwrap().contains("550"), "{sent:#}");
+    let panel = r.app.gql(Some(&bea_token), "{ notifications(first: 10) { edges { node { type title } } } }", json!({})).await;
+    let types: Vec<&str> = panel["data"]["notifications"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"EMAIL_FAILED_ERROR"), "Bea, a To recipient, is told: {panel:#}");
+    let later = r.deliver(chrono::Utc::now() + chrono::Duration::hours(2)).await;
+    assert_eq!(later.delivered.failed + later.delivered.sent + later.delivered.retried, 0, "failed is final: {later:?}");
 }
