@@ -195,6 +195,13 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<Ran> {
     // Accounts side by side: each is a few round trips per batch, so one alone leaves the
     // database waiting on this process. SQLite has one writer.
     let lanes = if db.get_database_backend() == DbBackend::Postgres { ACCOUNT_LANES } else { 1 };
+    // An account whose last look found nothing to do is looked at again a little later, not
+    // at every poll: its actions due later today or tomorrow would otherwise cost a few
+    // statements each poll until their run comes.
+    let accounts: Vec<Uuid> = {
+        let quiet = quiet_accounts().lock().unwrap_or_else(|e| e.into_inner());
+        accounts.into_iter().filter(|a| quiet.get(a).is_none_or(|until| *until <= now)).collect()
+    };
     let mut runs = futures_util::stream::iter(accounts).map(|account_id| run_account(app, account_id, now)).buffer_unordered(lanes);
     while let Some(done) = runs.next().await {
         let done = done?;
@@ -207,6 +214,16 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<Ran> {
 
 /// Accounts run at once on PostgreSQL.
 const ACCOUNT_LANES: usize = 4;
+
+/// How long an account that had nothing to do is left alone (never past its next scheduling
+/// time). Short: actions a killed worker left behind wait at most this long.
+const QUIET: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Accounts with nothing to do, until when (this process's own notes).
+fn quiet_accounts() -> &'static std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>> {
+    static QUIET_UNTIL: std::sync::OnceLock<std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>>> = std::sync::OnceLock::new();
+    QUIET_UNTIL.get_or_init(Default::default)
+}
 
 /// One account: starts its run if one is due, then sends what its latest run covers.
 async fn run_account(app: &AppState, account_id: Uuid, now: DateTime<Utc>) -> ApiResult<Ran> {
@@ -234,6 +251,12 @@ async fn run_account(app: &AppState, account_id: Uuid, now: DateTime<Utc>) -> Ap
         if taken < BATCH as usize {
             break;
         }
+    }
+    if ran == Ran::default() {
+        let mut quiet = quiet_accounts().lock().unwrap_or_else(|e| e.into_inner());
+        quiet.retain(|_, until| *until > now);
+        // Never past the account's next scheduling time.
+        quiet.insert(account_id, (now + QUIET).min(cal.next_run(now)));
     }
     if ran.sent + ran.todo > 0 {
         workflow_run::Entity::update_many()
