@@ -18,6 +18,48 @@ use uuid::Uuid;
 
 use crate::{auth::Caller, error::ApiResult};
 
+/// An addressed message to queue (`outbox_message`'s second shape): its content rendered
+/// now, to its recipients, under a source key unique per account.
+pub struct Addressed {
+    pub channel: outbox_message::Channel,
+    pub recipients: Vec<outbox_message::Recipient>,
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub source_key: String,
+    /// Sent as this user (their own mailbox when it can send).
+    pub sender_user_id: Option<Uuid>,
+}
+
+impl Addressed {
+    /// The outbox row, due at `now`.
+    pub fn row(self, account_id: Uuid, now: DateTime<Utc>) -> crate::error::ApiResult<outbox_message::Model> {
+        Ok(outbox_message::Model {
+            id: Uuid::now_v7(),
+            account_id,
+            event_id: None,
+            user_id: None,
+            channel: self.channel,
+            status: Status::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at: now,
+            next_attempt_at: now,
+            leased_until: None,
+            claim_id: None,
+            sent_at: None,
+            sent_as: None,
+            sender_note: None,
+            recipients: Some(serde_json::to_value(&self.recipients).map_err(|e| crate::error::ApiError::Internal(e.into()))?),
+            subject: self.subject,
+            body_text: Some(self.text),
+            body_html: self.html,
+            source_key: Some(self.source_key),
+            sender_user_id: self.sender_user_id,
+        })
+    }
+}
+
 /// Which outbound messages a list shows.
 #[derive(Debug, Default)]
 pub struct MessageFilter {

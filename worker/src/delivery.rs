@@ -568,16 +568,21 @@ impl Courier {
         let Some(phone) = facts.recipient.phone.as_deref() else {
             return (Outcome::Failed("the recipient has no phone number".into(), Route::default()), None);
         };
-        let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
-            let reason = "no SMS gateway is set for the account".to_string();
-            return (Outcome::Held { notice: Some(format!("outbox-held:{}:no-sms-gateway", m.account_id)), reason }, None);
+        let gateway = match gateway_of(m, ctx) {
+            Ok(g) => g,
+            Err(held) => return (held, None),
         };
         let body = match self.templates.text(facts) {
             Ok(b) => b,
             Err(e) => return (Outcome::Failed(format!("the text could not be rendered: {e}"), Route::default()), None),
         };
+        self.send_text(gateway, phone, &body).await
+    }
+
+    /// A text to `phone` through `gateway`.
+    async fn send_text(&self, gateway: &gateway::Gateway, phone: &str, body: &str) -> (Outcome, Option<SemaphorePermit<'_>>) {
         let permit = self.gate.acquire().await.expect("the gate is never closed");
-        let outcome = match sms::send(&self.http, gateway, phone, &body).await {
+        let outcome = match sms::send(&self.http, gateway, phone, body).await {
             Ok(()) => Outcome::Sent(Route::default()),
             Err(f) if f.transient => Outcome::Retry(f.message, Route::default()),
             Err(f) => Outcome::Failed(f.message, Route::default()),
@@ -733,18 +738,10 @@ impl Courier {
         let Some(phone) = recipients.first().map(|r| r.address.as_str()) else {
             return (Outcome::Failed("the text has no recipient".into(), Route::default()), None);
         };
-        let Some(Some(gateway)) = ctx.gateways.get(&m.account_id) else {
-            let reason = "no SMS gateway is set for the account".to_string();
-            return (Outcome::Held { notice: Some(format!("outbox-held:{}:no-sms-gateway", m.account_id)), reason }, None);
-        };
-        let body = m.body_text.clone().unwrap_or_default();
-        let permit = self.gate.acquire().await.expect("the gate is never closed");
-        let outcome = match sms::send(&self.http, gateway, phone, &body).await {
-            Ok(()) => Outcome::Sent(Route::default()),
-            Err(f) if f.transient => Outcome::Retry(f.message, Route::default()),
-            Err(f) => Outcome::Failed(f.message, Route::default()),
-        };
-        (outcome, Some(permit))
+        match gateway_of(m, ctx) {
+            Ok(gateway) => self.send_text(gateway, phone, m.body_text.as_deref().unwrap_or_default()).await,
+            Err(held) => (held, None),
+        }
     }
 
     /// An email the system would send, held for what its settings lack: the SMTP server
@@ -844,26 +841,21 @@ impl Courier {
                 if let Some(mailbox) = route.mailbox {
                     self.record_send(mailbox, Some(&error)).await;
                 }
-                self.record_workflow(m, None, Some(&error)).await;
+                self.record_workflow_failure(m, &error).await;
             }
         }
         Ok(())
     }
 
-    /// Records on the workflow action a message was for the `From:` it went out with, or that
-    /// it failed (best effort: the message holds its outcome).
-    async fn record_workflow(&self, m: &outbox_message::Model, from: Option<&String>, failed: Option<&String>) {
+    /// Records on the workflow action a message was for that it failed, and why (best effort:
+    /// the message holds its outcome). The `From:` of a sent one goes with its settle batch.
+    async fn record_workflow_failure(&self, m: &outbox_message::Model, error: &str) {
         use sea_orm::sea_query::Expr;
         let Some(action) = workflow_action_of(m) else { return };
-        let mut update = entity::planned_action::Entity::update_many().filter(entity::planned_action::Column::Id.eq(action));
-        if let Some(from) = from {
-            update = update.col_expr(entity::planned_action::Column::FromAddress, Expr::value(from.clone()));
-        }
-        if let Some(error) = failed {
-            update = update
-                .col_expr(entity::planned_action::Column::Status, Expr::value(entity::planned_action::Status::Failed))
-                .col_expr(entity::planned_action::Column::TodoReason, Expr::value(error.chars().take(1000).collect::<String>()));
-        }
+        let update = entity::planned_action::Entity::update_many()
+            .filter(entity::planned_action::Column::Id.eq(action))
+            .col_expr(entity::planned_action::Column::Status, Expr::value(entity::planned_action::Status::Failed))
+            .col_expr(entity::planned_action::Column::TodoReason, Expr::value(error.chars().take(1000).collect::<String>()));
         if let Err(e) = update.exec(&self.app.db).await {
             tracing::warn!(message = %m.id, error = %e, "recording the workflow action's outcome failed");
         }
@@ -886,6 +878,16 @@ impl Courier {
         };
         if let Err(e) = update.exec(&self.app.db).await {
             tracing::warn!(mailbox = %mailbox, error = %e, "recording the mailbox's last send failed");
+        }
+    }
+}
+
+/// The account's SMS gateway, or the outcome of a text that waits for one (HELD).
+fn gateway_of<'c>(m: &outbox_message::Model, ctx: &'c Context) -> Result<&'c gateway::Gateway, Outcome> {
+    match ctx.gateways.get(&m.account_id) {
+        Some(Some(gateway)) => Ok(gateway),
+        _ => {
+            Err(Outcome::Held { notice: Some(format!("outbox-held:{}:no-sms-gateway", m.account_id)), reason: "no SMS gateway is set for the account".into() })
         }
     }
 }

@@ -27,7 +27,7 @@ use entity::{
     integration::Health,
     integration_alert_window as window, integration_mapping_error as mapping, integration_report,
     integration_report::Kind,
-    outbox_message::{self, Channel, Field, Recipient, Status},
+    outbox_message::{self, Channel, Field, Recipient},
     user,
 };
 use minijinja::{context, Value};
@@ -402,29 +402,16 @@ async fn queue(
         list.push(Recipient { field: Field::Bcc, address: bcc, name: None, user_id: None });
     }
     let now = Utc::now();
-    let row = outbox_message::Model {
-        id: Uuid::now_v7(),
-        account_id: account.id,
-        event_id: None,
-        user_id: None,
+    let row = crate::outbox::Addressed {
         channel: Channel::Email,
-        status: Status::Pending,
-        attempts: 0,
-        last_error: None,
-        created_at: now,
-        next_attempt_at: now,
-        leased_until: None,
-        claim_id: None,
-        sent_at: None,
-        sent_as: None,
-        sender_note: None,
-        recipients: Some(serde_json::to_value(&list).map_err(|e| ApiError::Internal(e.into()))?),
+        recipients: list,
         subject: Some(email.subject),
-        body_text: Some(email.text),
-        body_html: Some(email.html),
-        source_key: Some(source_key),
+        text: email.text,
+        html: Some(email.html),
+        source_key,
         sender_user_id: None,
-    };
+    }
+    .row(account.id, now)?;
     Ok(Some(row.into_active_model().reset_all().insert(txn).await?))
 }
 

@@ -515,30 +515,16 @@ impl Send {
         let mut queued = Vec::with_capacity(self.messages.len());
         for m in &self.messages {
             let to = Recipient { field: Field::To, address: m.to.address.clone(), name: Some(m.to.person.name.clone()), user_id: None };
-            let message = outbox_message::Model {
-                id: Uuid::now_v7(),
-                account_id: row.account_id,
-                event_id: None,
-                user_id: None,
+            let message = crate::outbox::Addressed {
                 channel,
-                status: outbox_message::Status::Pending,
-                attempts: 0,
-                last_error: None,
-                created_at: now,
-                next_attempt_at: now,
-                leased_until: None,
-                claim_id: None,
-                sent_at: None,
-                sent_as: None,
-                sender_note: None,
-                recipients: Some(serde_json::to_value(vec![to]).map_err(|e| ApiError::Internal(e.into()))?),
+                recipients: vec![to],
                 subject: email.then(|| m.subject.clone()),
-                body_text: Some(m.body.clone()),
-                body_html: email.then(|| templates::html_of(&m.body)),
-                source_key: Some(format!("workflow-action:{}:{}", row.id, m.to.person.id)),
+                text: m.body.clone(),
+                html: email.then(|| templates::html_of(&m.body)),
+                source_key: format!("workflow-action:{}:{}", row.id, m.to.person.id),
                 sender_user_id: Some(self.sender.id),
             };
-            queued.push(message);
+            queued.push(message.row(row.account_id, now)?);
         }
         let after = self.done(row, recipients, queued.first().map(|m| m.id), None, now);
         Ok((queued, after))
